@@ -1,0 +1,215 @@
+/* nightshift: one binary, subcommands. Parses arguments, installs signal
+ * handlers and calls the library; nothing else lives here. */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "handler.h"
+#include "ns/config.h"
+#include "ns/http.h"
+#include "ns/log.h"
+#include "ops.h"
+#include "producer.h"
+#include "worker.h"
+
+#define NS_VERSION "0.1.0"
+
+static volatile sig_atomic_t running = 1;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    running = 0;
+}
+
+static void install_signals(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_signal;
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+}
+
+static int usage(FILE *out)
+{
+    fprintf(out,
+            "usage: nightshift <command> [options]\n\n"
+            "commands:\n"
+            "  producer                 run the scheduler daemon\n"
+            "  worker                   run a worker (consumer-group member)\n"
+            "  run JOB [--dry-run] [--wait] [--timeout S]\n"
+            "                           start a manual run of JOB\n"
+            "  status [JOB|RUN_ID] [--json]\n"
+            "                           runs, item counts, last success\n"
+            "  migrate                  apply database migrations\n"
+            "  config check [FILE]      validate a jobs file\n"
+            "  dev-broker [--port-file F]\n"
+            "                           embedded Kafka (librdkafka mock) for "
+            "the demo\n"
+            "  version\n\n"
+            "options:\n"
+            "  -c, --config FILE        jobs file (default $NS_CONFIG or "
+            "config/jobs.yaml)\n\n"
+            "connections come from NS_PG_DSN, NS_REDIS_URL, "
+            "NS_KAFKA_BROKERS.\n");
+    return out == stderr ? 2 : 0;
+}
+
+typedef struct args {
+    const char *config;
+    const char *positional[4];
+    int n_positional;
+    bool dry_run, wait, json;
+    int timeout_s;
+    const char *port_file;
+} args_t;
+
+static int parse(int argc, char **argv, args_t *a)
+{
+    const char *env = getenv("NS_CONFIG");
+    a->config = env && *env ? env : "config/jobs.yaml";
+    for (int i = 2; i < argc; i++) {
+        const char *s = argv[i];
+        if ((strcmp(s, "-c") == 0 || strcmp(s, "--config") == 0) &&
+            i + 1 < argc)
+            a->config = argv[++i];
+        else if (strcmp(s, "--dry-run") == 0)
+            a->dry_run = true;
+        else if (strcmp(s, "--wait") == 0)
+            a->wait = true;
+        else if (strcmp(s, "--json") == 0)
+            a->json = true;
+        else if (strcmp(s, "--timeout") == 0 && i + 1 < argc)
+            a->timeout_s = atoi(argv[++i]);
+        else if (strcmp(s, "--port-file") == 0 && i + 1 < argc)
+            a->port_file = argv[++i];
+        else if (s[0] == '-') {
+            fprintf(stderr, "nightshift: unknown option %s\n", s);
+            return -1;
+        } else if (a->n_positional < 4)
+            a->positional[a->n_positional++] = s;
+        else
+            return -1;
+    }
+    return 0;
+}
+
+static ns_config_t *load(const char *path)
+{
+    ns_error_t err;
+    ns_error_clear(&err);
+    ns_config_t *cfg = ns_config_load(path, ns_handler_known, &err);
+    if (cfg == NULL)
+        fprintf(stderr, "%s\n", err.msg);
+    return cfg;
+}
+
+static int cmd_daemon(const char *cmd, const args_t *a)
+{
+    ns_config_t *cfg = load(a->config);
+    if (cfg == NULL)
+        return 2;
+    ns_error_t err;
+    ns_error_clear(&err);
+    int rc = 1;
+    if (strcmp(cmd, "producer") == 0) {
+        ns_producer_t *p = ns_producer_new(cfg, &err);
+        if (p != NULL) {
+            rc = ns_producer_run(p, &running);
+            ns_producer_destroy(p);
+        }
+    } else {
+        ns_worker_t *w = ns_worker_new(cfg, &err);
+        if (w != NULL) {
+            rc = ns_worker_run(w, &running);
+            ns_worker_destroy(w);
+        }
+    }
+    if (rc != 0 && err.msg[0] != '\0')
+        NS_ERROR(NULL, "%s", err.msg);
+    ns_config_destroy(cfg);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2)
+        return usage(stderr);
+    const char *cmd = argv[1];
+    if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 ||
+        strcmp(cmd, "-h") == 0)
+        return usage(stdout);
+    if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
+        printf("nightshift %s\n", NS_VERSION);
+        return 0;
+    }
+    args_t a = {0};
+    if (parse(argc, argv, &a) != 0)
+        return usage(stderr);
+    install_signals();
+    ns_log_init(cmd, NS_LOG_INFO);
+    ns_http_global_init();
+
+    if (strcmp(cmd, "producer") == 0 || strcmp(cmd, "worker") == 0)
+        return cmd_daemon(cmd, &a);
+    if (strcmp(cmd, "dev-broker") == 0) {
+        /* Without a readable config the broker still starts, topic-less. */
+        ns_error_t err;
+        ns_config_t *cfg = ns_config_load(a.config, ns_handler_known, &err);
+        int rc = ns_ops_dev_broker(cfg, a.port_file, stdout, &running);
+        ns_config_destroy(cfg);
+        return rc;
+    }
+    if (strcmp(cmd, "config") == 0) {
+        if (a.n_positional < 1 || strcmp(a.positional[0], "check") != 0)
+            return usage(stderr);
+        const char *path = a.n_positional > 1 ? a.positional[1] : a.config;
+        ns_config_t *cfg = load(path);
+        if (cfg == NULL)
+            return 2;
+        printf("%s: ok (%zu job%s)\n", path, cfg->n_jobs,
+               cfg->n_jobs == 1 ? "" : "s");
+        ns_config_destroy(cfg);
+        return 0;
+    }
+    if (strcmp(cmd, "migrate") == 0) {
+        const char *dsn = getenv("NS_PG_DSN");
+        ns_config_t *cfg = NULL;
+        if (dsn == NULL || *dsn == '\0') {
+            cfg = load(a.config);
+            if (cfg == NULL)
+                return 2;
+            dsn = cfg->pg_dsn;
+        }
+        int rc = ns_ops_migrate(dsn, stdout);
+        ns_config_destroy(cfg);
+        return rc;
+    }
+    if (strcmp(cmd, "run") == 0 || strcmp(cmd, "status") == 0) {
+        ns_config_t *cfg = load(a.config);
+        if (cfg == NULL)
+            return 2;
+        int rc;
+        if (strcmp(cmd, "run") == 0) {
+            if (a.n_positional != 1) {
+                ns_config_destroy(cfg);
+                return usage(stderr);
+            }
+            ns_run_opts_t opts = {.job = a.positional[0],
+                                  .dry_run = a.dry_run,
+                                  .wait = a.wait,
+                                  .timeout_s = a.timeout_s};
+            rc = ns_ops_run(cfg, &opts, stdout, &running);
+        } else {
+            rc = ns_ops_status(cfg, a.n_positional ? a.positional[0] : NULL,
+                               a.json, stdout);
+        }
+        ns_config_destroy(cfg);
+        return rc;
+    }
+    fprintf(stderr, "nightshift: unknown command \"%s\"\n\n", cmd);
+    return usage(stderr);
+}

@@ -1,0 +1,110 @@
+/* config.h: config/jobs.yaml, parsed with libyaml.
+ * Errors name "FILE:LINE: message". ${VAR} and ${VAR:-default} are
+ * interpolated from the environment; keys under kafka: go to librdkafka. */
+#ifndef NS_CONFIG_H
+#define NS_CONFIG_H
+
+#include <cjson/cJSON.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "ns/cron.h"
+#include "ns/err.h"
+
+typedef enum ns_concurrency {
+    NS_CONC_FORBID = 0,
+    NS_CONC_ALLOW,
+    NS_CONC_REPLACE,
+} ns_concurrency_t;
+
+typedef enum ns_source_kind {
+    NS_SOURCE_ONE = 0,
+    NS_SOURCE_SQL,
+} ns_source_kind_t;
+
+typedef struct ns_source {
+    ns_source_kind_t kind;
+    char *query;      /**< sql: the query; every column goes to the payload */
+    char *key_column; /**< sql: the column that is the item key */
+} ns_source_t;
+
+typedef struct ns_retry {
+    int max_attempts;     /**< total attempts, default 3 */
+    double backoff_s;     /**< first delay, default 1 */
+    double backoff_max_s; /**< cap, default 60 */
+} ns_retry_t;
+
+typedef struct ns_kv {
+    char *key;
+    char *value;
+    int line;
+} ns_kv_t;
+
+typedef struct ns_job {
+    char *name;
+    int line;
+    char *schedule; /**< NULL: only manual runs */
+    ns_cron_t *cron;
+    char *timezone; /**< default "UTC" */
+    ns_concurrency_t concurrency;
+    int starting_deadline_s; /**< default 300 */
+    bool suspend;
+    ns_source_t source;
+    char *handler;
+    char *finalizer; /**< may be NULL */
+    ns_retry_t retry;
+    int max_parallelism; /**< partitions of ns.items.<job>, default 4 */
+    cJSON *notify;       /**< e.g. {"telegram":{"chat_id":"..."}}; never NULL */
+    cJSON *params;       /**< handler settings; never NULL */
+} ns_job_t;
+
+typedef struct ns_llm_settings {
+    char *base_url; /**< default https://api.perplexity.ai */
+    char *model;    /**< default sonar-reasoning-pro */
+    char *api_key;  /**< secret */
+    int max_tokens; /**< default 500 */
+    int timeout_s;  /**< default 60 */
+} ns_llm_settings_t;
+
+typedef struct ns_telegram_settings {
+    char *api_url;   /**< default https://api.telegram.org */
+    char *bot_token; /**< secret */
+    int timeout_s;   /**< default 30 */
+} ns_telegram_settings_t;
+
+typedef struct ns_config {
+    char *path;
+    char *pg_dsn;        /**< default ${NS_PG_DSN} */
+    char *redis_url;     /**< default ${NS_REDIS_URL} */
+    char *kafka_brokers; /**< default ${NS_KAFKA_BROKERS} */
+    ns_kv_t *kafka;      /**< librdkafka properties, in file order */
+    size_t n_kafka;
+    int worker_max_in_flight;  /**< default 8 */
+    int worker_metrics_port;   /**< default 9464; 0 = ephemeral, -1 = off */
+    int producer_metrics_port; /**< default 9463 */
+    int producer_tick_ms;      /**< default 1000 */
+    size_t max_payload_bytes;  /**< default 1 MiB */
+    ns_llm_settings_t llm;
+    ns_telegram_settings_t telegram;
+    ns_job_t *jobs;
+    size_t n_jobs;
+} ns_config_t;
+
+/** Says whether a handler / finalizer name exists (config check uses the
+ *  worker's table); NULL skips that check. */
+typedef int (*ns_handler_known_fn)(const char *name, int is_finalizer);
+
+/** @brief Loads and validates path.
+ *  @returns NULL with err->msg "path:line: message" (code NS_ERR_INVALID)
+ *  on unknown keys, bad cron, unknown time zone, unknown handler, duplicate
+ *  job names, missing variables, YAML syntax errors.
+ *  @remark Secret values (api_key, bot_token) are registered with the log's
+ *  redaction list. */
+ns_config_t *ns_config_load(const char *path, ns_handler_known_fn known,
+                            ns_error_t *err);
+void ns_config_destroy(ns_config_t *cfg);
+
+/** @brief The job named name, or NULL. */
+const ns_job_t *ns_config_job(const ns_config_t *cfg, const char *name);
+
+#endif

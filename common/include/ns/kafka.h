@@ -1,0 +1,38 @@
+/* kafka.h: librdkafka set-up shared by producer, worker and the CLI.
+ * Connection from the config (NS_KAFKA_BROKERS), every key under kafka:
+ * passed through, topic names, idempotent producer, topic creation. */
+#ifndef NS_KAFKA_H
+#define NS_KAFKA_H
+
+#include <librdkafka/rdkafka.h>
+
+#include "ns/config.h"
+#include "ns/err.h"
+
+#define NS_TOPIC_MAX 256
+
+/** @brief "ns.items.<job>". */
+void ns_topic_items(const char *job, char out[NS_TOPIC_MAX]);
+
+/** @brief A configuration with bootstrap.servers and the kafka: keys.
+ *  @returns NULL with err naming the bad property. Caller owns it (it is
+ *  owned by rd_kafka_new on success). */
+rd_kafka_conf_t *ns_kafka_conf(const ns_config_t *cfg, ns_error_t *err);
+
+/** @brief Sets one property; err names it on failure. */
+ns_err_t ns_kafka_set(rd_kafka_conf_t *conf, const char *key, const char *value,
+                      ns_error_t *err);
+
+/** @brief An idempotent producer (enable.idempotence, acks=all). */
+rd_kafka_t *ns_kafka_producer_new(const ns_config_t *cfg, ns_error_t *err);
+
+/** @brief Creates the topic with that many partitions unless it exists.
+ *  Waits for the answer (timeout_ms). */
+ns_err_t ns_kafka_ensure_topic(rd_kafka_t *rk, const char *topic,
+                               int partitions, int timeout_ms, ns_error_t *err);
+
+/** @brief Creates ns.items.<job> for every job of cfg. */
+ns_err_t ns_kafka_ensure_job_topics(rd_kafka_t *rk, const ns_config_t *cfg,
+                                    ns_error_t *err);
+
+#endif

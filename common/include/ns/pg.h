@@ -1,0 +1,39 @@
+/* pg.h: PostgreSQL through libpq, with errors classified for retries.
+ * Lost connections and serialization failures are transient; constraint and
+ * syntax errors are permanent. Every query is parameterised. */
+#ifndef NS_PG_H
+#define NS_PG_H
+
+#include <libpq-fe.h>
+#include <stdint.h>
+
+#include "ns/err.h"
+
+/** @brief Connects (application_name=nightshift-<component>, 10 s timeout).
+ *  @returns NULL with err set (transient) on failure. */
+PGconn *ns_pg_connect(const char *dsn, ns_error_t *err);
+
+/** @brief Reconnects *conn if its connection is bad. @returns NS_OK when
+ *  usable. */
+ns_err_t ns_pg_ensure(PGconn **conn, const char *dsn, ns_error_t *err);
+
+/** @brief Runs a parameterised statement (text parameters; NULL = SQL
+ *  NULL). @returns the result (caller PQclear) for COMMAND_OK / TUPLES_OK
+ *  / COPY_*, or NULL with err set and classified. */
+PGresult *ns_pg_query(PGconn *conn, const char *sql, int n_params,
+                      const char *const *params, ns_error_t *err);
+
+/** @brief ns_pg_query for statements whose result is not needed. */
+ns_err_t ns_pg_exec(PGconn *conn, const char *sql, int n_params,
+                    const char *const *params, ns_error_t *err);
+
+/** @brief Rolls back if a transaction is open or failed; never fails. */
+void ns_pg_rollback(PGconn *conn);
+
+/** @brief Value of row r column c as int64 (0 if NULL). */
+int64_t ns_pg_int64(const PGresult *res, int r, int c);
+
+/** @brief Formats an int64 for use as a text parameter. */
+void ns_pg_i64str(int64_t v, char out[24]);
+
+#endif

@@ -1,0 +1,44 @@
+/* telegram.h: the Telegram Bot API (sendMessage) and message formatting.
+ * Messages use parse_mode HTML: user text is escaped so that it arrives
+ * literally, and long messages are split at 4096 visible characters. */
+#ifndef NS_TELEGRAM_H
+#define NS_TELEGRAM_H
+
+#include <stddef.h>
+
+#include "ns/config.h"
+#include "ns/err.h"
+
+#define NS_TG_MAX_TEXT 4096
+
+/** @brief Escapes &, <, > for parse_mode HTML; invalid UTF-8 becomes
+ *  U+FFFD and control characters other than \n and \t are dropped.
+ *  @returns malloc'd string. */
+char *ns_tg_escape_html(const char *text);
+
+/** @brief Splits an HTML message into chunks of at most limit visible
+ *  characters (tags count 0, an entity counts 1, UTF-8 code points count
+ *  1), preferring newline boundaries, never inside a tag or entity; tags
+ *  open at a split are closed at the end of the chunk and reopened in the
+ *  next. @returns the number of chunks; *chunks is a malloc'd array of
+ *  malloc'd strings (free with ns_tg_chunks_free). */
+size_t ns_tg_split_html(const char *html, size_t limit, char ***chunks);
+void ns_tg_chunks_free(char **chunks, size_t n);
+
+/** @brief Calls sendMessage (parse_mode HTML, link previews off).
+ *  @returns NS_OK; NS_ERR_TRANSIENT on 429 (err->retry_after_s from
+ *  parameters.retry_after), 5xx, timeouts, malformed answers;
+ *  NS_ERR_PERMANENT on other 4xx ("ok":false with description). */
+ns_err_t ns_tg_send_message(const ns_telegram_settings_t *cfg,
+                            const char *chat_id, const char *html,
+                            ns_error_t *err);
+
+/** @brief Calls sendDocument (multipart/form-data): uploads data[0..len) as
+ *  a file named filename, with an optional caption (parse_mode HTML; the
+ *  Bot API allows 1024 visible characters). Errors as ns_tg_send_message. */
+ns_err_t ns_tg_send_document(const ns_telegram_settings_t *cfg,
+                             const char *chat_id, const char *filename,
+                             const void *data, size_t len,
+                             const char *caption_html, ns_error_t *err);
+
+#endif

@@ -1,0 +1,125 @@
+#include "ns/pg.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* SQLSTATE classes worth retrying: connection exceptions, serialization
+ * failures, deadlocks, insufficient resources, operator intervention
+ * (admin shutdown, crash shutdown, cannot connect now). */
+static ns_err_t classify(PGconn *conn, const PGresult *res)
+{
+    if (conn == NULL || PQstatus(conn) != CONNECTION_OK)
+        return NS_ERR_TRANSIENT;
+    const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+    if (state == NULL)
+        return NS_ERR_TRANSIENT;
+    if (strncmp(state, "08", 2) == 0 || strcmp(state, "40001") == 0 ||
+        strcmp(state, "40P01") == 0 || strncmp(state, "53", 2) == 0 ||
+        strncmp(state, "57", 2) == 0)
+        return NS_ERR_TRANSIENT;
+    return NS_ERR_PERMANENT;
+}
+
+static void trim_newline(char *msg)
+{
+    size_t n = strlen(msg);
+    while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == ' '))
+        msg[--n] = '\0';
+}
+
+static void ignore_notice(void *arg, const char *message)
+{
+    (void)arg;
+    (void)message;
+}
+
+PGconn *ns_pg_connect(const char *dsn, ns_error_t *err)
+{
+    if (dsn == NULL || dsn[0] == '\0') {
+        ns_error_set(err, NS_ERR_INVALID,
+                     "postgres: no connection string (set NS_PG_DSN)");
+        return NULL;
+    }
+    const char *keys[] = {"dbname", "application_name", "connect_timeout",
+                          NULL};
+    const char *values[] = {dsn, "nightshift", "10", NULL};
+    PGconn *conn = PQconnectdbParams(keys, values, 1);
+    if (conn == NULL || PQstatus(conn) != CONNECTION_OK) {
+        ns_error_set(err, NS_ERR_TRANSIENT, "postgres: connect: %s",
+                     conn ? PQerrorMessage(conn) : "out of memory");
+        if (err)
+            trim_newline(err->msg);
+        PQfinish(conn);
+        return NULL;
+    }
+    /* Notices (e.g. "relation already exists, skipping") are not errors. */
+    PQsetNoticeProcessor(conn, ignore_notice, NULL);
+    return conn;
+}
+
+ns_err_t ns_pg_ensure(PGconn **conn, const char *dsn, ns_error_t *err)
+{
+    if (*conn != NULL && PQstatus(*conn) == CONNECTION_OK)
+        return NS_OK;
+    PQfinish(*conn);
+    *conn = ns_pg_connect(dsn, err);
+    return *conn ? NS_OK : NS_ERR_TRANSIENT;
+}
+
+PGresult *ns_pg_query(PGconn *conn, const char *sql, int n_params,
+                      const char *const *params, ns_error_t *err)
+{
+    if (conn == NULL) {
+        ns_error_set(err, NS_ERR_TRANSIENT, "postgres: not connected");
+        return NULL;
+    }
+    /* Without parameters, PQexec allows several statements in one call. */
+    PGresult *res = n_params == 0 ? PQexec(conn, sql)
+                                  : PQexecParams(conn, sql, n_params, NULL,
+                                                 params, NULL, NULL, 0);
+    ExecStatusType st = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
+    if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK ||
+        st == PGRES_COPY_IN || st == PGRES_COPY_OUT)
+        return res;
+    ns_err_t code = classify(conn, res);
+    ns_error_set(err, code, "postgres: %s",
+                 res ? PQresultErrorMessage(res) : PQerrorMessage(conn));
+    if (err)
+        trim_newline(err->msg);
+    PQclear(res);
+    return NULL;
+}
+
+ns_err_t ns_pg_exec(PGconn *conn, const char *sql, int n_params,
+                    const char *const *params, ns_error_t *err)
+{
+    PGresult *res = ns_pg_query(conn, sql, n_params, params, err);
+    if (res == NULL)
+        return err ? err->code : NS_ERR_TRANSIENT;
+    PQclear(res);
+    return NS_OK;
+}
+
+void ns_pg_rollback(PGconn *conn)
+{
+    if (conn == NULL || PQstatus(conn) != CONNECTION_OK)
+        return;
+    if (PQtransactionStatus(conn) == PQTRANS_IDLE)
+        return;
+    PGresult *res = PQexec(conn, "ROLLBACK");
+    PQclear(res);
+}
+
+int64_t ns_pg_int64(const PGresult *res, int r, int c)
+{
+    if (PQgetisnull(res, r, c))
+        return 0;
+    return strtoll(PQgetvalue(res, r, c), NULL, 10);
+}
+
+void ns_pg_i64str(int64_t v, char out[24])
+{
+    snprintf(out, 24, "%" PRId64, v);
+}

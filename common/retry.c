@@ -1,0 +1,17 @@
+#include "ns/retry.h"
+
+#include <math.h>
+#include <stdlib.h>
+
+int64_t ns_backoff_ms(const ns_retry_t *policy, int attempt,
+                      double retry_after_s, unsigned *seed)
+{
+    double base = policy->backoff_s > 0 ? policy->backoff_s : 1.0;
+    double cap = policy->backoff_max_s > 0 ? policy->backoff_max_s : 60.0;
+    int exp = attempt < 1 ? 0 : (attempt > 30 ? 30 : attempt - 1);
+    double ceiling = fmin(cap, base * ldexp(1.0, exp));
+    double delay = ceiling * ((double)rand_r(seed) / ((double)RAND_MAX + 1));
+    if (retry_after_s >= 0 && delay < retry_after_s)
+        delay = retry_after_s;
+    return (int64_t)(delay * 1000.0);
+}

@@ -1,0 +1,159 @@
+#include "ops.h"
+
+#include <librdkafka/rdkafka.h>
+#include <librdkafka/rdkafka_mock.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "ns/clock.h"
+#include "ns/kafka.h"
+#include "ns/migrations.h"
+#include "ns/pg.h"
+#include "planner.h"
+
+static void nap_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+static int is_terminal(const char *status)
+{
+    return strcmp(status, "succeeded") == 0 || strcmp(status, "failed") == 0 ||
+           strcmp(status, "skipped") == 0 || strcmp(status, "cancelled") == 0;
+}
+
+int ns_ops_run(const ns_config_t *cfg, const ns_run_opts_t *opts, FILE *out,
+               volatile sig_atomic_t *running)
+{
+    const ns_job_t *job = ns_config_job(cfg, opts->job);
+    if (job == NULL) {
+        fprintf(stderr, "nightshift run: unknown job \"%s\"\n", opts->job);
+        return 2;
+    }
+    ns_error_t err;
+    ns_error_clear(&err);
+    ns_planner_t *p = ns_planner_new(cfg, &err);
+    if (p == NULL) {
+        fprintf(stderr, "nightshift run: %s\n", err.msg);
+        return 1;
+    }
+    int64_t run_id = 0;
+    bool skipped = false;
+    int rc = 0;
+    if (ns_planner_create_run(p, job, NS_RUN_MANUAL, -1, opts->dry_run, &run_id,
+                              &skipped, &err) != NS_OK ||
+        ns_planner_emit(p, run_id, &err) != NS_OK) {
+        fprintf(stderr, "nightshift run: %s\n", err.msg);
+        if (run_id > 0)
+            fprintf(stderr,
+                    "run %lld is recorded; a producer will resume "
+                    "it\n",
+                    (long long)run_id);
+        ns_planner_destroy(p);
+        return 1;
+    }
+    fprintf(out, "run %lld of %s started%s\n", (long long)run_id, job->name,
+            opts->dry_run ? " (dry run)" : "");
+    fflush(out);
+    if (!opts->wait) {
+        ns_planner_destroy(p);
+        return 0;
+    }
+    char id[24];
+    ns_pg_i64str(run_id, id);
+    const char *params[] = {id};
+    int64_t deadline = ns_clock_mono_ms() + (int64_t)opts->timeout_s * 1000;
+    char status[32] = "pending";
+    while (*running) {
+        PGresult *r = ns_pg_query(ns_planner_pg(p),
+                                  "SELECT status FROM runs WHERE run_id = "
+                                  "$1::bigint",
+                                  1, params, &err);
+        if (r != NULL && PQntuples(r) == 1)
+            snprintf(status, sizeof(status), "%s", PQgetvalue(r, 0, 0));
+        PQclear(r);
+        if (is_terminal(status))
+            break;
+        if (opts->timeout_s > 0 && ns_clock_mono_ms() > deadline) {
+            fprintf(stderr, "nightshift run: run %s still %s after %d s\n", id,
+                    status, opts->timeout_s);
+            ns_planner_destroy(p);
+            return 1;
+        }
+        nap_ms(250);
+    }
+    ns_planner_destroy(p);
+    if (!is_terminal(status))
+        return 1;
+    rc = ns_ops_status(cfg, id, false, out);
+    if (rc != 0)
+        return rc;
+    return strcmp(status, "succeeded") == 0 ? 0 : 1;
+}
+
+int ns_ops_migrate(const char *dsn, FILE *out)
+{
+    ns_error_t err;
+    ns_error_clear(&err);
+    PGconn *pg = ns_pg_connect(dsn, &err);
+    if (pg == NULL) {
+        fprintf(stderr, "nightshift migrate: %s\n", err.msg);
+        return 1;
+    }
+    int applied = 0;
+    ns_err_t rc = ns_migrate(pg, &applied, &err);
+    PQfinish(pg);
+    if (rc != NS_OK) {
+        fprintf(stderr, "nightshift migrate: %s\n", err.msg);
+        return 1;
+    }
+    fprintf(out, "migrations: %d applied, %d total\n", applied,
+            ns_migrations_count);
+    return 0;
+}
+
+int ns_ops_dev_broker(const ns_config_t *cfg, const char *port_file, FILE *out,
+                      volatile sig_atomic_t *running)
+{
+    char errstr[512];
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    rd_kafka_t *rk =
+        rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
+    if (rk == NULL) {
+        fprintf(stderr, "dev-broker: %s\n", errstr);
+        rd_kafka_conf_destroy(conf);
+        return 1;
+    }
+    rd_kafka_mock_cluster_t *mc = rd_kafka_mock_cluster_new(rk, 1);
+    if (mc == NULL) {
+        fprintf(stderr, "dev-broker: cannot start the mock cluster\n");
+        rd_kafka_destroy(rk);
+        return 1;
+    }
+    /* The mock cluster does not implement CreateTopics; make them here. */
+    for (size_t i = 0; cfg != NULL && i < cfg->n_jobs; i++) {
+        char topic[NS_TOPIC_MAX];
+        ns_topic_items(cfg->jobs[i].name, topic);
+        rd_kafka_mock_topic_create(mc, topic, cfg->jobs[i].max_parallelism, 1);
+    }
+    const char *bootstraps = rd_kafka_mock_cluster_bootstraps(mc);
+    fprintf(out, "%s\n", bootstraps);
+    fflush(out);
+    if (port_file != NULL) {
+        char tmp[4096];
+        snprintf(tmp, sizeof(tmp), "%s.tmp", port_file);
+        FILE *f = fopen(tmp, "w");
+        if (f != NULL) {
+            fprintf(f, "%s\n", bootstraps);
+            fclose(f);
+            rename(tmp, port_file);
+        }
+    }
+    while (*running)
+        nap_ms(100);
+    rd_kafka_mock_cluster_destroy(mc);
+    rd_kafka_destroy(rk);
+    return 0;
+}

@@ -1,0 +1,38 @@
+/* ops.h: the operator verbs — run, status, migrate, dev-broker. Each
+ * returns a process exit code and prints to out; main.c only parses. */
+#ifndef NS_OPS_H
+#define NS_OPS_H
+
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+
+#include "ns/config.h"
+
+typedef struct ns_run_opts {
+    const char *job;
+    bool dry_run;
+    bool wait;
+    int timeout_s; /**< --wait gives up after this; 0 = no limit */
+} ns_run_opts_t;
+
+/** @brief Manual run: records it, emits its items; with wait, follows it
+ *  to the end. @returns 0 succeeded (or started), 1 failed, 2 usage. */
+int ns_ops_run(const ns_config_t *cfg, const ns_run_opts_t *opts, FILE *out,
+               volatile sig_atomic_t *running);
+
+/** @brief Runs and per-job health; arg is NULL, a job name or a run id. */
+int ns_ops_status(const ns_config_t *cfg, const char *arg, bool json,
+                  FILE *out);
+
+/** @brief Applies the embedded migrations to dsn. */
+int ns_ops_migrate(const char *dsn, FILE *out);
+
+/** @brief Starts librdkafka's mock cluster (the demo's embedded broker),
+ *  creates the job topics of cfg (may be NULL) with their partition
+ *  counts, writes its bootstrap address to out (and port_file), serves
+ *  until *running drops. */
+int ns_ops_dev_broker(const ns_config_t *cfg, const char *port_file, FILE *out,
+                      volatile sig_atomic_t *running);
+
+#endif

@@ -1,0 +1,409 @@
+#include "planner.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ns/envelope.h"
+#include "ns/kafka.h"
+#include "ns/log.h"
+#include "ns/metrics.h"
+#include "ns/pg.h"
+#include "sources.h"
+
+struct ns_planner {
+    const ns_config_t *cfg;
+    PGconn *pg;
+    rd_kafka_t *rk;
+};
+
+/* Delivery failures of one emission, counted by the delivery callback. */
+typedef struct emit_tally {
+    long failed;
+    char last_error[256];
+} emit_tally_t;
+
+static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m,
+                        void *opaque)
+{
+    emit_tally_t *tally = m->_private;
+    if (m->err && tally != NULL) {
+        tally->failed++;
+        snprintf(tally->last_error, sizeof(tally->last_error), "%s",
+                 rd_kafka_err2str(m->err));
+    }
+}
+
+ns_planner_t *ns_planner_new(const ns_config_t *cfg, ns_error_t *err)
+{
+    ns_planner_t *p = calloc(1, sizeof(*p));
+    if (p == NULL) {
+        ns_error_set(err, NS_ERR_NOMEM, "out of memory");
+        return NULL;
+    }
+    p->cfg = cfg;
+    p->pg = ns_pg_connect(cfg->pg_dsn, err);
+    if (p->pg == NULL)
+        goto fail;
+    rd_kafka_conf_t *conf = ns_kafka_conf(cfg, err);
+    if (conf == NULL)
+        goto fail;
+    rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
+    char errstr[512];
+    if (ns_kafka_set(conf, "enable.idempotence", "true", err) != NS_OK ||
+        ns_kafka_set(conf, "acks", "all", err) != NS_OK ||
+        ns_kafka_set(conf, "linger.ms", "5", err) != NS_OK) {
+        rd_kafka_conf_destroy(conf);
+        goto fail;
+    }
+    p->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
+    if (p->rk == NULL) {
+        rd_kafka_conf_destroy(conf);
+        ns_error_set(err, NS_ERR_INVALID, "kafka producer: %s", errstr);
+        goto fail;
+    }
+    if (ns_kafka_ensure_job_topics(p->rk, cfg, err) != NS_OK)
+        goto fail;
+    return p;
+fail:
+    ns_planner_destroy(p);
+    return NULL;
+}
+
+void ns_planner_destroy(ns_planner_t *p)
+{
+    if (p == NULL)
+        return;
+    if (p->rk != NULL) {
+        rd_kafka_flush(p->rk, 10000);
+        rd_kafka_destroy(p->rk);
+    }
+    PQfinish(p->pg);
+    free(p);
+}
+
+PGconn *ns_planner_pg(ns_planner_t *p)
+{
+    ns_error_t err;
+    if (ns_pg_ensure(&p->pg, p->cfg->pg_dsn, &err) != NS_OK)
+        return NULL;
+    return p->pg;
+}
+
+static const char *kind_name(ns_run_kind_t kind)
+{
+    switch (kind) {
+    case NS_RUN_SCHEDULED: return "scheduled";
+    case NS_RUN_MANUAL: return "manual";
+    case NS_RUN_BACKFILL: return "backfill";
+    case NS_RUN_TRIGGERED: return "triggered";
+    }
+    return "manual";
+}
+
+/* Caller is inside the transaction that created run_id. */
+static ns_err_t apply_policy(ns_planner_t *p, const ns_job_t *job,
+                             const char *run_id, bool *skipped, ns_error_t *err)
+{
+    const char *params[] = {job->name, run_id};
+    if (job->concurrency == NS_CONC_ALLOW)
+        return NS_OK;
+    if (job->concurrency == NS_CONC_REPLACE)
+        return ns_pg_exec(p->pg,
+                          "UPDATE runs SET status = 'cancelled', "
+                          "finished_at = now(), "
+                          "error = 'replaced by run ' || $2 "
+                          "WHERE job = $1 AND run_id <> $2::bigint AND "
+                          "status IN ('pending', 'running', 'finalizing')",
+                          2, params, err);
+    PGresult *res = ns_pg_query(
+        p->pg,
+        "SELECT min(run_id) FROM runs WHERE job = $1 AND run_id <> "
+        "$2::bigint AND status IN ('pending', 'running', 'finalizing')",
+        2, params, err);
+    if (res == NULL)
+        return err->code;
+    int busy = !PQgetisnull(res, 0, 0);
+    PQclear(res);
+    if (!busy)
+        return NS_OK;
+    *skipped = true;
+    return ns_pg_exec(p->pg,
+                      "UPDATE runs SET status = 'skipped', finished_at = "
+                      "now(), error = 'concurrency policy Forbid: an earlier "
+                      "run is still active' WHERE run_id = $2::bigint "
+                      "AND job = $1",
+                      2, params, err);
+}
+
+ns_err_t ns_planner_create_run(ns_planner_t *p, const ns_job_t *job,
+                               ns_run_kind_t kind, int64_t scheduled_for_ms,
+                               bool dry_run, int64_t *run_id, bool *skipped,
+                               ns_error_t *err)
+{
+    *run_id = 0;
+    *skipped = false;
+    if (ns_pg_ensure(&p->pg, p->cfg->pg_dsn, err) != NS_OK)
+        return err->code;
+    char slot[32] = "";
+    if (scheduled_for_ms >= 0)
+        snprintf(slot, sizeof(slot), "%.3f", scheduled_for_ms / 1000.0);
+    const char *params[] = {job->name, kind_name(kind),
+                            scheduled_for_ms >= 0 ? slot : NULL,
+                            dry_run ? "true" : "false"};
+    if (ns_pg_exec(p->pg, "BEGIN", 0, NULL, err) != NS_OK)
+        return err->code;
+    /* One creator per job at a time, so policies see each other's runs. */
+    const char *lock_params[] = {job->name};
+    if (ns_pg_exec(p->pg,
+                   "SELECT pg_advisory_xact_lock(hashtext('ns.job:' || $1))", 1,
+                   lock_params, err) != NS_OK)
+        goto fail;
+    PGresult *res =
+        ns_pg_query(p->pg,
+                    "INSERT INTO runs (job, kind, scheduled_for, dry_run) "
+                    "VALUES ($1, $2, to_timestamp($3::double precision), $4) "
+                    "ON CONFLICT (job, scheduled_for) WHERE kind = 'scheduled' "
+                    "DO NOTHING RETURNING run_id",
+                    4, params, err);
+    if (res == NULL)
+        goto fail;
+    if (PQntuples(res) == 0) {
+        PQclear(res);
+        ns_pg_rollback(p->pg);
+        return NS_OK;
+    }
+    *run_id = ns_pg_int64(res, 0, 0);
+    PQclear(res);
+    char id[24];
+    ns_pg_i64str(*run_id, id);
+    if (kind == NS_RUN_SCHEDULED &&
+        apply_policy(p, job, id, skipped, err) != NS_OK)
+        goto fail;
+    if (ns_pg_exec(p->pg, "COMMIT", 0, NULL, err) != NS_OK)
+        goto fail;
+    char labels[256];
+    snprintf(labels, sizeof(labels), "job=\"%s\",kind=\"%s\"", job->name,
+             kind_name(kind));
+    ns_metrics_counter_add("nightshift_runs_created_total",
+                           "Runs recorded, by job and kind.", labels, 1);
+    return NS_OK;
+fail:
+    ns_pg_rollback(p->pg);
+    *run_id = 0;
+    return err->code;
+}
+
+/* Caller holds the run's advisory lock. Records the items and marks the run
+ * running in one transaction. */
+static ns_err_t enumerate(ns_planner_t *p, const ns_job_t *job, const char *id,
+                          int64_t run_id, ns_error_t *err)
+{
+    int64_t count = 0;
+    const char *params[] = {id, NULL};
+    if (ns_pg_exec(p->pg, "BEGIN", 0, NULL, err) != NS_OK)
+        return err->code;
+    if (ns_source_enumerate(p->pg, job, run_id, &count, err) != NS_OK) {
+        ns_pg_rollback(p->pg);
+        if (err->code != NS_ERR_PERMANENT)
+            return err->code;
+        /* A broken source query will not fix itself: fail the run. */
+        const char *fail_params[] = {id, err->msg};
+        ns_pg_exec(p->pg,
+                   "UPDATE runs SET status = 'failed', finished_at = now(), "
+                   "error = $2 WHERE run_id = $1::bigint",
+                   2, fail_params, NULL);
+        NS_ERROR(&(ns_log_ctx_t){.job = job->name, .run_id = run_id},
+                 "enumerating items failed: %s", err->msg);
+        return err->code;
+    }
+    char n[24];
+    ns_pg_i64str(count, n);
+    params[1] = n;
+    if (ns_pg_exec(p->pg,
+                   "UPDATE runs SET status = 'running', items_total = $2, "
+                   "started_at = now() WHERE run_id = $1::bigint",
+                   2, params, err) != NS_OK ||
+        ns_pg_exec(p->pg, "COMMIT", 0, NULL, err) != NS_OK) {
+        ns_pg_rollback(p->pg);
+        return err->code;
+    }
+    NS_INFO(&(ns_log_ctx_t){.job = job->name, .run_id = run_id},
+            "run started with %lld items", (long long)count);
+    return NS_OK;
+}
+
+static ns_err_t produce_one(ns_planner_t *p, const char *topic,
+                            const ns_envelope_t *env, emit_tally_t *tally,
+                            ns_error_t *err)
+{
+    char *bytes = NULL;
+    size_t len = 0;
+    bool compressed = false;
+    if (ns_envelope_encode(env, &bytes, &len, &compressed, err) != NS_OK)
+        return err->code;
+    for (;;) {
+        rd_kafka_resp_err_t e = rd_kafka_producev(
+            p->rk, RD_KAFKA_V_TOPIC(topic),
+            RD_KAFKA_V_KEY(env->item_key, strlen(env->item_key)),
+            RD_KAFKA_V_VALUE(bytes, len),
+            RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_FREE),
+            RD_KAFKA_V_HEADER(NS_HEADER_ENCODING, compressed ? "zstd" : "json",
+                              -1),
+            RD_KAFKA_V_OPAQUE(tally), RD_KAFKA_V_END);
+        if (e == RD_KAFKA_RESP_ERR_NO_ERROR)
+            return NS_OK;
+        if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+            free(bytes);
+            return ns_error_set(err, NS_ERR_TRANSIENT, "produce to %s: %s",
+                                topic, rd_kafka_err2str(e));
+        }
+        rd_kafka_poll(p->rk, 100);
+    }
+}
+
+/* Produces every pending item of the run, then waits for all deliveries. */
+static ns_err_t produce_items(ns_planner_t *p, const ns_job_t *job,
+                              const char *id, int64_t run_id, bool dry_run,
+                              ns_error_t *err)
+{
+    char topic[NS_TOPIC_MAX];
+    ns_topic_items(job->name, topic);
+    const char *params[] = {id};
+    PGresult *res =
+        ns_pg_query(p->pg,
+                    "SELECT item_key, payload::text, attempts FROM items "
+                    "WHERE run_id = $1::bigint AND status = 'pending' "
+                    "ORDER BY item_key",
+                    1, params, err);
+    if (res == NULL)
+        return err->code;
+    emit_tally_t tally = {0};
+    ns_err_t rc = NS_OK;
+    int rows = PQntuples(res);
+    for (int r = 0; r < rows && rc == NS_OK; r++) {
+        ns_envelope_t env = {
+            .v = NS_ENVELOPE_VERSION,
+            .job = job->name,
+            .run_id = run_id,
+            .item_key = PQgetvalue(res, r, 0),
+            .attempt = (int)ns_pg_int64(res, r, 2) + 1,
+            .dry_run = dry_run,
+            .payload = cJSON_Parse(PQgetvalue(res, r, 1)),
+        };
+        rc = produce_one(p, topic, &env, &tally, err);
+        cJSON_Delete(env.payload);
+        rd_kafka_poll(p->rk, 0);
+    }
+    PQclear(res);
+    if (rd_kafka_flush(p->rk, 60000) != RD_KAFKA_RESP_ERR_NO_ERROR &&
+        rc == NS_OK)
+        rc = ns_error_set(err, NS_ERR_TRANSIENT,
+                          "run %s: items not delivered within 60 s", id);
+    if (rc == NS_OK && tally.failed > 0)
+        rc = ns_error_set(err, NS_ERR_TRANSIENT,
+                          "run %s: %ld items not delivered: %s", id,
+                          tally.failed, tally.last_error);
+    if (rc == NS_OK)
+        rc = ns_pg_exec(p->pg,
+                        "UPDATE runs SET emitted_at = now() "
+                        "WHERE run_id = $1::bigint",
+                        1, params, err);
+    if (rc == NS_OK) {
+        char labels[256];
+        snprintf(labels, sizeof(labels), "job=\"%s\"", job->name);
+        ns_metrics_counter_add("nightshift_items_emitted_total",
+                               "Item messages produced to Kafka.", labels,
+                               rows);
+    }
+    return rc;
+}
+
+ns_err_t ns_planner_emit(ns_planner_t *p, int64_t run_id, ns_error_t *err)
+{
+    if (ns_pg_ensure(&p->pg, p->cfg->pg_dsn, err) != NS_OK)
+        return err->code;
+    char id[24];
+    ns_pg_i64str(run_id, id);
+    const char *params[] = {id};
+    /* Whoever holds this session lock owns the run's emission; it is
+     * released when that process dies, so a peer can take over. */
+    PGresult *res = ns_pg_query(
+        p->pg, "SELECT pg_try_advisory_lock($1::bigint)", 1, params, err);
+    if (res == NULL)
+        return err->code;
+    int mine = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+    PQclear(res);
+    if (!mine)
+        return NS_OK;
+
+    ns_err_t rc = NS_OK;
+    res = ns_pg_query(p->pg,
+                      "SELECT job, status, dry_run, emitted_at IS NOT NULL "
+                      "FROM runs WHERE run_id = $1::bigint",
+                      1, params, err);
+    if (res == NULL) {
+        rc = err->code;
+        goto unlock;
+    }
+    if (PQntuples(res) == 0) {
+        PQclear(res);
+        rc = ns_error_set(err, NS_ERR_NOT_FOUND, "run %s not found", id);
+        goto unlock;
+    }
+    const ns_job_t *job = ns_config_job(p->cfg, PQgetvalue(res, 0, 0));
+    char status[16];
+    snprintf(status, sizeof(status), "%s", PQgetvalue(res, 0, 1));
+    bool dry_run = strcmp(PQgetvalue(res, 0, 2), "t") == 0;
+    bool emitted = strcmp(PQgetvalue(res, 0, 3), "t") == 0;
+    if (job == NULL) {
+        rc = ns_error_set(err, NS_ERR_PERMANENT,
+                          "run %s: job \"%s\" is not in the config", id,
+                          PQgetvalue(res, 0, 0));
+        PQclear(res);
+        goto unlock;
+    }
+    PQclear(res);
+    if (strcmp(status, "pending") == 0) {
+        rc = enumerate(p, job, id, run_id, err);
+        if (rc == NS_OK)
+            snprintf(status, sizeof(status), "running");
+    }
+    if (rc == NS_OK && !emitted &&
+        (strcmp(status, "running") == 0 || strcmp(status, "finalizing") == 0))
+        rc = produce_items(p, job, id, run_id, dry_run, err);
+unlock:
+    ns_pg_exec(p->pg, "SELECT pg_advisory_unlock($1::bigint)", 1, params, NULL);
+    return rc;
+}
+
+int ns_planner_recover(ns_planner_t *p, int grace_s, ns_error_t *err)
+{
+    if (ns_pg_ensure(&p->pg, p->cfg->pg_dsn, err) != NS_OK)
+        return -1;
+    char grace[24];
+    ns_pg_i64str(grace_s, grace);
+    const char *params[] = {grace};
+    PGresult *res = ns_pg_query(
+        p->pg,
+        "SELECT run_id FROM runs WHERE created_at < now() - "
+        "make_interval(secs => $1::int) AND (status = 'pending' OR "
+        "(status IN ('running', 'finalizing') AND emitted_at IS NULL)) "
+        "ORDER BY run_id LIMIT 100",
+        1, params, err);
+    if (res == NULL)
+        return -1;
+    int resumed = 0;
+    for (int r = 0; r < PQntuples(res); r++) {
+        int64_t run_id = ns_pg_int64(res, r, 0);
+        ns_error_t e;
+        ns_error_clear(&e);
+        if (ns_planner_emit(p, run_id, &e) == NS_OK)
+            resumed++;
+        else
+            NS_WARN(&(ns_log_ctx_t){.run_id = run_id},
+                    "resuming run failed: %s", e.msg);
+    }
+    PQclear(res);
+    return resumed;
+}

@@ -1,0 +1,177 @@
+#include "producer.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "ns/clock.h"
+#include "ns/httpd.h"
+#include "ns/log.h"
+#include "ns/metrics.h"
+#include "ns/pg.h"
+#include "planner.h"
+#include "scheduler.h"
+
+#define RECOVER_EVERY_MS 5000
+#define RECOVER_GRACE_S 30
+
+struct ns_producer {
+    const ns_config_t *cfg;
+    ns_planner_t *planner;
+    ns_httpd_t *httpd;
+    int64_t started_s;      /* a job never run starts counting from here */
+    int64_t *last_logged_s; /* per job: last missed slot already logged */
+    int64_t last_recover_ms;
+    int healthy;
+};
+
+static int ready(void *arg)
+{
+    ns_producer_t *p = arg;
+    return p->healthy;
+}
+
+ns_producer_t *ns_producer_new(const ns_config_t *cfg, ns_error_t *err)
+{
+    ns_producer_t *p = calloc(1, sizeof(*p));
+    if (p == NULL) {
+        ns_error_set(err, NS_ERR_NOMEM, "out of memory");
+        return NULL;
+    }
+    p->cfg = cfg;
+    p->started_s = ns_clock_now_ms() / 1000;
+    p->last_logged_s = calloc(cfg->n_jobs + 1, sizeof(int64_t));
+    p->planner = ns_planner_new(cfg, err);
+    if (p->planner == NULL || p->last_logged_s == NULL)
+        goto fail;
+    if (cfg->producer_metrics_port >= 0) {
+        p->httpd =
+            ns_httpd_new("0.0.0.0", cfg->producer_metrics_port, ready, p, err);
+        if (p->httpd == NULL)
+            goto fail;
+        NS_INFO(NULL, "metrics on port %d", ns_httpd_port(p->httpd));
+    }
+    p->healthy = 1;
+    return p;
+fail:
+    ns_producer_destroy(p);
+    return NULL;
+}
+
+void ns_producer_destroy(ns_producer_t *p)
+{
+    if (p == NULL)
+        return;
+    ns_httpd_destroy(p->httpd);
+    ns_planner_destroy(p->planner);
+    free(p->last_logged_s);
+    free(p);
+}
+
+/* The last recorded slot of every job, in one query. */
+static int64_t last_slot(PGresult *res, const char *job, int64_t fallback)
+{
+    for (int r = 0; res != NULL && r < PQntuples(res); r++)
+        if (strcmp(PQgetvalue(res, r, 0), job) == 0)
+            return ns_pg_int64(res, r, 1);
+    return fallback;
+}
+
+static void fire(ns_producer_t *p, const ns_job_t *job, int64_t slot_s)
+{
+    ns_log_ctx_t lc = {.job = job->name};
+    ns_error_t err;
+    ns_error_clear(&err);
+    int64_t run_id = 0;
+    bool skipped = false;
+    if (ns_planner_create_run(p->planner, job, NS_RUN_SCHEDULED, slot_s * 1000,
+                              false, &run_id, &skipped, &err) != NS_OK) {
+        NS_ERROR(&lc, "recording the run of slot %lld failed: %s",
+                 (long long)slot_s, err.msg);
+        return;
+    }
+    if (run_id == 0)
+        return; /* another producer fired this slot */
+    lc.run_id = run_id;
+    if (skipped) {
+        NS_WARN(&lc,
+                "slot %lld skipped: concurrency policy Forbid and an "
+                "earlier run is still active",
+                (long long)slot_s);
+        return;
+    }
+    NS_INFO(&lc, "fired slot %lld", (long long)slot_s);
+    if (ns_planner_emit(p->planner, run_id, &err) != NS_OK)
+        NS_ERROR(&lc, "emitting run failed (will be resumed): %s", err.msg);
+}
+
+void ns_producer_tick(ns_producer_t *p)
+{
+    int64_t now_ms = ns_clock_now_ms();
+    int64_t now_s = now_ms / 1000;
+    ns_error_t err;
+    ns_error_clear(&err);
+    PGresult *res = ns_pg_query(
+        ns_planner_pg(p->planner),
+        "SELECT job, floor(extract(epoch FROM max(scheduled_for)))::bigint "
+        "FROM runs WHERE kind = 'scheduled' GROUP BY job",
+        0, NULL, &err);
+    if (res == NULL) {
+        p->healthy = 0;
+        NS_ERROR(NULL, "reading run history failed: %s", err.msg);
+        /* The planner reconnects on its next use. */
+        ns_planner_recover(p->planner, RECOVER_GRACE_S, &err);
+        return;
+    }
+    p->healthy = 1;
+    for (size_t i = 0; i < p->cfg->n_jobs; i++) {
+        const ns_job_t *job = &p->cfg->jobs[i];
+        if (job->cron == NULL || job->suspend)
+            continue;
+        int64_t last = last_slot(res, job->name, p->started_s);
+        ns_due_t due = ns_schedule_due(job, last, now_s);
+        if (due.missed > 0 && p->last_logged_s[i] != now_s &&
+            due.slot_s != p->last_logged_s[i]) {
+            char labels[256];
+            snprintf(labels, sizeof(labels), "job=\"%s\"", job->name);
+            ns_metrics_counter_add("nightshift_missed_slots_total",
+                                   "Cron slots not fired (downtime beyond "
+                                   "the starting deadline).",
+                                   labels, (double)due.missed);
+            NS_WARN(&(ns_log_ctx_t){.job = job->name},
+                    "%lld slot(s) missed (starting deadline %d s)",
+                    (long long)due.missed, job->starting_deadline_s);
+            p->last_logged_s[i] = due.slot_s >= 0 ? due.slot_s : now_s;
+        }
+        if (due.slot_s >= 0)
+            fire(p, job, due.slot_s);
+    }
+    PQclear(res);
+    if (now_ms - p->last_recover_ms >= RECOVER_EVERY_MS) {
+        p->last_recover_ms = now_ms;
+        int n = ns_planner_recover(p->planner, RECOVER_GRACE_S, &err);
+        if (n > 0)
+            NS_INFO(NULL,
+                    "resumed %d run(s) left unfinished by a dead "
+                    "process",
+                    n);
+    }
+    ns_metrics_gauge_set("nightshift_producer_last_tick_timestamp_seconds",
+                         "When the scheduler last ran.", NULL, (double)now_s);
+}
+
+int ns_producer_run(ns_producer_t *p, volatile sig_atomic_t *running)
+{
+    NS_INFO(NULL, "producer started with %zu job(s)", p->cfg->n_jobs);
+    while (*running) {
+        ns_producer_tick(p);
+        int64_t until = ns_clock_mono_ms() + p->cfg->producer_tick_ms;
+        while (*running && ns_clock_mono_ms() < until) {
+            struct timespec ts = {0, 50 * 1000 * 1000};
+            nanosleep(&ts, NULL);
+        }
+    }
+    NS_INFO(NULL, "producer stopping");
+    return 0;
+}

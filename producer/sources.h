@@ -1,0 +1,17 @@
+/* sources.h: item sources (sql, one). A source turns a run into item rows
+ * inside Postgres, in the caller's transaction. */
+#ifndef NS_SOURCES_H
+#define NS_SOURCES_H
+
+#include <libpq-fe.h>
+#include <stdint.h>
+
+#include "ns/config.h"
+#include "ns/err.h"
+
+/** @brief Inserts the run's items (key + JSON payload).
+ *  @returns NS_OK with *count items recorded. */
+ns_err_t ns_source_enumerate(PGconn *conn, const ns_job_t *job, int64_t run_id,
+                             int64_t *count, ns_error_t *err);
+
+#endif

@@ -1,0 +1,222 @@
+/* `nightshift status`: runs, their state and item counts, and per-job
+ * health (last success), as a table or JSON. */
+#include <cjson/cJSON.h>
+#include <ctype.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ns/pg.h"
+#include "ops.h"
+
+/* Columns shared by the table and the JSON form. */
+#define RUN_COLUMNS                                                            \
+    "SELECT r.run_id, r.job, r.kind, r.status, r.dry_run, "                    \
+    "coalesce(r.items_total, 0), "                                             \
+    "(SELECT count(*) FROM items i WHERE i.run_id = r.run_id AND "             \
+    " i.status = 'done'), "                                                    \
+    "(SELECT count(*) FROM items i WHERE i.run_id = r.run_id AND "             \
+    " i.status = 'failed'), "                                                  \
+    "(SELECT count(*) FROM items i WHERE i.run_id = r.run_id AND "             \
+    " i.status = 'pending'), "                                                 \
+    "to_char(r.scheduled_for AT TIME ZONE 'UTC', "                             \
+    " 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), "                                     \
+    "to_char(coalesce(r.started_at, r.created_at) AT TIME ZONE 'UTC', "        \
+    " 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), "                                     \
+    "round(extract(epoch FROM coalesce(r.finished_at, now()) - "               \
+    " coalesce(r.started_at, r.created_at))::numeric, 1), "                    \
+    "coalesce(r.error, ''), r.report::text FROM runs r "
+
+static cJSON *run_json(const PGresult *r, int row)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddNumberToObject(o, "run_id", (double)ns_pg_int64(r, row, 0));
+    cJSON_AddStringToObject(o, "job", PQgetvalue(r, row, 1));
+    cJSON_AddStringToObject(o, "kind", PQgetvalue(r, row, 2));
+    cJSON_AddStringToObject(o, "status", PQgetvalue(r, row, 3));
+    cJSON_AddBoolToObject(o, "dry_run", PQgetvalue(r, row, 4)[0] == 't');
+    cJSON_AddNumberToObject(o, "items_total", (double)ns_pg_int64(r, row, 5));
+    cJSON_AddNumberToObject(o, "items_done", (double)ns_pg_int64(r, row, 6));
+    cJSON_AddNumberToObject(o, "items_failed", (double)ns_pg_int64(r, row, 7));
+    cJSON_AddNumberToObject(o, "items_pending", (double)ns_pg_int64(r, row, 8));
+    if (!PQgetisnull(r, row, 9))
+        cJSON_AddStringToObject(o, "scheduled_for", PQgetvalue(r, row, 9));
+    cJSON_AddStringToObject(o, "started", PQgetvalue(r, row, 10));
+    cJSON_AddNumberToObject(o, "duration_s", atof(PQgetvalue(r, row, 11)));
+    if (PQgetvalue(r, row, 12)[0] != '\0')
+        cJSON_AddStringToObject(o, "error", PQgetvalue(r, row, 12));
+    if (!PQgetisnull(r, row, 13))
+        cJSON_AddItemToObject(o, "report", cJSON_Parse(PQgetvalue(r, row, 13)));
+    return o;
+}
+
+static void print_table(const PGresult *r, FILE *out)
+{
+    fprintf(out, "%-7s %-22s %-9s %-10s %17s  %-20s %9s\n", "RUN", "JOB",
+            "KIND", "STATUS", "DONE/FAILED/TOTAL", "STARTED", "DURATION");
+    for (int i = 0; i < PQntuples(r); i++) {
+        char counts[48];
+        snprintf(counts, sizeof(counts), "%lld/%lld/%lld",
+                 (long long)ns_pg_int64(r, i, 6),
+                 (long long)ns_pg_int64(r, i, 7),
+                 (long long)ns_pg_int64(r, i, 5));
+        char status[32];
+        snprintf(status, sizeof(status), "%s%s", PQgetvalue(r, i, 3),
+                 PQgetvalue(r, i, 4)[0] == 't' ? "*" : "");
+        fprintf(out, "%-7s %-22.22s %-9s %-10s %17s  %-20s %8ss\n",
+                PQgetvalue(r, i, 0), PQgetvalue(r, i, 1), PQgetvalue(r, i, 2),
+                status, counts, PQgetvalue(r, i, 10), PQgetvalue(r, i, 11));
+        if (PQgetvalue(r, i, 12)[0] != '\0')
+            fprintf(out, "        error: %s\n", PQgetvalue(r, i, 12));
+    }
+}
+
+/* Item details of one run: failures with their reasons, and for a dry run
+ * what every item would have written and sent. */
+static cJSON *items_json(PGconn *pg, const char *run_id)
+{
+    const char *params[] = {run_id};
+    ns_error_t err;
+    PGresult *r = ns_pg_query(pg,
+                              "SELECT item_key, status, attempts, "
+                              "coalesce(error, ''), report::text FROM items "
+                              "WHERE run_id = $1::bigint AND (status = "
+                              "'failed' OR report IS NOT NULL) "
+                              "ORDER BY item_key LIMIT 1000",
+                              1, params, &err);
+    cJSON *arr = cJSON_CreateArray();
+    for (int i = 0; r != NULL && i < PQntuples(r); i++) {
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "item_key", PQgetvalue(r, i, 0));
+        cJSON_AddStringToObject(o, "status", PQgetvalue(r, i, 1));
+        cJSON_AddNumberToObject(o, "attempts", (double)ns_pg_int64(r, i, 2));
+        if (PQgetvalue(r, i, 3)[0] != '\0')
+            cJSON_AddStringToObject(o, "error", PQgetvalue(r, i, 3));
+        if (!PQgetisnull(r, i, 4))
+            cJSON_AddItemToObject(o, "report",
+                                  cJSON_Parse(PQgetvalue(r, i, 4)));
+        cJSON_AddItemToArray(arr, o);
+    }
+    PQclear(r);
+    return arr;
+}
+
+static void print_items(const cJSON *items, FILE *out)
+{
+    const cJSON *it;
+    cJSON_ArrayForEach(it, items)
+    {
+        const cJSON *err = cJSON_GetObjectItem(it, "error");
+        fprintf(out, "  item %s: %s",
+                cJSON_GetObjectItem(it, "item_key")->valuestring,
+                cJSON_GetObjectItem(it, "status")->valuestring);
+        if (cJSON_IsString(err))
+            fprintf(out, " — %s", err->valuestring);
+        fputc('\n', out);
+        const cJSON *report = cJSON_GetObjectItem(it, "report");
+        const cJSON *entry;
+        cJSON_ArrayForEach(entry, report)
+        {
+            char *text = cJSON_PrintUnformatted(entry);
+            fprintf(out, "    would: %s\n", text ? text : "?");
+            free(text);
+        }
+    }
+}
+
+static int all_digits(const char *s)
+{
+    if (s == NULL || *s == '\0')
+        return 0;
+    for (; *s; s++)
+        if (!isdigit((unsigned char)*s))
+            return 0;
+    return 1;
+}
+
+int ns_ops_status(const ns_config_t *cfg, const char *arg, bool json, FILE *out)
+{
+    ns_error_t err;
+    ns_error_clear(&err);
+    PGconn *pg = ns_pg_connect(cfg->pg_dsn, &err);
+    if (pg == NULL) {
+        fprintf(stderr, "nightshift status: %s\n", err.msg);
+        return 1;
+    }
+    bool one_run = all_digits(arg);
+    const char *params[] = {arg};
+    PGresult *r;
+    if (one_run)
+        r = ns_pg_query(pg, RUN_COLUMNS "WHERE r.run_id = $1::bigint", 1,
+                        params, &err);
+    else if (arg != NULL)
+        r = ns_pg_query(pg,
+                        RUN_COLUMNS "WHERE r.job = $1 ORDER BY r.run_id "
+                                    "DESC LIMIT 20",
+                        1, params, &err);
+    else
+        r = ns_pg_query(pg, RUN_COLUMNS "ORDER BY r.run_id DESC LIMIT 20", 0,
+                        NULL, &err);
+    if (r == NULL) {
+        fprintf(stderr, "nightshift status: %s\n", err.msg);
+        PQfinish(pg);
+        return 1;
+    }
+    if (one_run && PQntuples(r) == 0) {
+        fprintf(stderr, "nightshift status: no run %s\n", arg);
+        PQclear(r);
+        PQfinish(pg);
+        return 1;
+    }
+    PGresult *health = ns_pg_query(
+        pg,
+        "SELECT job, to_char(max(finished_at) FILTER (WHERE status = "
+        "'succeeded') AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), "
+        "count(*) FILTER (WHERE status IN ('pending','running',"
+        "'finalizing')) FROM runs GROUP BY job ORDER BY job",
+        0, NULL, &err);
+    cJSON *items = one_run ? items_json(pg, arg) : NULL;
+    if (json) {
+        cJSON *root = cJSON_CreateObject();
+        cJSON *runs = cJSON_AddArrayToObject(root, "runs");
+        for (int i = 0; i < PQntuples(r); i++)
+            cJSON_AddItemToArray(runs, run_json(r, i));
+        if (items != NULL) {
+            cJSON_AddItemToObject(root, "items", items);
+            items = NULL;
+        }
+        cJSON *jobs = cJSON_AddArrayToObject(root, "jobs");
+        for (int i = 0; health != NULL && i < PQntuples(health); i++) {
+            cJSON *j = cJSON_CreateObject();
+            cJSON_AddStringToObject(j, "job", PQgetvalue(health, i, 0));
+            if (!PQgetisnull(health, i, 1))
+                cJSON_AddStringToObject(j, "last_success",
+                                        PQgetvalue(health, i, 1));
+            cJSON_AddNumberToObject(j, "active_runs",
+                                    (double)ns_pg_int64(health, i, 2));
+            cJSON_AddItemToArray(jobs, j);
+        }
+        char *text = cJSON_Print(root);
+        fprintf(out, "%s\n", text);
+        free(text);
+        cJSON_Delete(root);
+    } else {
+        print_table(r, out);
+        if (items != NULL)
+            print_items(items, out);
+        if (!one_run && health != NULL) {
+            fprintf(out, "\n%-22s %-22s %s\n", "JOB", "LAST SUCCESS",
+                    "ACTIVE RUNS");
+            for (int i = 0; i < PQntuples(health); i++)
+                fprintf(out, "%-22.22s %-22s %s\n", PQgetvalue(health, i, 0),
+                        PQgetisnull(health, i, 1) ? "never"
+                                                  : PQgetvalue(health, i, 1),
+                        PQgetvalue(health, i, 2));
+        }
+    }
+    cJSON_Delete(items);
+    PQclear(health);
+    PQclear(r);
+    PQfinish(pg);
+    (void)cfg;
+    return 0;
+}

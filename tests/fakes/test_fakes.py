@@ -1,0 +1,461 @@
+#!/usr/bin/env python3
+"""Self-test of the HTTP fakes (stdlib only): python3 tests/fakes/test_fakes.py
+
+Starts fake_llm.py and fake_telegram.py on ephemeral ports (--port-file), exercises
+success paths, every fault kind, Telegram's 4096 limit and HTML validation, token
+redaction in the request log, and stops them with SIGTERM (exit code 0 expected).
+"""
+
+import hashlib
+import http.client
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+TOKEN = "123456:TEST-secret_token"
+API_KEY = "sk-test-key-0123456789"
+
+
+class Fake:
+    def __init__(self, script, *args):
+        self.dir = tempfile.mkdtemp(prefix="nsfake-")
+        self.port_file = os.path.join(self.dir, "port")
+        self.stderr = open(os.path.join(self.dir, "stderr"), "w+")
+        # cwd elsewhere on purpose: the fake must find fakecommon.py by itself
+        self.proc = subprocess.Popen(
+            [sys.executable, os.path.join(HERE, script), "--port", "0",
+             "--port-file", self.port_file, *args],
+            cwd=self.dir, stdout=subprocess.DEVNULL, stderr=self.stderr)
+        deadline = time.time() + 15
+        while not os.path.exists(self.port_file):
+            if self.proc.poll() is not None or time.time() > deadline:
+                self.stderr.seek(0)
+                raise RuntimeError("%s did not start: %s" % (script, self.stderr.read()))
+            time.sleep(0.02)
+        with open(self.port_file) as f:
+            self.port = int(f.read().strip())
+
+    def request(self, method, path, body=None, headers=None, timeout=10):
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+        try:
+            if isinstance(body, (dict, list)):
+                body = json.dumps(body).encode()
+                headers = dict({"Content-Type": "application/json"}, **(headers or {}))
+            elif isinstance(body, str):
+                body = body.encode()
+            conn.request(method, path, body=body, headers=headers or {})
+            r = conn.getresponse()
+            return r.status, {k.lower(): v for k, v in r.getheaders()}, r.read()
+        finally:
+            conn.close()
+
+    def json(self, method, path, body=None, headers=None, timeout=10):
+        st, h, data = self.request(method, path, body, headers, timeout)
+        return st, h, json.loads(data)
+
+    def control(self, method, name, body=None):
+        st, _, data = self.json(method, "/_control/" + name, body)
+        assert st == 200, (st, data)
+        return data
+
+    def stop(self):
+        self.proc.send_signal(signal.SIGTERM)
+        rc = self.proc.wait(10)
+        self.stderr.close()
+        gone = not os.path.exists(self.port_file)
+        shutil.rmtree(self.dir, ignore_errors=True)
+        return rc, gone
+
+
+def multipart(fields, files=()):
+    boundary = "----nsfakeboundary7MA4YWxkTrZu0gW"
+    out = []
+    for k, v in fields.items():
+        out.append(("--%s\r\nContent-Disposition: form-data; name=\"%s\"\r\n\r\n" % (boundary, k)).encode())
+        out.append(v.encode() + b"\r\n")
+    for name, filename, ctype, data in files:
+        out.append(("--%s\r\nContent-Disposition: form-data; name=\"%s\"; filename=\"%s\"\r\n"
+                    "Content-Type: %s\r\n\r\n" % (boundary, name, filename, ctype)).encode())
+        out.append(data + b"\r\n")
+    out.append(("--%s--\r\n" % boundary).encode())
+    return b"".join(out), {"Content-Type": "multipart/form-data; boundary=" + boundary}
+
+
+def expected_content(user_text):
+    h = hashlib.sha256(user_text.encode("utf-8")).hexdigest()[:12]
+    return "ANALYSIS(%s)\n1. Assessment: ok\n2. Risks: none\n3. Next steps: continue" % h
+
+
+class FakeLlmTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.fake = Fake("fake_llm.py", "--api-key", API_KEY)
+
+    @classmethod
+    def tearDownClass(cls):
+        rc, gone = cls.fake.stop()
+        assert rc == 0 and gone, (rc, gone)
+
+    def setUp(self):
+        self.fake.control("POST", "reset")
+
+    AUTH = {"Authorization": "Bearer " + API_KEY}
+
+    def chat(self, messages=None, path="/chat/completions", headers=None, **extra):
+        body = {"model": "sonar-pro", "max_tokens": 500,
+                "messages": messages or [{"role": "system", "content": "You are terse."},
+                                         {"role": "user", "content": "- Name: Alpha\nStatus: green"}]}
+        body.update(extra)
+        return self.fake.request("POST", path, body, self.AUTH if headers is None else headers)
+
+    def test_success_and_rule(self):
+        for path in ("/chat/completions", "/v1/chat/completions", "/openai/v1/chat/completions"):
+            st, h, data = self.chat(path=path)
+            self.assertEqual(st, 200, data)
+            self.assertTrue(h["content-type"].startswith("application/json"))
+            r = json.loads(data)
+            self.assertTrue(r["id"].startswith("chatcmpl-"))
+            self.assertEqual(r["object"], "chat.completion")
+            self.assertIsInstance(r["created"], int)
+            self.assertEqual(r["model"], "sonar-pro")
+            c = expected_content("- Name: Alpha\nStatus: green")
+            self.assertEqual(r["choices"], [{"index": 0, "message": {"role": "assistant", "content": c},
+                                             "finish_reason": "stop"}])
+            self.assertEqual(r["usage"], {"prompt_tokens": 3 + 5, "completion_tokens": 11,
+                                          "total_tokens": 19})
+        # last *user* message counts
+        msgs = [{"role": "user", "content": "first"}, {"role": "assistant", "content": "x y"},
+                {"role": "user", "content": "second é"}]
+        r = json.loads(self.chat(msgs)[2])
+        self.assertEqual(r["choices"][0]["message"]["content"], expected_content("second é"))
+        self.assertEqual(r["usage"]["prompt_tokens"], 5)
+
+    def test_max_tokens_cut(self):
+        r = json.loads(self.chat(max_tokens=3)[2])
+        c = r["choices"][0]
+        self.assertEqual(c["finish_reason"], "length")
+        self.assertEqual(c["message"]["content"], expected_content("- Name: Alpha\nStatus: green")
+                         .split("\n1. Assessment:")[0] + "\n1. Assessment:")
+        self.assertEqual(r["usage"]["completion_tokens"], 3)
+
+    def test_auth(self):
+        for headers in ({}, {"Authorization": "Bearer wrong-key-123456"}, {"Authorization": "Basic eA=="}):
+            st, _, data = self.chat(headers=headers)
+            self.assertEqual(st, 401)
+            e = json.loads(data)["error"]
+            self.assertEqual((e["type"], e["code"]), ("invalid_request_error", "invalid_api_key"))
+        log = self.fake.control("GET", "requests")
+        self.assertEqual([x["auth"] for x in log], ["missing", "invalid", "missing"])
+        self.assertNotIn("wrong-key", json.dumps(log))
+
+    def test_bad_requests(self):
+        st, _, data = self.fake.request("POST", "/v1/chat/completions", b"{not json",
+                                        dict(self.AUTH, **{"Content-Type": "application/json"}))
+        self.assertEqual(st, 400)
+        self.assertEqual(json.loads(data)["error"]["type"], "invalid_request_error")
+        st, _, data = self.fake.request("POST", "/chat/completions", {"model": "m", "messages": []}, self.AUTH)
+        self.assertEqual(st, 400)
+        self.assertEqual(json.loads(data)["error"]["code"], "empty_array")
+        st, _, _ = self.fake.request("POST", "/chat/completions", {"messages": [{"role": "user", "content": "x"}]},
+                                     self.AUTH)
+        self.assertEqual(st, 400)
+        st, _, _ = self.chat(max_tokens=0)
+        self.assertEqual(st, 400)
+        st, _, data = self.fake.request("POST", "/nope", {}, self.AUTH)
+        self.assertEqual(st, 404)
+        self.assertEqual(json.loads(data)["error"]["code"], "unknown_url")
+        log = self.fake.control("GET", "requests")
+        self.assertIsNone(log[0]["json"])
+        self.assertEqual(log[0]["raw"], "{not json")
+
+    def test_body_limit(self):
+        big = b'{"model":"m","pad":"' + b"x" * (21 * 1024 * 1024) + b'"}'
+        st, _, data = self.fake.request("POST", "/chat/completions", big,
+                                        dict(self.AUTH, **{"Content-Type": "application/json"}), timeout=60)
+        self.assertEqual(st, 413)
+        self.assertIn("error", json.loads(data))
+
+    def test_faults(self):
+        self.fake.control("POST", "faults", {"faults": [
+            {"kind": "status", "status": 500},
+            {"kind": "status", "status": 429, "retry_after": 2},
+            {"kind": "timeout", "seconds": 0.4},
+            {"kind": "timeout", "seconds": 0.1, "close": True},
+            {"kind": "malformed"},
+            {"kind": "empty"},
+        ]})
+        st, _, data = self.chat()
+        self.assertEqual(st, 500)
+        self.assertEqual(json.loads(data)["error"]["type"], "server_error")
+        st, h, data = self.chat()
+        self.assertEqual(st, 429)
+        self.assertEqual(h["retry-after"], "2")
+        self.assertEqual(json.loads(data)["error"]["code"], "rate_limit_exceeded")
+        t0 = time.time()
+        st, _, data = self.chat()
+        self.assertEqual(st, 200)
+        self.assertGreaterEqual(time.time() - t0, 0.4)
+        with self.assertRaises((http.client.RemoteDisconnected, ConnectionError)):
+            self.chat()
+        st, _, data = self.chat()
+        self.assertEqual(st, 200)
+        with self.assertRaises(ValueError):
+            json.loads(data)
+        st, _, data = self.chat()
+        self.assertEqual(st, 200)
+        self.assertEqual(json.loads(data)["choices"], [])
+        st, _, data = self.chat()  # queue drained: normal again
+        self.assertEqual(st, 200)
+        log = self.fake.control("GET", "requests")
+        self.assertEqual([x["fault"] for x in log],
+                         ["status", "status", "timeout", "timeout", "malformed", "empty", None])
+        self.assertEqual([x["status"] for x in log], [500, 429, 200, None, 200, 200, 200])
+        self.assertEqual(log[0]["json"]["model"], "sonar-pro")
+        self.assertEqual(log[0]["headers"]["authorization"], "Bearer <redacted>")
+        self.assertEqual([x["seq"] for x in log], list(range(7)))
+        self.assertEqual(len(self.fake.control("GET", "requests?since=5")), 2)
+        # bad fault is refused
+        st, _, _ = self.fake.json("POST", "/_control/faults", {"faults": [{"kind": "nope"}]})
+        self.assertEqual(st, 400)
+
+    def test_random_failures_reproducible(self):
+        def run():
+            self.fake.control("POST", "reset")
+            self.fake.control("POST", "config", {"fail_rate": 0.5, "seed": 7,
+                                                 "fail_kinds": ["500", "429", "malformed"]})
+            return [self.chat()[0] for _ in range(12)]
+        a, b = run(), run()
+        self.assertEqual(a, b)
+        self.assertTrue(any(s != 200 for s in a) and 200 in a, a)
+        self.fake.control("POST", "config", {"fail_rate": 0, "latency_ms": 200})
+        t0 = time.time()
+        self.assertEqual(self.chat()[0], 200)
+        self.assertGreaterEqual(time.time() - t0, 0.2)
+        self.fake.control("POST", "reset")
+        self.assertEqual(self.fake.control("GET", "config")["latency_ms"], 0)
+
+    def test_scripted_responses(self):
+        self.fake.control("POST", "responses", {"responses": [
+            {"contains": "classify", "content": '{"category": "invoice"}'}]})
+        r = json.loads(self.chat([{"role": "user", "content": "please classify this"}])[2])
+        self.assertEqual(r["choices"][0]["message"]["content"], '{"category": "invoice"}')
+        r = json.loads(self.chat([{"role": "user", "content": "other"}])[2])
+        self.assertEqual(r["choices"][0]["message"]["content"], expected_content("other"))
+
+
+class FakeTelegramTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.fake = Fake("fake_telegram.py", "--token", TOKEN)
+
+    @classmethod
+    def tearDownClass(cls):
+        rc, gone = cls.fake.stop()
+        assert rc == 0 and gone, (rc, gone)
+
+    def setUp(self):
+        self.fake.control("POST", "reset")
+
+    def call(self, method, body=None, headers=None, token=TOKEN, http_method="POST"):
+        return self.fake.json(http_method, "/bot%s/%s" % (token, method), body, headers)
+
+    def send(self, text, parse_mode=None, chat_id=42):
+        body = {"chat_id": chat_id, "text": text}
+        if parse_mode:
+            body["parse_mode"] = parse_mode
+        return self.call("sendMessage", body)
+
+    def assert_bad(self, resp, description, status=400):
+        st, _, r = resp
+        self.assertEqual(st, status, r)
+        self.assertEqual(r, {"ok": False, "error_code": status, "description": description})
+
+    def test_get_me(self):
+        for m in ("GET", "POST"):
+            st, _, r = self.call("getMe", http_method=m)
+            self.assertEqual(st, 200)
+            self.assertTrue(r["ok"])
+            self.assertTrue(r["result"]["is_bot"])
+            self.assertEqual(r["result"]["id"], 123456)
+
+    def test_send_message_formats_and_ids(self):
+        st, _, r = self.send("hello")
+        self.assertEqual(st, 200)
+        m = r["result"]
+        self.assertEqual((m["message_id"], m["chat"]["id"], m["text"]), (1, 42, "hello"))
+        self.assertIsInstance(m["date"], int)
+        # form-urlencoded
+        st, _, r = self.fake.json("POST", "/bot%s/sendMessage" % TOKEN, "chat_id=42&text=hi%20there",
+                                  {"Content-Type": "application/x-www-form-urlencoded"})
+        self.assertEqual((st, r["result"]["message_id"], r["result"]["text"]), (200, 2, "hi there"))
+        # multipart
+        body, h = multipart({"chat_id": "42", "text": "<b>bold</b> &amp; more", "parse_mode": "HTML"})
+        st, _, r = self.fake.json("POST", "/bot%s/sendMessage" % TOKEN, body, h)
+        self.assertEqual((st, r["result"]["message_id"], r["result"]["text"]), (200, 3, "bold & more"))
+        # other chat starts at 1
+        self.assertEqual(self.send("x", chat_id=-1001234)[2]["result"]["message_id"], 1)
+        log = self.fake.control("GET", "requests")
+        self.assertEqual([x["json"]["chat_id"] for x in log], [42, "42", "42", -1001234])
+
+    def test_errors(self):
+        self.assert_bad(self.send("x", chat_id="0"), "Bad Request: chat not found")
+        self.assert_bad(self.send("x", chat_id=0), "Bad Request: chat not found")
+        self.assert_bad(self.send(""), "Bad Request: message text is empty")
+        self.assert_bad(self.send("<b> </b>", "HTML"), "Bad Request: message text is empty")
+        self.assert_bad(self.call("sendMessage", {"text": "x"}), "Bad Request: chat_id is empty")
+        self.assert_bad(self.call("getMe", token="999:wrong"), "Unauthorized", 401)
+        self.assert_bad(self.call("noSuchMethod", {}), "Not Found", 404)
+        self.assert_bad(self.fake.json("POST", "/bot%s/sendMessage" % TOKEN, b"{bad",
+                                       {"Content-Type": "application/json"}),
+                        "Bad Request: invalid JSON body")
+
+    def test_length_limit(self):
+        self.assertEqual(self.send("a" * 4096)[0], 200)
+        self.assert_bad(self.send("a" * 4097), "Bad Request: message is too long")
+        self.assertEqual(self.send("é" * 4096)[0], 200)          # code points, not bytes
+        self.assertEqual(self.send("\U0001F600" * 4096)[0], 200)
+        self.assertEqual(self.send("<b>" + "a" * 4096 + "</b>", "HTML")[0], 200)  # tags are free
+        self.assertEqual(self.send("&amp;" * 4096, "HTML")[0], 200)  # an entity is one character
+        self.assert_bad(self.send("&lt;" * 4097, "HTML"), "Bad Request: message is too long")
+        self.assert_bad(self.send("<i>" + "a" * 4097 + "</i>", "HTML"), "Bad Request: message is too long")
+        # without parse_mode the markup counts
+        self.assert_bad(self.send("<b>" + "a" * 4094 + "</b>"), "Bad Request: message is too long")
+
+    def test_html_validation(self):
+        good = {
+            "<b>x</b><strong>y</strong><i>z</i><em>e</em><u>u</u><ins>n</ins>": "xyzeun",
+            "<s>1</s><strike>2</strike><del>3</del>": "123",
+            '<a href="https://example.com/?a=1&amp;b=2">link</a>': "link",
+            '<span class="tg-spoiler">s</span><tg-spoiler>t</tg-spoiler>': "st",
+            '<pre><code class="language-c">int x = 1 &lt; 2;</code></pre>': "int x = 1 < 2;",
+            "<blockquote>q</blockquote> a > b": "q a > b",
+            "&#65;&#x42;&quot;&gt;": 'AB">',
+            "<B>upper</B>": "upper",
+            "line1\nline2": "line1\nline2",
+        }
+        for html, plain in good.items():
+            st, _, r = self.send(html, "HTML")
+            self.assertEqual(st, 200, (html, r))
+            self.assertEqual(r["result"]["text"], plain)
+        bad = {
+            "<foo>x</foo>": 'Unsupported start tag "foo" at byte offset 0',
+            "<br>": 'Unsupported start tag "br" at byte offset 0',
+            "ab<b>x": 'Can\'t find end tag corresponding to start tag "b"',
+            "<b><i>x</b></i>": 'Unmatched end tag at byte offset 7, expected "</i>", found "</b>"',
+            "x</b>": "Unexpected end tag at byte offset 1",
+            "a < b": 'Unsupported start tag "" at byte offset 2',
+            "AT&T": "Can't find end of the entity starting at byte offset 2",
+            "&nbsp;": "Can't find end of the entity starting at byte offset 0",
+            "<span>x</span>": 'Tag "span" must have class "tg-spoiler" at byte offset 0',
+            "<b": "Unclosed start tag at byte offset 0",
+            "é<b>x</b": "Unclosed end tag at byte offset 6",
+        }
+        for html, detail in bad.items():
+            self.assert_bad(self.send(html, "HTML"), "Bad Request: can't parse entities: " + detail)
+        # same text without parse_mode is fine
+        self.assertEqual(self.send("a < b & <foo>")[0], 200)
+        self.assert_bad(self.send("x", "Fancy"), "Bad Request: unsupported parse_mode")
+
+    def test_send_document_and_files(self):
+        data = bytes(range(256)) * 40
+        body, h = multipart({"chat_id": "42", "caption": "<b>Report</b>", "parse_mode": "HTML"},
+                            [("document", "report.xlsx", "application/vnd.ms-excel", data)])
+        st, _, r = self.fake.json("POST", "/bot%s/sendDocument" % TOKEN, body, h)
+        self.assertEqual(st, 200, r)
+        m = r["result"]
+        self.assertEqual(m["caption"], "Report")
+        self.assertEqual(m["document"]["file_name"], "report.xlsx")
+        self.assertEqual(m["document"]["file_size"], len(data))
+        st, _, r = self.call("getFile", {"file_id": m["document"]["file_id"]})
+        self.assertEqual(st, 200)
+        st, _, got = self.fake.request("GET", "/file/bot%s/%s" % (TOKEN, r["result"]["file_path"]))
+        self.assertEqual((st, got), (200, data))
+        log = self.fake.control("GET", "requests")
+        self.assertEqual(log[0]["json"]["document"], {
+            "filename": "report.xlsx", "content_type": "application/vnd.ms-excel",
+            "size": len(data), "sha256": hashlib.sha256(data).hexdigest()})
+        self.assertEqual(log[0]["json"]["chat_id"], "42")
+        # registered through the control API
+        reg = self.fake.control("POST", "files", {"content": "hello file", "file_id": "F1",
+                                                  "file_path": "documents/hello.txt"})
+        self.assertEqual(reg["file_path"], "documents/hello.txt")
+        st, _, r = self.call("getFile", {"file_id": "F1"}, http_method="POST")
+        self.assertEqual(r["result"], {"file_id": "F1", "file_unique_id": r["result"]["file_unique_id"],
+                                       "file_size": 10, "file_path": "documents/hello.txt"})
+        st, _, got = self.fake.request("GET", "/file/bot%s/documents/hello.txt" % TOKEN)
+        self.assertEqual((st, got), (200, b"hello file"))
+        self.assert_bad(self.call("getFile", {"file_id": "nope"}), "Bad Request: invalid file_id")
+        body, h = multipart({"chat_id": "42"})
+        self.assert_bad(self.fake.json("POST", "/bot%s/sendDocument" % TOKEN, body, h),
+                        "Bad Request: there is no document in the request")
+        body, h = multipart({"chat_id": "42", "caption": "c" * 1025},
+                            [("document", "a.txt", "text/plain", b"x")])
+        self.assert_bad(self.fake.json("POST", "/bot%s/sendDocument" % TOKEN, body, h),
+                        "Bad Request: message caption is too long")
+
+    def test_token_redaction(self):
+        self.send("hi")
+        self.call("getMe", token="999:wrong-token")
+        self.fake.request("GET", "/file/bot%s/documents/none" % TOKEN)
+        self.fake.request("GET", "/bot%s/getFile?file_id=x&echo=%s" % (TOKEN, TOKEN))
+        log = self.fake.control("GET", "requests")
+        self.assertEqual([x["path"] for x in log], [
+            "/bot<token>/sendMessage", "/bot<token>/getMe", "/file/bot<token>/documents/none",
+            "/bot<token>/getFile?file_id=x&echo=<token>"])
+        dump = json.dumps(log)
+        self.assertNotIn(TOKEN, dump)
+        self.assertNotIn("wrong-token", dump)
+        self.assertEqual([x["auth"] for x in log], ["valid", "invalid", "valid", "valid"])
+
+    def test_faults(self):
+        self.fake.control("POST", "faults", {"faults": [
+            {"kind": "status", "status": 429, "retry_after": 2},
+            {"kind": "status", "status": 500},
+            {"kind": "malformed"},
+            {"kind": "empty"},
+            {"kind": "timeout", "seconds": 0.3},
+            {"kind": "timeout", "seconds": 0, "close": True},
+        ]})
+        st, h, data = self.fake.request("POST", "/bot%s/sendMessage" % TOKEN, {"chat_id": 1, "text": "a"})
+        self.assertEqual(st, 429)
+        self.assertEqual(json.loads(data), {"ok": False, "error_code": 429,
+                                            "description": "Too Many Requests: retry after 2",
+                                            "parameters": {"retry_after": 2}})
+        self.assert_bad(self.send("a"), "Internal Server Error", 500)
+        st, _, data = self.fake.request("POST", "/bot%s/sendMessage" % TOKEN, {"chat_id": 1, "text": "a"})
+        self.assertEqual(st, 200)
+        with self.assertRaises(ValueError):
+            json.loads(data)
+        st, _, data = self.fake.request("POST", "/bot%s/sendMessage" % TOKEN, {"chat_id": 1, "text": "a"})
+        self.assertEqual((st, data), (200, b""))
+        t0 = time.time()
+        self.assertEqual(self.send("a")[0], 200)
+        self.assertGreaterEqual(time.time() - t0, 0.3)
+        with self.assertRaises((http.client.RemoteDisconnected, ConnectionError)):
+            self.send("a")
+        self.assertEqual(self.send("a")[0], 200)
+        log = self.fake.control("GET", "requests")
+        self.assertEqual([x["fault"] for x in log],
+                         ["status", "status", "malformed", "empty", "timeout", "timeout", None])
+        # deliveries = calls answered normally without a fault
+        self.assertEqual(sum(1 for x in log if x["fault"] is None and x["status"] == 200), 1)
+
+    def test_get_updates(self):
+        self.fake.control("POST", "updates", {"updates": [
+            {"message": {"message_id": 5, "chat": {"id": 42, "type": "private"}, "text": "hi"}}]})
+        st, _, r = self.call("getUpdates", {"timeout": 0})
+        self.assertEqual([u["update_id"] for u in r["result"]], [1])
+        st, _, r = self.call("getUpdates", {"offset": 2, "timeout": 0})
+        self.assertEqual(r["result"], [])
+        self.assertEqual(self.fake.control("GET", "updates"), [])
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)

@@ -1,0 +1,163 @@
+#include "ctx.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ns/pg.h"
+#include "ns/telegram.h"
+
+const ns_config_t *ns_item_config(const ns_item_ctx_t *ctx)
+{
+    return ctx->res->cfg;
+}
+
+const ns_job_t *ns_item_job(const ns_item_ctx_t *ctx)
+{
+    return ctx->job;
+}
+
+int64_t ns_item_run_id(const ns_item_ctx_t *ctx)
+{
+    return ctx->run_id;
+}
+
+const char *ns_item_key(const ns_item_ctx_t *ctx)
+{
+    return ctx->item_key;
+}
+
+int ns_item_attempt(const ns_item_ctx_t *ctx)
+{
+    return ctx->attempt;
+}
+
+bool ns_item_dry_run(const ns_item_ctx_t *ctx)
+{
+    return ctx->dry_run;
+}
+
+const cJSON *ns_item_payload(const ns_item_ctx_t *ctx)
+{
+    return ctx->payload;
+}
+
+const ns_log_ctx_t *ns_item_log(const ns_item_ctx_t *ctx)
+{
+    return &ctx->log;
+}
+
+void ns_item_run_stats(const ns_item_ctx_t *ctx, ns_run_stats_t *out)
+{
+    *out = ctx->stats;
+}
+
+PGconn *ns_item_pg(ns_item_ctx_t *ctx, ns_error_t *err)
+{
+    if (ns_pg_ensure(&ctx->res->pg, ctx->res->cfg->pg_dsn, err) != NS_OK)
+        return NULL;
+    return ctx->res->pg;
+}
+
+PGconn *ns_item_tx(ns_item_ctx_t *ctx, ns_error_t *err)
+{
+    if (ctx->dry_run)
+        return NULL;
+    if (ctx->in_tx)
+        return ctx->res->pg;
+    PGconn *pg = ns_item_pg(ctx, err);
+    if (pg == NULL || ns_pg_exec(pg, "BEGIN", 0, NULL, err) != NS_OK)
+        return NULL;
+    ctx->in_tx = true;
+    return pg;
+}
+
+ns_err_t ns_ctx_end_tx(ns_item_ctx_t *ctx, bool commit, ns_error_t *err)
+{
+    if (!ctx->in_tx)
+        return NS_OK;
+    ctx->in_tx = false;
+    if (!commit) {
+        ns_pg_rollback(ctx->res->pg);
+        return NS_OK;
+    }
+    ns_err_t rc = ns_pg_exec(ctx->res->pg, "COMMIT", 0, NULL, err);
+    if (rc != NS_OK)
+        ns_pg_rollback(ctx->res->pg);
+    return rc;
+}
+
+void ns_item_report(ns_item_ctx_t *ctx, const char *action, cJSON *detail)
+{
+    if (ctx->report == NULL)
+        ctx->report = cJSON_CreateArray();
+    cJSON *entry = cJSON_IsObject(detail) ? detail : cJSON_CreateObject();
+    if (entry != detail && detail != NULL)
+        cJSON_AddItemToObject(entry, "detail", detail);
+    cJSON_AddStringToObject(entry, "action", action);
+    cJSON_AddItemToArray(ctx->report, entry);
+}
+
+char *ns_ctx_report_text(const ns_item_ctx_t *ctx)
+{
+    return ctx->report ? cJSON_PrintUnformatted(ctx->report) : NULL;
+}
+
+const char *ns_item_telegram_chat(const ns_item_ctx_t *ctx)
+{
+    const cJSON *tg =
+        cJSON_GetObjectItemCaseSensitive(ctx->job->notify, "telegram");
+    const cJSON *chat = cJSON_GetObjectItemCaseSensitive(tg, "chat_id");
+    if (cJSON_IsString(chat) && chat->valuestring[0] != '\0')
+        return chat->valuestring;
+    return NULL;
+}
+
+static ns_err_t queue_one(ns_item_ctx_t *ctx, const char *chat_id,
+                          const char *text, const char *key, ns_error_t *err)
+{
+    if (ctx->dry_run) {
+        cJSON *d = cJSON_CreateObject();
+        cJSON_AddStringToObject(d, "chat_id", chat_id);
+        cJSON_AddStringToObject(d, "text", text);
+        ns_item_report(ctx, "telegram.sendMessage", d);
+        return NS_OK;
+    }
+    PGconn *pg = ns_item_tx(ctx, err);
+    if (pg == NULL)
+        return err->code;
+    cJSON *payload = cJSON_CreateObject();
+    cJSON_AddStringToObject(payload, "text", text);
+    char *json = cJSON_PrintUnformatted(payload);
+    cJSON_Delete(payload);
+    char run[24];
+    ns_pg_i64str(ctx->run_id, run);
+    const char *params[] = {key, run, chat_id, json};
+    ns_err_t rc = ns_pg_exec(
+        pg,
+        "INSERT INTO outbox (idempotency_key, run_id, channel, target, "
+        "payload) VALUES ($1, $2, 'telegram', $3, $4::jsonb) "
+        "ON CONFLICT (idempotency_key) DO NOTHING",
+        4, params, err);
+    free(json);
+    return rc;
+}
+
+ns_err_t ns_item_telegram(ns_item_ctx_t *ctx, const char *chat_id,
+                          const char *html, const char *idempotency_key,
+                          ns_error_t *err)
+{
+    char **chunks = NULL;
+    size_t n = ns_tg_split_html(html, NS_TG_MAX_TEXT, &chunks);
+    ns_err_t rc = NS_OK;
+    for (size_t i = 0; i < n && rc == NS_OK; i++) {
+        char key[600];
+        if (n == 1)
+            snprintf(key, sizeof(key), "%s", idempotency_key);
+        else
+            snprintf(key, sizeof(key), "%s#%zu", idempotency_key, i + 1);
+        rc = queue_one(ctx, chat_id, chunks[i], key, err);
+    }
+    ns_tg_chunks_free(chunks, n);
+    return rc;
+}

@@ -1,0 +1,27 @@
+/* The handler table: one row per kind of work. Adding a handler is one
+ * row here plus its file in this directory. */
+#include <string.h>
+
+#include "handler.h"
+#include "handlers.h"
+
+static const ns_handler_def_t handlers[] = {
+    {"analyzer.project", ns_analyzer_project, 0},
+    {"analyzer.summary", ns_analyzer_summary, 1},
+};
+
+const ns_handler_def_t *ns_handler_find(const char *name, int is_finalizer)
+{
+    if (name == NULL)
+        return NULL;
+    for (size_t i = 0; i < sizeof(handlers) / sizeof(handlers[0]); i++)
+        if (handlers[i].is_finalizer == is_finalizer &&
+            strcmp(handlers[i].name, name) == 0)
+            return &handlers[i];
+    return NULL;
+}
+
+int ns_handler_known(const char *name, int is_finalizer)
+{
+    return ns_handler_find(name, is_finalizer) != NULL;
+}

@@ -1,0 +1,11 @@
+/* handlers.h: every handler and finalizer function, for the table. */
+#ifndef NS_HANDLERS_H
+#define NS_HANDLERS_H
+
+#include "handler.h"
+
+/* analyzer.c: batch-analyzer (seed 000). */
+ns_err_t ns_analyzer_project(ns_item_ctx_t *ctx, ns_error_t *err);
+ns_err_t ns_analyzer_summary(ns_item_ctx_t *ctx, ns_error_t *err);
+
+#endif

@@ -1,0 +1,349 @@
+#include "item.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "ctx.h"
+#include "ns/clock.h"
+#include "ns/envelope.h"
+#include "ns/log.h"
+#include "ns/metrics.h"
+#include "ns/pg.h"
+#include "ns/retry.h"
+
+#define PG_RETRY_MS 1000
+
+int ns_item_sleep(ns_item_res_t *res, int64_t ms)
+{
+    int64_t until = ns_clock_mono_ms() + ms;
+    while (*res->running) {
+        int64_t left = until - ns_clock_mono_ms();
+        if (left <= 0)
+            return 1;
+        if (left > 50)
+            left = 50;
+        struct timespec ts = {0, (long)left * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    return 0;
+}
+
+int ns_item_pg_wait(ns_item_res_t *res)
+{
+    for (int tries = 0;; tries++) {
+        ns_error_t err;
+        ns_error_clear(&err);
+        if (ns_pg_ensure(&res->pg, res->cfg->pg_dsn, &err) == NS_OK)
+            return 1;
+        if (tries % 10 == 0)
+            NS_WARN(NULL, "waiting for postgres: %s", err.msg);
+        if (!ns_item_sleep(res, PG_RETRY_MS))
+            return 0;
+    }
+}
+
+static void count_item(const char *job, const char *outcome, double seconds)
+{
+    char esc[200], labels[300];
+    ns_metrics_label_escape(job ? job : "", esc, sizeof(esc));
+    snprintf(labels, sizeof(labels), "job=\"%s\",outcome=\"%s\"", esc, outcome);
+    ns_metrics_counter_add("nightshift_items_processed_total",
+                           "Items that reached an outcome.", labels, 1);
+    if (seconds >= 0) {
+        snprintf(labels, sizeof(labels), "job=\"%s\"", esc);
+        ns_metrics_histogram_observe("nightshift_item_duration_seconds",
+                                     "Time from first attempt to outcome.",
+                                     labels, seconds);
+    }
+}
+
+/* Records a message that cannot be processed, and fails its item when the
+ * item is known. Both in one transaction; retried while Postgres is down.
+ * Returns 0 if it had to give up because the worker is stopping. */
+static int dead_letter(ns_item_res_t *res, const ns_msg_t *msg,
+                       const ns_envelope_t *env, int attempts,
+                       const char *reason)
+{
+    char part[24], off[24], run[24], att[24];
+    ns_pg_i64str(msg->partition, part);
+    ns_pg_i64str(msg->offset, off);
+    ns_pg_i64str(env->run_id, run);
+    ns_pg_i64str(attempts, att);
+    /* Payloads are stored as bytes: they may not even be UTF-8. */
+    const char *params[] = {msg->topic, part,     off, NULL,          NULL,
+                            reason,     env->job, run, env->item_key, att};
+    int lengths[] = {0, 0, 0, (int)msg->key_len, (int)msg->len, 0, 0, 0, 0, 0};
+    int formats[] = {0, 0, 0, 1, 1, 0, 0, 0, 0, 0};
+    params[3] = msg->key;
+    params[4] = msg->value;
+    for (;;) {
+        if (!ns_item_pg_wait(res))
+            return 0;
+        ns_error_t err;
+        ns_error_clear(&err);
+        if (ns_pg_exec(res->pg, "BEGIN", 0, NULL, &err) != NS_OK)
+            goto retry;
+        PGresult *r = PQexecParams(
+            res->pg,
+            "INSERT INTO dead_letters (topic, partition, \"offset\", "
+            "msg_key, payload, reason, job, run_id, item_key, attempts) "
+            "VALUES ($1, $2, $3, $4, $5, $6, $7, nullif($8, '0')::bigint, "
+            "$9, $10) ON CONFLICT (topic, partition, \"offset\") DO NOTHING",
+            10, NULL, params, lengths, formats, 0);
+        int ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+        if (!ok)
+            ns_error_set(&err, NS_ERR_TRANSIENT, "%s", PQresultErrorMessage(r));
+        PQclear(r);
+        if (!ok)
+            goto retry;
+        if (env->run_id > 0 && env->item_key != NULL) {
+            const char *p2[] = {run, env->item_key, reason};
+            if (ns_pg_exec(res->pg,
+                           "UPDATE items SET status = 'failed', error = $3, "
+                           "finished_at = now() WHERE run_id = $1::bigint "
+                           "AND item_key = $2 AND status = 'pending'",
+                           3, p2, &err) != NS_OK)
+                goto retry;
+        }
+        if (ns_pg_exec(res->pg, "COMMIT", 0, NULL, &err) == NS_OK)
+            return 1;
+    retry:
+        ns_pg_rollback(res->pg);
+        NS_WARN(NULL, "recording dead letter failed, retrying: %s", err.msg);
+        if (!ns_item_sleep(res, PG_RETRY_MS))
+            return 0;
+    }
+}
+
+typedef enum precheck {
+    PRE_PENDING,
+    PRE_TERMINAL, /* already done or failed: a redelivery */
+    PRE_UNKNOWN,  /* no such item */
+    PRE_CANCELLED,
+    PRE_STOPPING,
+} precheck_t;
+
+static precheck_t precheck(ns_item_res_t *res, const ns_envelope_t *env,
+                           int *attempts)
+{
+    char run[24];
+    ns_pg_i64str(env->run_id, run);
+    const char *params[] = {run, env->item_key};
+    for (;;) {
+        if (!ns_item_pg_wait(res))
+            return PRE_STOPPING;
+        ns_error_t err;
+        ns_error_clear(&err);
+        PGresult *r = ns_pg_query(
+            res->pg,
+            "SELECT i.status, i.attempts, r.status FROM items i JOIN runs r "
+            "USING (run_id) WHERE i.run_id = $1::bigint AND i.item_key = $2",
+            2, params, &err);
+        if (r == NULL) {
+            NS_WARN(NULL, "item check failed, retrying: %s", err.msg);
+            if (!ns_item_sleep(res, PG_RETRY_MS))
+                return PRE_STOPPING;
+            continue;
+        }
+        precheck_t out = PRE_UNKNOWN;
+        if (PQntuples(r) == 1) {
+            *attempts = (int)ns_pg_int64(r, 0, 1);
+            const char *run_status = PQgetvalue(r, 0, 2);
+            if (strcmp(PQgetvalue(r, 0, 0), "pending") != 0)
+                out = PRE_TERMINAL;
+            else if (strcmp(run_status, "cancelled") == 0 ||
+                     strcmp(run_status, "failed") == 0)
+                out = PRE_CANCELLED;
+            else
+                out = PRE_PENDING;
+        }
+        PQclear(r);
+        return out;
+    }
+}
+
+/* Marks the attempt as started; transient failures are retried. */
+static int start_attempt(ns_item_res_t *res, const char *run, const char *key)
+{
+    const char *params[] = {run, key};
+    for (;;) {
+        if (!ns_item_pg_wait(res))
+            return 0;
+        ns_error_t err;
+        ns_error_clear(&err);
+        if (ns_pg_exec(res->pg,
+                       "UPDATE items SET attempts = attempts + 1, "
+                       "started_at = coalesce(started_at, now()) "
+                       "WHERE run_id = $1::bigint AND item_key = $2",
+                       2, params, &err) == NS_OK)
+            return 1;
+        if (!ns_item_sleep(res, PG_RETRY_MS))
+            return 0;
+    }
+}
+
+/* Marks the item done inside the context's transaction and commits.
+ * Returns NS_OK also when a concurrent delivery finished it first (then
+ * everything the handler wrote is rolled back). */
+static ns_err_t commit_done(ns_item_ctx_t *ctx, ns_error_t *err)
+{
+    PGconn *pg = ctx->in_tx ? ctx->res->pg : NULL;
+    if (pg == NULL) {
+        /* Dry runs and handlers that wrote nothing still record status. */
+        if (ns_item_pg(ctx, err) == NULL)
+            return err->code;
+        if (ns_pg_exec(ctx->res->pg, "BEGIN", 0, NULL, err) != NS_OK)
+            return err->code;
+        ctx->in_tx = true;
+        pg = ctx->res->pg;
+    }
+    char run[24];
+    ns_pg_i64str(ctx->run_id, run);
+    char *report = ns_ctx_report_text(ctx);
+    const char *params[] = {run, ctx->item_key, report};
+    PGresult *r = ns_pg_query(pg,
+                              "UPDATE items SET status = 'done', error = "
+                              "NULL, report = $3::jsonb, finished_at = now() "
+                              "WHERE run_id = $1::bigint AND item_key = $2 "
+                              "AND status = 'pending'",
+                              3, params, err);
+    free(report);
+    if (r == NULL) {
+        ns_ctx_end_tx(ctx, false, NULL);
+        return err->code;
+    }
+    int updated = strcmp(PQcmdTuples(r), "1") == 0;
+    PQclear(r);
+    return ns_ctx_end_tx(ctx, updated, err);
+}
+
+static ns_item_outcome_t run_item(ns_item_res_t *res, const ns_msg_t *msg,
+                                  ns_envelope_t *env, const ns_job_t *job,
+                                  const ns_handler_def_t *h, int attempts)
+{
+    ns_item_ctx_t ctx = {
+        .res = res,
+        .job = job,
+        .run_id = env->run_id,
+        .item_key = env->item_key,
+        .dry_run = env->dry_run,
+        .payload = env->payload,
+        .log = {.job = job->name,
+                .run_id = env->run_id,
+                .item_key = env->item_key},
+    };
+    char run[24];
+    ns_pg_i64str(env->run_id, run);
+    int64_t t0 = ns_clock_mono_ms();
+    for (;;) {
+        if (!start_attempt(res, run, env->item_key))
+            return NS_ITEM_ABANDONED;
+        ctx.attempt = ++attempts;
+        cJSON_Delete(ctx.report);
+        ctx.report = NULL;
+        ns_error_t err;
+        ns_error_clear(&err);
+        ns_err_t rc = h->process(&ctx, &err);
+        if (rc == NS_OK)
+            rc = commit_done(&ctx, &err);
+        else
+            ns_ctx_end_tx(&ctx, false, NULL);
+        if (rc == NS_OK) {
+            cJSON_Delete(ctx.report);
+            count_item(job->name, "done",
+                       (double)(ns_clock_mono_ms() - t0) / 1000.0);
+            return NS_ITEM_COMMITTED;
+        }
+        bool permanent = rc != NS_ERR_TRANSIENT;
+        if (permanent || attempts >= job->retry.max_attempts) {
+            char reason[700];
+            snprintf(reason, sizeof(reason), "%s%s (after %d attempt%s)",
+                     permanent ? "" : "retries exhausted: ", err.msg, attempts,
+                     attempts == 1 ? "" : "s");
+            NS_ERROR(&ctx.log, "item failed: %s", reason);
+            cJSON_Delete(ctx.report);
+            if (!dead_letter(res, msg, env, attempts, reason))
+                return NS_ITEM_ABANDONED;
+            count_item(job->name, "failed",
+                       (double)(ns_clock_mono_ms() - t0) / 1000.0);
+            return NS_ITEM_COMMITTED;
+        }
+        int64_t delay =
+            ns_backoff_ms(&job->retry, attempts, err.retry_after_s, &res->seed);
+        NS_WARN(&ctx.log, "attempt %d failed (%s), retrying in %lld ms",
+                attempts, err.msg, (long long)delay);
+        if (!ns_item_sleep(res, delay)) {
+            cJSON_Delete(ctx.report);
+            return NS_ITEM_ABANDONED;
+        }
+    }
+}
+
+ns_item_outcome_t ns_item_process(ns_item_res_t *res, const ns_msg_t *msg)
+{
+    ns_envelope_t env;
+    ns_error_t err;
+    ns_error_clear(&err);
+    ns_log_ctx_t lc = {0};
+    if (ns_envelope_decode(msg->value, msg->len, msg->compressed,
+                           res->cfg->max_payload_bytes, &env, &err) != NS_OK) {
+        lc = (ns_log_ctx_t){
+            .job = env.job, .run_id = env.run_id, .item_key = env.item_key};
+        NS_ERROR(&lc, "%s [%s/%d@%lld]", err.msg, msg->topic,
+                 (int)msg->partition, (long long)msg->offset);
+        int ok = dead_letter(res, msg, &env, 0, err.msg);
+        if (ok)
+            count_item(env.job, "dead_letter", -1);
+        if (ok && env.run_id > 0)
+            ns_finalize_if_complete(res, env.run_id);
+        ns_envelope_free(&env);
+        return ok ? NS_ITEM_COMMITTED : NS_ITEM_ABANDONED;
+    }
+    lc = (ns_log_ctx_t){
+        .job = env.job, .run_id = env.run_id, .item_key = env.item_key};
+    ns_item_outcome_t out = NS_ITEM_COMMITTED;
+    const ns_job_t *job = ns_config_job(res->cfg, env.job);
+    const ns_handler_def_t *h = job ? ns_handler_find(job->handler, 0) : NULL;
+    int attempts = 0;
+    precheck_t pre = PRE_UNKNOWN;
+    if (job != NULL && h != NULL)
+        pre = precheck(res, &env, &attempts);
+    char reason[600];
+    reason[0] = '\0';
+    if (job == NULL)
+        snprintf(reason, sizeof(reason),
+                 "bad input: unknown job \"%s\" (not in this worker's "
+                 "config)",
+                 env.job);
+    else if (h == NULL)
+        snprintf(reason, sizeof(reason), "bad input: unknown handler \"%s\"",
+                 job->handler);
+    else if (pre == PRE_UNKNOWN)
+        snprintf(reason, sizeof(reason),
+                 "bad input: run %lld has no item \"%s\"",
+                 (long long)env.run_id, env.item_key);
+    else if (pre == PRE_CANCELLED)
+        snprintf(reason, sizeof(reason), "run %lld was cancelled",
+                 (long long)env.run_id);
+
+    if (pre == PRE_STOPPING) {
+        out = NS_ITEM_ABANDONED;
+    } else if (reason[0] != '\0') {
+        NS_ERROR(&lc, "%s", reason);
+        out = dead_letter(res, msg, &env, attempts, reason) ? NS_ITEM_COMMITTED
+                                                            : NS_ITEM_ABANDONED;
+        if (out == NS_ITEM_COMMITTED)
+            count_item(env.job, "dead_letter", -1);
+    } else if (pre == PRE_TERMINAL) {
+        NS_DEBUG(&lc, "already finished; redelivery ignored");
+        count_item(env.job, "duplicate", -1);
+    } else {
+        out = run_item(res, msg, &env, job, h, attempts);
+    }
+    if (out == NS_ITEM_COMMITTED && pre != PRE_UNKNOWN)
+        ns_finalize_if_complete(res, env.run_id);
+    ns_envelope_free(&env);
+    return out;
+}

@@ -1,0 +1,59 @@
+/* item.h: processing one item message, start to end: decode, check, run
+ * the handler with retries, commit status and writes in one transaction,
+ * dead-letter what cannot be processed, trigger the finalizer. */
+#ifndef NS_ITEM_H
+#define NS_ITEM_H
+
+#include <libpq-fe.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ns/config.h"
+
+/** Per-thread resources. */
+typedef struct ns_item_res {
+    const ns_config_t *cfg;
+    PGconn *pg;
+    unsigned seed;                  /**< backoff jitter */
+    volatile sig_atomic_t *running; /**< 0: stop waiting, hand items back */
+} ns_item_res_t;
+
+/** One consumed message. */
+typedef struct ns_msg {
+    const char *topic;
+    int32_t partition;
+    int64_t offset;
+    const char *key;
+    size_t key_len;
+    const char *value;
+    size_t len;
+    bool compressed;
+} ns_msg_t;
+
+typedef enum ns_item_outcome {
+    NS_ITEM_COMMITTED, /**< terminal (done, failed, dead-lettered, dup) */
+    NS_ITEM_ABANDONED, /**< shutting down: not committed, redelivered */
+} ns_item_outcome_t;
+
+ns_item_outcome_t ns_item_process(ns_item_res_t *res, const ns_msg_t *msg);
+
+/** @brief Sleeps up to ms, returning early (0) when *running drops. */
+int ns_item_sleep(ns_item_res_t *res, int64_t ms);
+
+/** @brief Makes sure res->pg is connected, waiting while Postgres is down.
+ *  @returns 0 when shutting down first. */
+int ns_item_pg_wait(ns_item_res_t *res);
+
+/** @brief Claims and runs the finalizer of runs whose items are all
+ *  terminal (finalize.c). */
+void ns_finalize_run(ns_item_res_t *res, int64_t run_id);
+/** @brief One sweep: claims complete runs nobody finalized (crashes,
+ *  zero-item runs) and finalizes due ones. */
+void ns_finalize_sweep(ns_item_res_t *res);
+/** @brief After an item became terminal: claim the run if it is complete
+ *  and finalize it now. */
+void ns_finalize_if_complete(ns_item_res_t *res, int64_t run_id);
+
+#endif

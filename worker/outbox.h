@@ -1,0 +1,29 @@
+/* outbox.h: delivering queued external messages.
+ * Rows are written in the item's transaction; the dispatcher sends them in
+ * order per target, retrying with backoff (honouring retry_after), so a
+ * failing channel never blocks the data or another channel. */
+#ifndef NS_OUTBOX_H
+#define NS_OUTBOX_H
+
+#include <libpq-fe.h>
+#include <signal.h>
+
+#include "ns/config.h"
+#include "ns/err.h"
+
+#define NS_OUTBOX_MAX_ATTEMPTS 15
+
+/** @brief Sends at most one due message. @returns 1 if one was handled
+ *  (sent, rescheduled or failed), 0 if none was due, -1 on a database
+ *  error. */
+int ns_outbox_dispatch_one(PGconn *pg, const ns_config_t *cfg);
+
+typedef struct ns_outbox ns_outbox_t;
+
+/** @brief Starts the dispatcher thread (own connection). */
+ns_outbox_t *ns_outbox_start(const ns_config_t *cfg,
+                             volatile sig_atomic_t *running, ns_error_t *err);
+/** @brief Waits for the thread to end (after *running dropped to 0). */
+void ns_outbox_join(ns_outbox_t *o);
+
+#endif

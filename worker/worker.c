@@ -1,0 +1,524 @@
+#include "worker.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "handler.h"
+#include "item.h"
+#include "ns/clock.h"
+#include "ns/httpd.h"
+#include "ns/kafka.h"
+#include "ns/log.h"
+#include "ns/metrics.h"
+#include "outbox.h"
+#include "tracker.h"
+
+#define SWEEP_EVERY_MS 2000
+#define LAG_EVERY_MS 5000
+
+typedef struct pool_thread {
+    pthread_t thread;
+    ns_item_res_t res;
+    struct ns_worker *w;
+} pool_thread_t;
+
+struct ns_worker {
+    const ns_config_t *cfg;
+    rd_kafka_t *rk;
+    rd_kafka_queue_t *queue;
+    int kafka_pipe[2]; /* librdkafka writes here when messages arrive */
+    int done_fd;       /* eventfd: pool threads signal finished tasks */
+    ns_tracker_t *tracker;
+    ns_httpd_t *httpd;
+    ns_outbox_t *outbox;
+
+    pthread_mutex_t lock;
+    pthread_cond_t work_cond;
+    ns_task_t *ready_head, *ready_tail; /* to start, under lock */
+    ns_task_t *done_head;               /* finished, under lock */
+    int pool_stop;
+    size_t n_threads;
+    pool_thread_t *threads;
+    pthread_t sweeper;
+    int sweeper_started;
+
+    size_t outstanding; /* consumed and not finished (consumer thread) */
+    size_t max_outstanding;
+    int paused;
+    int assigned;
+    size_t n_started;
+    volatile sig_atomic_t *running;
+};
+
+/* ---- the pool ---------------------------------------------------------- */
+
+static void *pool_main(void *arg)
+{
+    pool_thread_t *pt = arg;
+    ns_worker_t *w = pt->w;
+    for (;;) {
+        pthread_mutex_lock(&w->lock);
+        while (w->ready_head == NULL && !w->pool_stop)
+            pthread_cond_wait(&w->work_cond, &w->lock);
+        if (w->ready_head == NULL) {
+            pthread_mutex_unlock(&w->lock);
+            break;
+        }
+        ns_task_t *task = w->ready_head;
+        w->ready_head = task->next;
+        if (w->ready_head == NULL)
+            w->ready_tail = NULL;
+        pthread_mutex_unlock(&w->lock);
+
+        const rd_kafka_message_t *m = task->rkm;
+        ns_msg_t msg = {
+            .topic = rd_kafka_topic_name(m->rkt),
+            .partition = m->partition,
+            .offset = m->offset,
+            .key = m->key,
+            .key_len = m->key_len,
+            .value = m->payload ? m->payload : "",
+            .len = m->len,
+        };
+        rd_kafka_headers_t *hdrs = NULL;
+        const void *enc = NULL;
+        size_t enc_len = 0;
+        if (rd_kafka_message_headers(m, &hdrs) == RD_KAFKA_RESP_ERR_NO_ERROR &&
+            rd_kafka_header_get_last(hdrs, "ns-encoding", &enc, &enc_len) ==
+                RD_KAFKA_RESP_ERR_NO_ERROR)
+            msg.compressed = enc_len == 4 && memcmp(enc, "zstd", 4) == 0;
+        task->outcome = ns_item_process(&pt->res, &msg);
+
+        pthread_mutex_lock(&w->lock);
+        task->next = w->done_head;
+        w->done_head = task;
+        pthread_mutex_unlock(&w->lock);
+        uint64_t one = 1;
+        ssize_t wr = write(w->done_fd, &one, sizeof(one));
+        (void)wr;
+    }
+    PQfinish(pt->res.pg);
+    pt->res.pg = NULL;
+    return NULL;
+}
+
+static void start_task(ns_worker_t *w, ns_task_t *task)
+{
+    task->next = NULL;
+    pthread_mutex_lock(&w->lock);
+    if (w->ready_tail)
+        w->ready_tail->next = task;
+    else
+        w->ready_head = task;
+    w->ready_tail = task;
+    pthread_cond_signal(&w->work_cond);
+    pthread_mutex_unlock(&w->lock);
+}
+
+/* ---- offsets ----------------------------------------------------------- */
+
+static void store_offsets(ns_worker_t *w, bool all)
+{
+    rd_kafka_topic_partition_list_t *list =
+        rd_kafka_topic_partition_list_new(8);
+    if (ns_tracker_committable(w->tracker, list, all) > 0) {
+        rd_kafka_resp_err_t e = rd_kafka_offsets_store(w->rk, list);
+        if (e != RD_KAFKA_RESP_ERR_NO_ERROR)
+            NS_WARN(NULL, "storing offsets: %s", rd_kafka_err2str(e));
+    }
+    rd_kafka_topic_partition_list_destroy(list);
+}
+
+static void drop_task(ns_task_t *task)
+{
+    rd_kafka_message_destroy(task->rkm);
+    free(task);
+}
+
+/* Consumer thread: takes finished tasks, advances offsets, starts the next
+ * task of each released key. */
+static int collect_done(ns_worker_t *w)
+{
+    uint64_t n;
+    ssize_t rd = read(w->done_fd, &n, sizeof(n));
+    (void)rd;
+    pthread_mutex_lock(&w->lock);
+    ns_task_t *done = w->done_head;
+    w->done_head = NULL;
+    pthread_mutex_unlock(&w->lock);
+    int count = 0;
+    while (done != NULL) {
+        ns_task_t *task = done;
+        done = task->next;
+        const rd_kafka_message_t *m = task->rkm;
+        if (task->outcome == NS_ITEM_COMMITTED)
+            ns_tracker_finished(w->tracker, rd_kafka_topic_name(m->rkt),
+                                m->partition, m->offset);
+        ns_task_t *next = ns_tracker_key_release(w->tracker, task);
+        if (next != NULL)
+            start_task(w, next);
+        drop_task(task);
+        w->outstanding--;
+        count++;
+    }
+    if (count > 0)
+        store_offsets(w, false);
+    return count;
+}
+
+/* Drops tasks not started yet (they are redelivered: their offsets are
+ * never passed) and waits for running ones. Used on revoke and shutdown. */
+static void drain(ns_worker_t *w)
+{
+    size_t dropped = 0;
+    pthread_mutex_lock(&w->lock);
+    ns_task_t *ready = w->ready_head;
+    w->ready_head = w->ready_tail = NULL;
+    pthread_mutex_unlock(&w->lock);
+    while (ready != NULL) {
+        ns_task_t *next = ready->next;
+        ns_task_t *waiting = ns_tracker_key_release(w->tracker, ready);
+        /* A waiting task of the same key must not start: drop it too. */
+        while (waiting != NULL) {
+            ns_task_t *after = ns_tracker_key_release(w->tracker, waiting);
+            drop_task(waiting);
+            dropped++;
+            waiting = after;
+        }
+        drop_task(ready);
+        dropped++;
+        ready = next;
+    }
+    dropped += ns_tracker_drop_waiting(w->tracker, drop_task);
+    w->outstanding -= dropped;
+    /* What is still outstanding is running in the pool. */
+    while (w->outstanding > 0) {
+        struct pollfd pfd = {.fd = w->done_fd, .events = POLLIN};
+        poll(&pfd, 1, 200);
+        collect_done(w);
+    }
+    if (dropped > 0)
+        NS_INFO(NULL, "handed back %zu items not yet started", dropped);
+}
+
+/* ---- rebalances -------------------------------------------------------- */
+
+static void set_paused(ns_worker_t *w, int paused)
+{
+    rd_kafka_topic_partition_list_t *parts = NULL;
+    if (rd_kafka_assignment(w->rk, &parts) != RD_KAFKA_RESP_ERR_NO_ERROR)
+        return;
+    if (parts->cnt > 0) {
+        if (paused)
+            rd_kafka_pause_partitions(w->rk, parts);
+        else
+            rd_kafka_resume_partitions(w->rk, parts);
+    }
+    rd_kafka_topic_partition_list_destroy(parts);
+    w->paused = paused;
+}
+
+static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                         rd_kafka_topic_partition_list_t *parts, void *opaque)
+{
+    ns_worker_t *w = opaque;
+    if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+        NS_INFO(NULL, "assigned %d partition(s)", parts->cnt);
+        rd_kafka_assign(rk, parts);
+        w->assigned = parts->cnt;
+        if (w->paused)
+            rd_kafka_pause_partitions(rk, parts);
+        return;
+    }
+    /* Revoked (or an error): finish what runs, hand back what waits,
+     * commit, then let go. */
+    NS_INFO(NULL, "revoking %d partition(s)", parts ? parts->cnt : 0);
+    drain(w);
+    store_offsets(w, true);
+    rd_kafka_resp_err_t ce = rd_kafka_commit(rk, NULL, 0);
+    if (ce != RD_KAFKA_RESP_ERR_NO_ERROR && ce != RD_KAFKA_RESP_ERR__NO_OFFSET)
+        NS_WARN(NULL, "commit on revoke: %s", rd_kafka_err2str(ce));
+    ns_tracker_clear_parts(w->tracker);
+    rd_kafka_assign(rk, NULL);
+    w->assigned = 0;
+}
+
+/* ---- the consumer loop ------------------------------------------------- */
+
+static void accept_message(ns_worker_t *w, rd_kafka_message_t *m)
+{
+    if (m->err) {
+        if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
+            NS_WARN(NULL, "consumer: %s", rd_kafka_message_errstr(m));
+        rd_kafka_message_destroy(m);
+        return;
+    }
+    const char *topic = rd_kafka_topic_name(m->rkt);
+    if (ns_tracker_consumed(w->tracker, topic, m->partition, m->offset) ==
+        NULL) {
+        /* Out of memory: leave the offset uncommitted; it comes back. */
+        rd_kafka_message_destroy(m);
+        return;
+    }
+    ns_task_t *task = calloc(1, sizeof(*task));
+    if (task == NULL) {
+        rd_kafka_message_destroy(m);
+        return;
+    }
+    task->rkm = m;
+    w->outstanding++;
+    if (ns_tracker_key_enqueue(w->tracker, task, topic, m->key, m->key_len))
+        start_task(w, task);
+}
+
+static void publish_lag(ns_worker_t *w)
+{
+    for (size_t i = 0; i < ns_tracker_n_parts(w->tracker); i++) {
+        ns_part_t *p = ns_tracker_part(w->tracker, i);
+        int64_t lo = 0, hi = 0;
+        if (p->next_offset < 0 ||
+            rd_kafka_get_watermark_offsets(w->rk, p->topic, p->partition, &lo,
+                                           &hi) != RD_KAFKA_RESP_ERR_NO_ERROR)
+            continue;
+        char labels[NS_TOPIC_MAX + 64];
+        snprintf(labels, sizeof(labels), "topic=\"%s\",partition=\"%d\"",
+                 p->topic, (int)p->partition);
+        ns_metrics_gauge_set(
+            "nightshift_consumer_lag", "Messages behind the partition's end.",
+            labels, (double)(hi > p->next_offset ? hi - p->next_offset : 0));
+    }
+    ns_metrics_gauge_set("nightshift_worker_items_outstanding",
+                         "Items consumed and not yet finished.", NULL,
+                         (double)w->outstanding);
+}
+
+static void *sweeper_main(void *arg)
+{
+    ns_worker_t *w = arg;
+    ns_item_res_t res = {.cfg = w->cfg, .running = w->running, .seed = 7};
+    while (*w->running) {
+        ns_finalize_sweep(&res);
+        ns_item_sleep(&res, SWEEP_EVERY_MS);
+    }
+    PQfinish(res.pg);
+    return NULL;
+}
+
+int ns_worker_run(ns_worker_t *w, volatile sig_atomic_t *running)
+{
+    w->running = running;
+    ns_error_t err;
+    ns_error_clear(&err);
+    for (size_t i = 0; i < w->n_threads; i++) {
+        pool_thread_t *pt = &w->threads[i];
+        pt->w = w;
+        pt->res.cfg = w->cfg;
+        pt->res.running = running;
+        pt->res.seed = (unsigned)(i + 1) * 2654435761u ^ (unsigned)getpid();
+        if (pthread_create(&pt->thread, NULL, pool_main, pt) != 0) {
+            NS_ERROR(NULL, "worker: cannot start threads");
+            return 1;
+        }
+        w->n_started++;
+    }
+    w->outbox = ns_outbox_start(w->cfg, running, &err);
+    if (w->outbox == NULL) {
+        NS_ERROR(NULL, "%s", err.msg);
+        return 1;
+    }
+    w->sweeper_started =
+        pthread_create(&w->sweeper, NULL, sweeper_main, w) == 0;
+    NS_INFO(NULL, "worker started: %zu threads, up to %zu items buffered",
+            w->n_threads, w->max_outstanding);
+    int64_t last_lag = 0;
+    while (*running) {
+        struct pollfd fds[2] = {
+            {.fd = w->kafka_pipe[0], .events = POLLIN},
+            {.fd = w->done_fd, .events = POLLIN},
+        };
+        poll(fds, 2, 100);
+        if (fds[0].revents & POLLIN) {
+            char sink[256];
+            ssize_t rd = read(w->kafka_pipe[0], sink, sizeof(sink));
+            (void)rd;
+        }
+        if (fds[1].revents & POLLIN)
+            collect_done(w);
+        /* Serves rebalances even while paused. */
+        rd_kafka_message_t *m;
+        while (*running && w->outstanding < w->max_outstanding &&
+               (m = rd_kafka_consumer_poll(w->rk, 0)) != NULL)
+            accept_message(w, m);
+        if (w->outstanding >= w->max_outstanding) {
+            if (!w->paused)
+                set_paused(w, 1);
+            rd_kafka_message_t *extra = rd_kafka_consumer_poll(w->rk, 0);
+            if (extra != NULL)
+                accept_message(w, extra);
+        } else if (w->paused && w->outstanding < w->max_outstanding / 2) {
+            set_paused(w, 0);
+        }
+        int64_t now = ns_clock_mono_ms();
+        if (now - last_lag >= LAG_EVERY_MS) {
+            last_lag = now;
+            publish_lag(w);
+        }
+    }
+    NS_INFO(NULL, "stopping: finishing %zu outstanding item(s)",
+            w->outstanding);
+    drain(w);
+    store_offsets(w, true);
+    rd_kafka_consumer_close(w->rk);
+    NS_INFO(NULL, "left the consumer group");
+    return 0;
+}
+
+/* ---- set-up ------------------------------------------------------------ */
+
+static int ready(void *arg)
+{
+    ns_worker_t *w = arg;
+    return w->rk != NULL && w->running != NULL && *w->running;
+}
+
+static rd_kafka_t *new_consumer(ns_worker_t *w, ns_error_t *err)
+{
+    /* Our defaults apply unless the kafka: section sets the key. */
+    static const char *defaults[][2] = {
+        {"group.id", "nightshift-workers"},
+        {"enable.auto.commit", "true"},
+        {"enable.auto.offset.store", "false"},
+        {"auto.commit.interval.ms", "1000"},
+        {"auto.offset.reset", "earliest"},
+        {"session.timeout.ms", "10000"},
+        {"heartbeat.interval.ms", "1000"},
+        {"fetch.max.bytes", "33554432"},
+        {"max.partition.fetch.bytes", "16777216"},
+        {"receive.message.max.bytes", "67108864"},
+    };
+    rd_kafka_conf_t *conf = ns_kafka_conf(w->cfg, err);
+    if (conf == NULL)
+        return NULL;
+    for (size_t i = 0; i < sizeof(defaults) / sizeof(defaults[0]); i++) {
+        bool overridden = false;
+        for (size_t k = 0; k < w->cfg->n_kafka; k++)
+            overridden |= strcmp(w->cfg->kafka[k].key, defaults[i][0]) == 0;
+        if (!overridden &&
+            ns_kafka_set(conf, defaults[i][0], defaults[i][1], err) != NS_OK)
+            goto fail;
+    }
+    rd_kafka_conf_set_rebalance_cb(conf, on_rebalance);
+    rd_kafka_conf_set_opaque(conf, w);
+    char errstr[512];
+    rd_kafka_t *rk =
+        rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr));
+    if (rk == NULL) {
+        ns_error_set(err, NS_ERR_INVALID, "kafka consumer: %s", errstr);
+        goto fail;
+    }
+    rd_kafka_poll_set_consumer(rk);
+    return rk;
+fail:
+    rd_kafka_conf_destroy(conf);
+    return NULL;
+}
+
+static ns_err_t subscribe(ns_worker_t *w, ns_error_t *err)
+{
+    if (ns_kafka_ensure_job_topics(w->rk, w->cfg, err) != NS_OK)
+        return err->code;
+    rd_kafka_topic_partition_list_t *topics =
+        rd_kafka_topic_partition_list_new((int)w->cfg->n_jobs);
+    for (size_t i = 0; i < w->cfg->n_jobs; i++) {
+        char topic[NS_TOPIC_MAX];
+        ns_topic_items(w->cfg->jobs[i].name, topic);
+        rd_kafka_topic_partition_list_add(topics, topic, RD_KAFKA_PARTITION_UA);
+    }
+    rd_kafka_resp_err_t e = rd_kafka_subscribe(w->rk, topics);
+    rd_kafka_topic_partition_list_destroy(topics);
+    if (e != RD_KAFKA_RESP_ERR_NO_ERROR)
+        return ns_error_set(err, NS_ERR_TRANSIENT, "subscribe: %s",
+                            rd_kafka_err2str(e));
+    return NS_OK;
+}
+
+ns_worker_t *ns_worker_new(const ns_config_t *cfg, ns_error_t *err)
+{
+    ns_worker_t *w = calloc(1, sizeof(*w));
+    if (w == NULL) {
+        ns_error_set(err, NS_ERR_NOMEM, "out of memory");
+        return NULL;
+    }
+    w->cfg = cfg;
+    w->kafka_pipe[0] = w->kafka_pipe[1] = -1;
+    pthread_mutex_init(&w->lock, NULL);
+    pthread_cond_init(&w->work_cond, NULL);
+    w->done_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    w->tracker = ns_tracker_new();
+    w->n_threads =
+        cfg->worker_max_in_flight > 0 ? (size_t)cfg->worker_max_in_flight : 8;
+    w->max_outstanding = w->n_threads * 8 < 64 ? 64 : w->n_threads * 8;
+    if (w->done_fd < 0 || w->tracker == NULL || pipe(w->kafka_pipe) != 0 ||
+        fcntl(w->kafka_pipe[0], F_SETFL, O_NONBLOCK) != 0 ||
+        fcntl(w->kafka_pipe[1], F_SETFL, O_NONBLOCK) != 0) {
+        ns_error_set(err, NS_ERR_IO, "worker: %s", strerror(errno));
+        goto fail;
+    }
+    w->rk = new_consumer(w, err);
+    if (w->rk == NULL || subscribe(w, err) != NS_OK)
+        goto fail;
+    w->queue = rd_kafka_queue_get_consumer(w->rk);
+    rd_kafka_queue_io_event_enable(w->queue, w->kafka_pipe[1], "1", 1);
+    if (cfg->worker_metrics_port >= 0) {
+        w->httpd =
+            ns_httpd_new("0.0.0.0", cfg->worker_metrics_port, ready, w, err);
+        if (w->httpd == NULL)
+            goto fail;
+        NS_INFO(NULL, "metrics on port %d", ns_httpd_port(w->httpd));
+    }
+    w->threads = calloc(w->n_threads, sizeof(*w->threads));
+    if (w->threads == NULL)
+        goto fail;
+    return w;
+fail:
+    ns_worker_destroy(w);
+    return NULL;
+}
+
+void ns_worker_destroy(ns_worker_t *w)
+{
+    if (w == NULL)
+        return;
+    pthread_mutex_lock(&w->lock);
+    w->pool_stop = 1;
+    pthread_cond_broadcast(&w->work_cond);
+    pthread_mutex_unlock(&w->lock);
+    for (size_t i = 0; i < w->n_started; i++)
+        pthread_join(w->threads[i].thread, NULL);
+    free(w->threads);
+    if (w->sweeper_started)
+        pthread_join(w->sweeper, NULL);
+    ns_outbox_join(w->outbox);
+    ns_httpd_destroy(w->httpd);
+    if (w->queue != NULL)
+        rd_kafka_queue_destroy(w->queue);
+    if (w->rk != NULL)
+        rd_kafka_destroy(w->rk);
+    ns_tracker_destroy(w->tracker);
+    if (w->done_fd >= 0)
+        close(w->done_fd);
+    if (w->kafka_pipe[0] >= 0) {
+        close(w->kafka_pipe[0]);
+        close(w->kafka_pipe[1]);
+    }
+    pthread_cond_destroy(&w->work_cond);
+    pthread_mutex_destroy(&w->lock);
+    free(w);
+}
