@@ -112,11 +112,12 @@ static ns_err_t from_json(const cJSON *root, ns_envelope_t *out,
 
     if (!cJSON_IsNumber(v))
         return bad(err, "envelope has no version \"v\"");
-    if (v->valueint != NS_ENVELOPE_VERSION)
+    /* valuedouble, not valueint: "v": 1.5 must not pass for version 1. */
+    if (v->valuedouble != NS_ENVELOPE_VERSION)
         return ns_error_set(err, NS_ERR_PERMANENT,
-                            "bad input: unsupported envelope version %d "
+                            "bad input: unsupported envelope version %g "
                             "(this worker speaks %d)",
-                            v->valueint, NS_ENVELOPE_VERSION);
+                            v->valuedouble, NS_ENVELOPE_VERSION);
     out->v = v->valueint;
     if (out->job == NULL || out->job[0] == '\0')
         return bad(err, "envelope field \"job\" missing or not a string");

@@ -47,6 +47,11 @@ PG_TIMEOUT=${NS_PG_TIMEOUT:-60}
 REDIS_TIMEOUT=${NS_REDIS_TIMEOUT:-20}
 MVN_TIMEOUT=${NS_MVN_TIMEOUT:-900}
 JAVA=${JAVA_HOME:+$JAVA_HOME/bin/}java
+# Fixed ports asked for by the caller (captured now: load_state sources variables of the same name).
+WANT_PG_PORT=${NS_STACK_PG_PORT:-}
+WANT_REDIS_PORT=${NS_STACK_REDIS_PORT:-}
+WANT_KAFKA_PORT=${NS_STACK_KAFKA_PORT:-}
+WANT_KAFKA_CTL_PORT=${NS_STACK_KAFKA_CONTROLLER_PORT:-}
 PG_OS_USER=postgres   # initdb/pg_ctl refuse root; used only when running as root
 
 die() { echo "stack.sh: error: $*" >&2 || true; exit 1; }
@@ -557,7 +562,7 @@ kafka_wait_ready() {
         fi
         if out=$(timeout 10 kcat -L -b "127.0.0.1:$KAFKA_PORT" -m 3 2>/dev/null) &&
             [[ $out == *" 1 brokers:"* && $out == *"broker 1 at 127.0.0.1:$KAFKA_PORT"* ]] &&
-            ! grep -Eq 'leader -1|Error|Broker:' <<<"$out"; then
+            ! grep -Eq 'leader -1|Broker:' <<<"$out"; then
             kafka_pid >/dev/null || { kafka_fail "pid $pid is not our kafka"; return 1; }
             return 0
         fi
@@ -648,10 +653,10 @@ cmd_up() {
     local ports
     ports=$(free_ports 4) || die "could not find free ports"
     read -r PG_PORT REDIS_PORT KAFKA_PORT KAFKA_CTL_PORT <<<"$ports"
-    PG_PORT=${NS_STACK_PG_PORT:-$PG_PORT}
-    REDIS_PORT=${NS_STACK_REDIS_PORT:-$REDIS_PORT}
-    KAFKA_PORT=${NS_STACK_KAFKA_PORT:-$KAFKA_PORT}
-    KAFKA_CTL_PORT=${NS_STACK_KAFKA_CONTROLLER_PORT:-$KAFKA_CTL_PORT}
+    PG_PORT=${WANT_PG_PORT:-$PG_PORT}
+    REDIS_PORT=${WANT_REDIS_PORT:-$REDIS_PORT}
+    KAFKA_PORT=${WANT_KAFKA_PORT:-$KAFKA_PORT}
+    KAFKA_CTL_PORT=${WANT_KAFKA_CTL_PORT:-$KAFKA_CTL_PORT}
     write_state 0
 
     # Kafka first: its JVM boots while PostgreSQL and Redis come up.
@@ -679,8 +684,10 @@ cmd_up() {
     printf '  postgres %-7s 127.0.0.1:%-5s pid %s\n' "$pgv" "$PG_PORT" "$(pg_pid)"
     printf '  redis    %-7s 127.0.0.1:%-5s pid %s\n' "$redisv" "$REDIS_PORT" "$(redis_pid)"
     printf '  kafka    %-7s 127.0.0.1:%-5s pid %s (controller :%s)\n' "$KAFKA_VERSION" "$KAFKA_PORT" "$(kafka_pid)" "$KAFKA_CTL_PORT"
+    local envp=''
+    [[ $STACK_DIR == /tmp/nightshift-stack ]] || envp="NS_STACK_DIR=$STACK_DIR "
     # shellcheck disable=SC2016
-    printf '  load it: eval "$(%s env)"\n' "$SCRIPT_DIR/stack.sh"
+    printf '  load it: eval "$(%s%s env)"\n' "$envp" "$SCRIPT_DIR/stack.sh"
 }
 
 sq() { printf "'%s'" "${1//\'/\'\\\'\'}"; }
