@@ -51,9 +51,18 @@ void ns_log_add_secret(const char *secret)
     int known = 0;
     for (int i = 0; i < log_n_secrets; i++)
         known |= strcmp(log_secrets[i], secret) == 0;
-    if (!known && log_n_secrets < NS_LOG_MAX_SECRETS)
-        log_secrets[log_n_secrets++] = strdup(secret);
+    char *copy = known ? NULL : strdup(secret);
+    if (copy != NULL && log_n_secrets < NS_LOG_MAX_SECRETS) {
+        /* Longest first: a secret that contains a shorter one must be
+         * masked whole, not left with its tail readable. */
+        int at = log_n_secrets++;
+        for (; at > 0 && strlen(log_secrets[at - 1]) < strlen(copy); at--)
+            log_secrets[at] = log_secrets[at - 1];
+        log_secrets[at] = copy;
+        copy = NULL;
+    }
     pthread_mutex_unlock(&log_lock);
+    free(copy);
 }
 
 int ns_log_enabled(ns_log_level_t level)
@@ -115,7 +124,11 @@ void ns_logf(ns_log_level_t level, const ns_log_ctx_t *ctx, const char *fmt,
         cJSON_AddNumberToObject(line, "run_id", (double)ctx->run_id);
     if (ctx != NULL && ctx->item_key != NULL)
         cJSON_AddStringToObject(line, "item_key", ctx->item_key);
-    cJSON_AddStringToObject(line, "msg", msg.data ? msg.data : "");
+    /* Masked before JSON escaping too: a secret holding a quote or a
+     * backslash no longer matches once escaped. */
+    char *msg_safe = ns_log_redact(msg.data ? msg.data : "");
+    cJSON_AddStringToObject(line, "msg", msg_safe ? msg_safe : "");
+    free(msg_safe);
     ns_buf_free(&msg);
     char *text = cJSON_PrintUnformatted(line);
     cJSON_Delete(line);

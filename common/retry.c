@@ -13,5 +13,11 @@ int64_t ns_backoff_ms(const ns_retry_t *policy, int attempt,
     double delay = ceiling * ((double)rand_r(seed) / ((double)RAND_MAX + 1));
     if (retry_after_s >= 0 && delay < retry_after_s)
         delay = retry_after_s;
-    return (int64_t)(delay * 1000.0);
+    /* Saturate: converting an out-of-range double (a hostile Retry-After
+     * of 1e300 or inf) is undefined and comes out negative on x86-64,
+     * which would mean "retry at once". */
+    double ms = delay * 1000.0;
+    if (!(ms < 9.2e18))
+        return INT64_MAX;
+    return (int64_t)ms;
 }

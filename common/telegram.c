@@ -216,19 +216,35 @@ static int stack_walk(tag_stack_t *st, const char *html, size_t from, size_t to)
     return 1;
 }
 
+/* Telegram counts UTF-16 code units: a code point above U+FFFF (4 bytes
+ * of UTF-8, or a numeric entity such as &#128512;) counts 2. */
+static size_t text_width(const char *s, size_t len)
+{
+    if (len == 4 && (unsigned char)s[0] >= 0xf0)
+        return 2;
+    if (len > 3 && s[0] == '&' && s[1] == '#') {
+        int hex = s[2] == 'x' || s[2] == 'X';
+        unsigned long cp = strtoul(s + 2 + hex, NULL, hex ? 16 : 10);
+        return cp > 0xffff ? 2 : 1;
+    }
+    return 1;
+}
+
 /* The end of the chunk starting at start: after the last newline within
- * limit visible characters, else after the last space, else right after
- * the limit-th character; closing tags that follow go with the chunk. */
+ * limit visible units, else after the last space, else after the last
+ * character that fits; closing tags that follow go with the chunk. */
 static size_t chunk_end(const char *html, size_t len, size_t start,
                         size_t limit)
 {
     size_t vis = 0, p = start, after_nl = 0, after_sp = 0, split;
     while (p < len) {
         unit_t u = next_unit(html + p, len - p);
-        if (u.kind == UNIT_TEXT && vis == limit)
+        size_t width = u.kind == UNIT_TEXT ? text_width(html + p, u.len) : 0;
+        /* A chunk holds at least one character, even one wider than a
+         * limit of 1, so that splitting always makes progress. */
+        if (width > 0 && vis > 0 && vis + width > limit)
             break;
-        if (u.kind == UNIT_TEXT)
-            vis++;
+        vis += width;
         p += u.len;
         if (u.kind == UNIT_TEXT && html[p - 1] == '\n')
             after_nl = p;

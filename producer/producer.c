@@ -106,6 +106,36 @@ static void fire(ns_producer_t *p, const ns_job_t *job, int64_t slot_s)
         NS_ERROR(&lc, "emitting run failed (will be resumed): %s", err.msg);
 }
 
+/* Run-level figures come from Postgres, so every producer replica reports
+ * the same truth whichever worker finished a run. */
+static void publish_run_metrics(ns_producer_t *p)
+{
+    ns_error_t err;
+    PGresult *res = ns_pg_query(
+        ns_planner_pg(p->planner),
+        "SELECT job, status, count(*), extract(epoch FROM max(finished_at)) "
+        "FROM runs GROUP BY job, status",
+        0, NULL, &err);
+    for (int r = 0; res != NULL && r < PQntuples(res); r++) {
+        char job[200], labels[300];
+        ns_metrics_label_escape(PQgetvalue(res, r, 0), job, sizeof(job));
+        snprintf(labels, sizeof(labels), "job=\"%s\",status=\"%s\"", job,
+                 PQgetvalue(res, r, 1));
+        ns_metrics_gauge_set("nightshift_runs",
+                             "Runs recorded in Postgres, by job and status.",
+                             labels, (double)ns_pg_int64(res, r, 2));
+        if (strcmp(PQgetvalue(res, r, 1), "succeeded") == 0 &&
+            !PQgetisnull(res, r, 3)) {
+            snprintf(labels, sizeof(labels), "job=\"%s\"", job);
+            ns_metrics_gauge_set(
+                "nightshift_job_last_success_timestamp_seconds",
+                "When the job last finished a run without failures.", labels,
+                atof(PQgetvalue(res, r, 3)));
+        }
+    }
+    PQclear(res);
+}
+
 void ns_producer_tick(ns_producer_t *p)
 {
     int64_t now_ms = ns_clock_now_ms();
@@ -150,6 +180,7 @@ void ns_producer_tick(ns_producer_t *p)
     PQclear(res);
     if (now_ms - p->last_recover_ms >= RECOVER_EVERY_MS) {
         p->last_recover_ms = now_ms;
+        publish_run_metrics(p);
         int n = ns_planner_recover(p->planner, RECOVER_GRACE_S, &err);
         if (n > 0)
             NS_INFO(NULL,

@@ -1,6 +1,7 @@
 /* telegram.h: the Telegram Bot API (sendMessage) and message formatting.
  * Messages use parse_mode HTML: user text is escaped so that it arrives
- * literally, and long messages are split at 4096 visible characters. */
+ * literally, and long messages are split at 4096 UTF-16 code units of
+ * visible text (Telegram's own count). */
 #ifndef NS_TELEGRAM_H
 #define NS_TELEGRAM_H
 
@@ -16,9 +17,10 @@
  *  @returns malloc'd string. */
 char *ns_tg_escape_html(const char *text);
 
-/** @brief Splits an HTML message into chunks of at most limit visible
- *  characters (tags count 0, an entity counts 1, UTF-8 code points count
- *  1), preferring newline boundaries, never inside a tag or entity; tags
+/** @brief Splits an HTML message into chunks of at most limit UTF-16 code
+ *  units of visible text (tags count 0; a code point, or the entity that
+ *  stands for it, counts 1, or 2 above U+FFFF, e.g. an emoji), preferring
+ *  newline boundaries, never inside a tag or entity; tags
  *  open at a split are closed at the end of the chunk and reopened in the
  *  next. @returns the number of chunks; *chunks is a malloc'd array of
  *  malloc'd strings (free with ns_tg_chunks_free). */
