@@ -11,6 +11,10 @@ int64_t ns_backoff_ms(const ns_retry_t *policy, int attempt,
     int exp = attempt < 1 ? 0 : (attempt > 30 ? 30 : attempt - 1);
     double ceiling = fmin(cap, base * ldexp(1.0, exp));
     double delay = ceiling * ((double)rand_r(seed) / ((double)RAND_MAX + 1));
+    /* A server may ask for more patience than we will give one item: a
+     * Retry-After beyond an hour is honoured as an hour. */
+    if (retry_after_s > NS_RETRY_AFTER_MAX_S)
+        retry_after_s = NS_RETRY_AFTER_MAX_S;
     if (retry_after_s >= 0 && delay < retry_after_s)
         delay = retry_after_s;
     /* Saturate: converting an out-of-range double (a hostile Retry-After

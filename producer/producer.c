@@ -1,5 +1,6 @@
 #include "producer.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,8 +21,10 @@ struct ns_producer {
     const ns_config_t *cfg;
     ns_planner_t *planner;
     ns_httpd_t *httpd;
-    int64_t started_s;      /* a job never run starts counting from here */
-    int64_t *last_logged_s; /* per job: last missed slot already logged */
+    int64_t started_s; /* a job never run starts counting from here */
+    /* Per job: slots up to here are accounted for (fired or counted as
+     * missed), so a missed slot is reported once, not on every tick. */
+    int64_t *considered_s;
     int64_t last_recover_ms;
     int healthy;
 };
@@ -41,9 +44,11 @@ ns_producer_t *ns_producer_new(const ns_config_t *cfg, ns_error_t *err)
     }
     p->cfg = cfg;
     p->started_s = ns_clock_now_ms() / 1000;
-    p->last_logged_s = calloc(cfg->n_jobs + 1, sizeof(int64_t));
+    p->considered_s = calloc(cfg->n_jobs + 1, sizeof(int64_t));
+    for (size_t i = 0; p->considered_s != NULL && i < cfg->n_jobs; i++)
+        p->considered_s[i] = INT64_MIN;
     p->planner = ns_planner_new(cfg, err);
-    if (p->planner == NULL || p->last_logged_s == NULL)
+    if (p->planner == NULL || p->considered_s == NULL)
         goto fail;
     if (cfg->producer_metrics_port >= 0) {
         p->httpd =
@@ -65,7 +70,7 @@ void ns_producer_destroy(ns_producer_t *p)
         return;
     ns_httpd_destroy(p->httpd);
     ns_planner_destroy(p->planner);
-    free(p->last_logged_s);
+    free(p->considered_s);
     free(p);
 }
 
@@ -160,9 +165,10 @@ void ns_producer_tick(ns_producer_t *p)
         if (job->cron == NULL || job->suspend)
             continue;
         int64_t last = last_slot(res, job->name, p->started_s);
+        if (last < p->considered_s[i])
+            last = p->considered_s[i];
         ns_due_t due = ns_schedule_due(job, last, now_s);
-        if (due.missed > 0 && p->last_logged_s[i] != now_s &&
-            due.slot_s != p->last_logged_s[i]) {
+        if (due.missed > 0) {
             char labels[256];
             snprintf(labels, sizeof(labels), "job=\"%s\"", job->name);
             ns_metrics_counter_add("nightshift_missed_slots_total",
@@ -172,7 +178,9 @@ void ns_producer_tick(ns_producer_t *p)
             NS_WARN(&(ns_log_ctx_t){.job = job->name},
                     "%lld slot(s) missed (starting deadline %d s)",
                     (long long)due.missed, job->starting_deadline_s);
-            p->last_logged_s[i] = due.slot_s >= 0 ? due.slot_s : now_s;
+            /* A slot that is about to fire stays due until it is recorded
+             * (if recording fails it is retried next tick). */
+            p->considered_s[i] = due.slot_s >= 0 ? due.slot_s - 1 : now_s;
         }
         if (due.slot_s >= 0)
             fire(p, job, due.slot_s);

@@ -49,25 +49,29 @@ TMP=''
 STARTED=()    # "name pid" of every process we started, in start order
 PG_STARTED=0
 FAILED_STEP=''
+STEP_LOGS=()  # the logs that explain a failure of the current step
+INTERRUPTED=0
 DEMO_START=$SECONDS
 
 show_logs() {
     local f
     [[ -n $TMP && -d $TMP ]] || return 0
-    for f in "$TMP"/pg/postgres.log "$TMP"/redis/redis.log "$TMP"/broker.log \
-        "$TMP"/fake-llm.log "$TMP"/fake-telegram.log "$TMP"/producer.log \
-        "$TMP"/worker-1.log "$TMP"/worker-2.log "$TMP"/run.out; do
-        ns_tail_log "$f" 25
+    for f in "${STEP_LOGS[@]}"; do
+        ns_tail_log "$TMP/$f" 20
     done
 }
 
 cleanup() {
     local rc=$? i entry name pid
-    trap - EXIT INT TERM HUP
+    # A second Ctrl-C must not cut the clean-up short (it takes seconds).
+    trap '' INT TERM HUP
+    trap - EXIT
     set +e
-    if ((rc != 0)); then
+    if ((INTERRUPTED)); then
+        echo "interrupted${FAILED_STEP:+ while $FAILED_STEP}; stopping everything" >&2
+    elif ((rc != 0)); then
         echo >&2
-        echo "demo FAILED${FAILED_STEP:+ while $FAILED_STEP} (exit $rc); logs:" >&2
+        echo "demo FAILED${FAILED_STEP:+ while $FAILED_STEP} (exit $rc)" >&2
         show_logs
     fi
     # nightshift's clients first (workers and producer drain in parallel and
@@ -75,11 +79,11 @@ cleanup() {
     # servers in reverse start order.
     for entry in "${STARTED[@]}"; do
         read -r name pid <<<"$entry"
-        case $name in worker-* | producer) kill -TERM "$pid" 2>/dev/null ;; esac
+        case $name in worker-* | producer | run) kill -TERM "$pid" 2>/dev/null ;; esac
     done
     for entry in "${STARTED[@]}"; do
         read -r name pid <<<"$entry"
-        case $name in worker-* | producer) ns_stop_pid "$pid" "$name" 20 ;; esac
+        case $name in worker-* | producer | run) ns_stop_pid "$pid" "$name" 20 ;; esac
     done
     for ((i = ${#STARTED[@]} - 1; i >= 0; i--)); do
         read -r name pid <<<"${STARTED[i]}"
@@ -109,13 +113,15 @@ cleanup() {
     exit "$rc"
 }
 trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-trap 'exit 129' HUP
+trap 'INTERRUPTED=1; exit 130' INT
+trap 'INTERRUPTED=1; exit 143' TERM
+trap 'INTERRUPTED=1; exit 129' HUP
 
-step() {
+step() { # description [log file, relative to the temp dir]...
     FAILED_STEP=$1
-    ns_note "$1"
+    shift
+    STEP_LOGS=("$@")
+    ns_note "$FAILED_STEP"
 }
 
 # Runs a command as the postgres OS user when we are root (initdb refuses
@@ -185,7 +191,7 @@ fi
 
 # ---------------------------------------------------------------- 3. stack
 
-step "starting PostgreSQL 15"
+step "starting PostgreSQL 15" pg/initdb.log pg/pg_ctl.log pg/postgres.log
 PG_PORT=$(ns_free_port)
 mkdir -p "$TMP/pg/data" "$TMP/pg/run"
 chmod 700 "$TMP/pg/data"
@@ -219,7 +225,7 @@ ns_wait_until 30 "PostgreSQL to accept connections" \
 psql -X -q -v ON_ERROR_STOP=1 "$PG_ADMIN" -c 'CREATE DATABASE nightshift' >/dev/null
 export NS_PG_DSN="host=127.0.0.1 port=$PG_PORT dbname=nightshift user=postgres"
 
-step "starting Redis"
+step "starting Redis" redis/redis.log
 REDIS_PORT=$(ns_free_port)
 mkdir -p "$TMP/redis"
 cat >"$TMP/redis/redis.conf" <<EOF
@@ -243,7 +249,7 @@ export NS_REDIS_URL="redis://127.0.0.1:$REDIS_PORT/0"
 
 LLM_FAKE=0 TG_FAKE=0
 if [[ -z ${NS_LLM_API_KEY:-} ]]; then
-    step "starting the bundled fake LLM API"
+    step "starting the bundled fake LLM API" fake-llm.log
     LLM_FAKE=1
     start fake-llm "$TMP/fake-llm.log" python3 tests/fakes/fake_llm.py \
         --port 0 --port-file "$TMP/fake-llm.port"
@@ -251,7 +257,7 @@ if [[ -z ${NS_LLM_API_KEY:-} ]]; then
     LLM_URL="http://127.0.0.1:$(<"$TMP/fake-llm.port")"
 fi
 if [[ -z ${NS_TELEGRAM_BOT_TOKEN:-} ]]; then
-    step "starting the bundled fake Telegram Bot API"
+    step "starting the bundled fake Telegram Bot API" fake-telegram.log
     TG_FAKE=1
     start fake-telegram "$TMP/fake-telegram.log" python3 tests/fakes/fake_telegram.py \
         --port 0 --port-file "$TMP/fake-telegram.port"
@@ -265,7 +271,7 @@ fi
 # indented or blank line after it).
 yaml_block() { # key file
     awk -v key="$1" '
-        /^[^[:space:]#]/ { on = (index($0, key ":") == 1) }
+        /^[^[:space:]#-]/ { on = (index($0, key ":") == 1) }
         on' "$2"
 }
 
@@ -276,14 +282,14 @@ job_item() { # name file
     awk -v want="$1" '
         function flush() {
             if (keep) {
-                if (!suspended)
-                    printf "%*ssuspend: true\n", keycol, ""
                 printf "%s", buf
+                if (!suspended)
+                    printf "%*ssuspend: true   # scripts/demo.sh\n", keycol, ""
             }
             buf = ""; keep = 0; suspended = 0
         }
         function lead(s) { match(s, /^[ ]*/); return RLENGTH }
-        /^[^[:space:]#]/ {                      # a top-level key
+        /^[^[:space:]#-]/ {                     # a top-level key
             if (injobs) flush()
             injobs = ($0 ~ /^jobs:[[:space:]]*(#.*)?$/)
             next
@@ -346,7 +352,7 @@ grep -q "^[[:space:]-]*name:" "$CONFIG" || ns_die "config/jobs.yaml has no job n
 
 # ---------------------------------------------------------------- Kafka
 
-step "starting the embedded Kafka broker"
+step "starting the embedded Kafka broker" broker.log
 start dev-broker "$TMP/broker.log" "$NS" dev-broker -c "$CONFIG" --port-file "$TMP/broker"
 ns_wait_until 20 "the embedded Kafka broker" file_ready dev-broker "$TMP/broker"
 NS_KAFKA_BROKERS=$(head -n 1 "$TMP/broker")
@@ -354,13 +360,13 @@ export NS_KAFKA_BROKERS
 
 # ---------------------------------------------------------------- 5. schema + data
 
-step "migrating the database and loading config/demo-data.sql"
+step "migrating the database and loading config/demo-data.sql" pg/postgres.log
 "$NS" migrate >"$TMP/migrate.out" 2>&1 || { cat "$TMP/migrate.out" >&2; exit 1; }
 psql -X -q -v ON_ERROR_STOP=1 "$NS_PG_DSN" -f config/demo-data.sql >/dev/null
 
 # ---------------------------------------------------------------- 6. workers, producer, run
 
-step "starting 2 workers and the producer"
+step "starting 2 workers and the producer" worker-1.log worker-2.log producer.log broker.log
 start worker-1 "$TMP/worker-1.log" "$NS" worker -c "$CONFIG"
 start worker-2 "$TMP/worker-2.log" "$NS" worker -c "$CONFIG"
 start producer "$TMP/producer.log" "$NS" producer -c "$CONFIG"
@@ -376,7 +382,7 @@ workers_settled() {
     alive worker-1 worker-2 producer
     for w in worker-1 worker-2; do
         last=$(last_rebalance "$TMP/$w.log")
-        [[ $last =~ ^assigned\ [1-9] ]] || return 1
+        [[ $last == assigned* ]] || return 1
     done
     grep -q 'producer started' "$TMP/producer.log"
 }
@@ -389,33 +395,45 @@ WORKER_METRICS=("" "$(metrics_port "$TMP/worker-1.log")" "$(metrics_port "$TMP/w
 if ((LLM_FAKE)); then
     say "using the bundled fake LLM API at $LLM_URL (set NS_LLM_API_KEY to use the real one)"
 else
-    say "using the real LLM API (llm settings of config/jobs.yaml; key from NS_LLM_API_KEY)"
+    url=$(sed -n 's/^[[:space:]]*base_url:[[:space:]]*//p' "$CONFIG" | head -n 1)
+    say "using the real LLM API at ${url:-https://api.perplexity.ai} (key from NS_LLM_API_KEY)"
 fi
 if ((TG_FAKE)); then
     say "using the bundled fake Telegram Bot API at $TG_URL (set NS_TELEGRAM_BOT_TOKEN and NS_TELEGRAM_CHAT_ID to use the real one)"
 else
-    say "using the real Telegram Bot API, chat $NS_TELEGRAM_CHAT_ID"
+    url=$(sed -n 's/^[[:space:]]*api_url:[[:space:]]*//p' "$CONFIG" | head -n 1)
+    say "using the real Telegram Bot API at ${url:-https://api.telegram.org}, chat $NS_TELEGRAM_CHAT_ID"
 fi
 
-step "running $JOB"
+step "running $JOB" worker-1.log worker-2.log producer.log fake-llm.log fake-telegram.log
 section "nightshift run $JOB --wait --timeout $RUN_TIMEOUT"
+# In the background, so that a signal to this script is handled at once.
+timeout $((RUN_TIMEOUT + 30)) "$NS" run "$JOB" --wait --timeout "$RUN_TIMEOUT" -c "$CONFIG" \
+    </dev/null >"$TMP/run.out" 2>&1 &
+STARTED+=("run $!")
 run_rc=0
-timeout --foreground $((RUN_TIMEOUT + 30)) "$NS" run "$JOB" --wait --timeout "$RUN_TIMEOUT" -c "$CONFIG" \
-    2>&1 | tee "$TMP/run.out" | grep -v '^{.*"level":"info"' || run_rc=${PIPESTATUS[0]}
+wait "$!" || run_rc=$?
+grep -v '^{.*"level":"info"' "$TMP/run.out" || true
 RUN_ID=$(sed -n "s/^run \([0-9][0-9]*\) of $JOB started.*/\1/p" "$TMP/run.out" | head -n 1)
 [[ -n $RUN_ID ]] || exit 1
 
 q() { psql -X -q -At -v ON_ERROR_STOP=1 "$NS_PG_DSN" -c "$1"; }
 # The reports leave through the outbox once their item has committed, the
-# summary once the run is finalized: wait until none is pending.
+# summary once the run is finalized: wait until none is pending, or, when
+# deliveries keep failing (they are retried with backoff), for 15 s.
+OUTBOX_WAIT_START=$SECONDS
 outbox_settled() {
-    [[ $(q "SELECT count(*) FROM outbox WHERE run_id = $RUN_ID AND status = 'pending'") == 0 ]]
+    local pending failing
+    read -r pending failing < <(q "SELECT count(*), count(last_error) FROM outbox
+                                    WHERE run_id = $RUN_ID AND status = 'pending'" | tr '|' ' ')
+    ((pending == 0)) || { ((failing > 0 && SECONDS - OUTBOX_WAIT_START >= 15)); }
 }
-step "waiting for the Telegram messages of run $RUN_ID to go out"
+step "waiting for the Telegram messages of run $RUN_ID to go out" worker-1.log worker-2.log fake-telegram.log
 ns_wait_until 60 "the outbox of run $RUN_ID to drain" outbox_settled || true
 
 # ---------------------------------------------------------------- 7. summary
 FAILED_STEP="printing the summary"
+STEP_LOGS=(worker-1.log worker-2.log)
 
 section "analyses stored by run $RUN_ID (psql)"
 psql -X -q -P pager=off "$NS_PG_DSN" -c "
@@ -490,7 +508,8 @@ outbox=$(q "SELECT count(*) FILTER (WHERE status = 'sent') || ' sent, ' ||
                    count(*) FILTER (WHERE status = 'failed') || ' failed'
               FROM outbox WHERE run_id = $RUN_ID")
 say "outbox of run $RUN_ID: $outbox"
-q "SELECT '  not sent: ' || idempotency_key || ' (' || status || '): ' || coalesce(last_error, '')
+q "SELECT '  not sent: ' || idempotency_key || ' (' || status || ', ' || attempts ||
+          ' attempts)' || coalesce(': ' || last_error, '')
      FROM outbox WHERE run_id = $RUN_ID AND status <> 'sent' ORDER BY id"
 if ((TG_FAKE)); then
     say "what the fake Telegram received (sendMessage text as sent, HTML):"
@@ -508,7 +527,7 @@ for r in json.load(sys.stdin):
 if n == 0:
     print("  (none)")'
 else
-    say "sent to chat $NS_TELEGRAM_CHAT_ID through the real Bot API"
+    say "(chat $NS_TELEGRAM_CHAT_ID, through the real Bot API)"
 fi
 
 # ---------------------------------------------------------------- 8. verdict
@@ -521,6 +540,7 @@ if ((run_rc != 0)); then
 fi
 if ((unsent != 0)); then
     FAILED_STEP="delivering the Telegram messages of run $RUN_ID ($outbox)"
+    STEP_LOGS=(worker-1.log worker-2.log fake-telegram.log)
     exit 1
 fi
 FAILED_STEP=''

@@ -15,7 +15,7 @@
 #   ns_free_port               a free TCP port on 127.0.0.1
 #   ns_wait_until SECONDS DESC CMD...
 #                              run CMD every 0.2 s until it succeeds; 1 on timeout
-#   ns_pid_alive PID           alive and not a zombie
+#   ns_pid_alive PID           alive and not a zombie (ns_pid_gone: the opposite)
 #   ns_stop_pid PID NAME [S]   SIGTERM, wait up to S s (default 15), then SIGKILL
 
 # shellcheck disable=SC2034 # used by the scripts that source this file

@@ -163,7 +163,10 @@ class AnalyzerTest(unittest.TestCase):
                          "AND status = 'failed'", (run_id,))
         self.assertEqual(len(failed), 1)
         self.assertIn("LLM API 400", failed[0][0])
-        self.assertEqual(failed[0][1], 1)  # permanent: no retry
+        # Permanent: not retried. (The attempts column may still count a
+        # redelivery after a rebalance; the failing delivery's own count is
+        # in the reason.)
+        self.assertIn("(after 1 attempt)", failed[0][0])
         # No "Analysis failed" text is ever stored.
         self.assertEqual(env.scalar(
             "SELECT count(*) FROM analyses WHERE run_id = %s", (run_id,)), 2)
@@ -206,6 +209,31 @@ class AnalyzerTest(unittest.TestCase):
         ready = urllib.request.urlopen(
             "http://127.0.0.1:%d/readyz" % port, timeout=5)
         self.assertEqual(ready.status, 200)
+
+    def test_8_long_analysis_is_split_into_valid_messages(self):
+        para = "Risk <high> & rising: " + "x" * 70 + "\n"
+        long_text = para * 80  # ~7,500 characters, entities included
+        self.llm.control("responses", {"responses": [
+            {"contains": "- Name: Alpha", "content": long_text}]})
+        try:
+            run_id, _ = self.run_job()
+        finally:
+            self.llm.control("responses", {"responses": []})
+        # Alpha's report in two or more parts, two reports, the summary.
+        msgs = self.wait_sent(5)
+        alpha = [m["json"]["text"] for m in msgs
+                 if "Risk &lt;high&gt;" in m["json"]["text"]]
+        # Split in two or more messages, each accepted by the (validating)
+        # fake, so each is well-formed HTML within Telegram's limit.
+        self.assertGreaterEqual(len(alpha), 2)
+        import html as htmllib
+        visible = "".join(htmllib.unescape(re.sub(r"<[^>]+>", "", t))
+                          for t in alpha)
+        self.assertIn(long_text.strip(), visible.replace("\n\n", "\n"))
+        keys = [r[0] for r in self.env.sql(
+            "SELECT idempotency_key FROM outbox WHERE run_id = %s AND "
+            "idempotency_key LIKE 'analysis:%%#%%' ORDER BY id", (run_id,))]
+        self.assertEqual(len(keys), len(alpha))
 
     def test_7_secrets_never_logged(self):
         for w in self.workers:

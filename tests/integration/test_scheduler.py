@@ -110,6 +110,11 @@ class SchedulerTest(unittest.TestCase):
         self.set_clock(clock, "2026-06-04T01:00:00Z")
         self.wait_tick(c, "2026-06-04T01:00:00Z")
         self.assertEqual(len(self.slots(job)), 2)
+        # Reported once per outage, not on every tick.
+        self.set_clock(clock, "2026-06-04T01:00:30Z")
+        self.wait_tick(c, "2026-06-04T01:00:30Z")
+        self.assertEqual(self.env.log_tail(c, 1000).count("slot(s) missed"),
+                         2)
         self.assertEqual(self.env.stop(c), 0)
 
     def test_2_spring_forward_fires_once_at_the_gap(self):

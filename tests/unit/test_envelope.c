@@ -23,8 +23,8 @@
 #define ASSERT_REJECTS(text, prefix)                                           \
     assert_rejects_len((text), strlen(text), (prefix), __LINE__)
 
-static void assert_rejects_len(const char *data, size_t len,
-                               const char *prefix, int line)
+static void assert_rejects_len(const char *data, size_t len, const char *prefix,
+                               int line)
 {
     ns_envelope_t env;
     ns_error_t err;
@@ -34,8 +34,8 @@ static void assert_rejects_len(const char *data, size_t len,
         NSTEST_FAIL("line %d: decode returned %s (%s), expected permanent",
                     line, ns_err2str(rc), err.msg);
     if (strncmp(err.msg, prefix, strlen(prefix)) != 0)
-        NSTEST_FAIL("line %d: message \"%s\" does not start with \"%s\"",
-                    line, err.msg, prefix);
+        NSTEST_FAIL("line %d: message \"%s\" does not start with \"%s\"", line,
+                    err.msg, prefix);
     if (env.payload != NULL)
         NSTEST_FAIL("line %d: payload set after a failure", line);
     ns_envelope_free(&env);
@@ -45,12 +45,11 @@ static void assert_rejects_len(const char *data, size_t len,
  * NULL); field is one of the envelope's keys. */
 static char *envelope_with(const char *field, const char *value)
 {
-    static const char *const keys[] = {"v",       "job",     "run_id",
-                                       "item_key", "attempt", "dry_run",
-                                       "payload"};
-    static const char *const values[] = {"1",   "\"stopwords.count\"", "42",
-                                         "\"doc-7\"", "2", "false",
-                                         "{\"lang\":\"en\"}"};
+    static const char *const keys[] = {
+        "v", "job", "run_id", "item_key", "attempt", "dry_run", "payload"};
+    static const char *const values[] = {
+        "1",     "\"stopwords.count\"", "42", "\"doc-7\"", "2",
+        "false", "{\"lang\":\"en\"}"};
     ns_buf_t b;
     ns_buf_init(&b, MiB);
     ns_buf_adds(&b, "{");
@@ -104,8 +103,8 @@ static bool round_trip(const ns_envelope_t *env, size_t max_len)
     ASSERT(bytes != NULL && len > 0);
 
     ns_envelope_t got;
-    ns_err_t rc = ns_envelope_decode(bytes, len, compressed, max_len, &got,
-                                     &err);
+    ns_err_t rc =
+        ns_envelope_decode(bytes, len, compressed, max_len, &got, &err);
     if (rc != NS_OK)
         NSTEST_FAIL("decode: %s", err.msg);
     ASSERT_EQ(got.v, NS_ENVELOPE_VERSION);
@@ -164,16 +163,17 @@ TEST(just_below_compression_threshold_is_plain)
 
 TEST(defaults_for_optional_fields)
 {
-    char *text = envelope_with("attempt", NULL);
-    char *no_dry = NULL;
+    /* No attempt: the first. No dry_run: a real run. */
+    char *no_attempt = envelope_with("attempt", NULL);
+    char *no_dry = envelope_with("dry_run", NULL);
     ns_envelope_t env;
     ns_error_t err;
     ns_error_clear(&err);
-    ASSERT_EQ(ns_envelope_decode(text, strlen(text), false, MiB, &env, &err),
+    ASSERT_EQ(ns_envelope_decode(no_attempt, strlen(no_attempt), false, MiB,
+                                 &env, &err),
               NS_OK);
     ASSERT_EQ(env.attempt, 1);
     ns_envelope_free(&env);
-    no_dry = envelope_with("dry_run", NULL);
     ASSERT_EQ(
         ns_envelope_decode(no_dry, strlen(no_dry), false, MiB, &env, &err),
         NS_OK);
@@ -181,7 +181,7 @@ TEST(defaults_for_optional_fields)
     ASSERT_EQ(env.attempt, 2);
     ns_envelope_free(&env);
     ns_envelope_free(NULL);
-    free(text);
+    free(no_attempt);
     free(no_dry);
 }
 
@@ -211,7 +211,8 @@ TEST(rejects_invalid_utf8_and_nul)
     ASSERT_REJECTS("{\"v\":1,\"job\":\"\xff\"}",
                    "bad input: invalid UTF-8 at byte 14");
     /* Overlong '/', a UTF-16 surrogate, a truncated sequence. */
-    ASSERT_REJECTS("{\"x\":\"\xc0\xaf\"}", "bad input: invalid UTF-8 at byte 6");
+    ASSERT_REJECTS("{\"x\":\"\xc0\xaf\"}",
+                   "bad input: invalid UTF-8 at byte 6");
     ASSERT_REJECTS("{\"x\":\"\xed\xa0\x80\"}",
                    "bad input: invalid UTF-8 at byte 6");
     ASSERT_REJECTS("{\"x\":\"\xe2\x82", "bad input: invalid UTF-8 at byte 6");
@@ -380,8 +381,8 @@ static char *zstd_frame(const void *src, size_t len, bool with_size,
     return small;
 }
 
-static void decode_compressed_expect(const char *z, size_t zlen,
-                                     size_t max_len, const char *prefix)
+static void decode_compressed_expect(const char *z, size_t zlen, size_t max_len,
+                                     const char *prefix)
 {
     ns_envelope_t env;
     ns_error_t err;
@@ -464,12 +465,10 @@ TEST(rejects_compressed_over_limit_after_decompression)
     bool compressed;
     ns_error_t err;
     ns_error_clear(&err);
-    ASSERT_EQ(ns_envelope_encode(&env, &bytes, &len, &compressed, &err),
-              NS_OK);
+    ASSERT_EQ(ns_envelope_encode(&env, &bytes, &len, &compressed, &err), NS_OK);
     ASSERT(compressed);
     ASSERT(len < 64 * 1024);
-    decode_compressed_expect(bytes, len, 64 * 1024,
-                             "bad input: payload of ");
+    decode_compressed_expect(bytes, len, 64 * 1024, "bad input: payload of ");
     free(bytes);
     cJSON_Delete(payload);
 }

@@ -56,8 +56,8 @@ TEST(nothing_due_before_first_slot)
     ns_job_t job = make_job("0 * * * *", "UTC", 300);
     int64_t seen = utc(2026, 3, 10, 10, 15, 0);
     ASSERT_DUE(ns_schedule_due(&job, seen, seen), -1, 0, 0);
-    ASSERT_DUE(ns_schedule_due(&job, seen, utc(2026, 3, 10, 10, 59, 59)), -1,
-               0, 0);
+    ASSERT_DUE(ns_schedule_due(&job, seen, utc(2026, 3, 10, 10, 59, 59)), -1, 0,
+               0);
     /* A clock behind the last slot fires nothing either. */
     ASSERT_DUE(ns_schedule_due(&job, seen, seen - 7200), -1, 0, 0);
     ns_cron_destroy(job.cron);
@@ -108,11 +108,11 @@ TEST(most_recent_past_deadline_fires_none)
     ns_job_t job = make_job("0 * * * *", "UTC", 300);
     int64_t last = utc(2026, 3, 10, 10, 0, 0);
     /* 11:00, 12:00 and 13:00 all missed; 13:30 is past 13:00's deadline. */
-    ASSERT_DUE(ns_schedule_due(&job, last, utc(2026, 3, 10, 13, 30, 0)), -1,
-               3, 0);
+    ASSERT_DUE(ns_schedule_due(&job, last, utc(2026, 3, 10, 13, 30, 0)), -1, 3,
+               0);
     /* Just one slot, too late. */
-    ASSERT_DUE(ns_schedule_due(&job, last, utc(2026, 3, 10, 11, 10, 0)), -1,
-               1, 0);
+    ASSERT_DUE(ns_schedule_due(&job, last, utc(2026, 3, 10, 11, 10, 0)), -1, 1,
+               0);
     ns_cron_destroy(job.cron);
 }
 
@@ -140,8 +140,7 @@ TEST(time_zone_slots)
     ASSERT_DUE(ns_schedule_due(&job, last, slot + 60), slot, 2, 60);
     ASSERT_DUE(ns_schedule_due(&job, last, slot - 60), -1, 2, 0);
     int64_t summer = utc(2026, 7, 1, 7, 0, 0);
-    ASSERT_DUE(ns_schedule_due(&job, summer - 86400, summer + 5), summer, 0,
-               5);
+    ASSERT_DUE(ns_schedule_due(&job, summer - 86400, summer + 5), summer, 0, 5);
     ns_cron_destroy(job.cron);
 }
 
@@ -183,12 +182,11 @@ static int64_t count_slots(const ns_job_t *job, int64_t from, int64_t until)
 TEST(missed_count_matches_slots)
 {
     /* Irregular schedules, outages of a day to a few months. */
-    const char *exprs[] = {"*/7 * * * *",   "0 9 * * 1-5",
-                           "30 */5 * * *",  "15 2 1,15 * *",
+    const char *exprs[] = {"*/7 * * * *",     "0 9 * * 1-5",
+                           "30 */5 * * *",    "15 2 1,15 * *",
                            "*/10 8-17 * * *", "*/10 8-17 * * 1-5"};
-    const char *zones[] = {"UTC",          "Europe/Berlin",
-                           "America/New_York", "Asia/Kolkata",
-                           "Europe/Berlin", "Europe/Berlin"};
+    const char *zones[] = {"UTC",          "Europe/Berlin", "America/New_York",
+                           "Asia/Kolkata", "Europe/Berlin", "Europe/Berlin"};
     const int64_t outages[] = {86400 + 77, 17 * 86400 + 3, 100 * 86400 + 999,
                                3 * 365 * 86400 + 4321};
     int64_t last = utc(2026, 2, 20, 3, 7, 0);

@@ -5,8 +5,10 @@
 #include "ns/utf8.h"
 #include "nstest.h"
 
-/* Visible characters as Telegram shows them: tags 0, an entity 1, a code
- * point 1. Written independently of telegram.c on purpose. */
+/* Visible length as Telegram counts it, in UTF-16 code units: tags 0, an
+ * entity 1 (2 for a numeric one above U+FFFF), a code point 1 (2 above
+ * U+FFFF: 4 bytes of UTF-8). Written independently of telegram.c on
+ * purpose. */
 static int is_tag(const char *s)
 {
     return s[0] == '<' && (s[1] == '/' || (s[1] >= 'a' && s[1] <= 'z'));
@@ -24,13 +26,18 @@ static size_t visible(const char *s)
         }
         const char *semi = strchr(s, ';');
         if (*s == '&' && semi != NULL && semi - s <= 10) {
+            long cp = 0;
+            if (s[1] == '#')
+                cp = s[2] == 'x' ? strtol(s + 3, NULL, 16)
+                                 : strtol(s + 2, NULL, 10);
+            n += cp > 0xffff ? 2 : 1;
             s = semi + 1;
         } else {
+            n += ((unsigned char)*s & 0xf8) == 0xf0 ? 2 : 1;
             s++;
             while ((*s & 0xc0) == 0x80)
                 s++;
         }
-        n++;
     }
     return n;
 }
@@ -271,17 +278,80 @@ TEST(split_never_inside_entity)
 
 TEST(split_counts_code_points)
 {
+    /* Below U+10000 a code point is one UTF-16 unit, whatever its UTF-8
+     * length; an emoji is a surrogate pair, so half as many fit. */
     const char *units[] = {"я", "😀", "é"};
+    const size_t per_chunk[] = {4096, 2048, 4096};
     for (size_t u = 0; u < 3; u++) {
         char *text = repeat(units[u], 5000);
         char **chunks;
         size_t n = split_checked(text, NS_TG_MAX_TEXT, &chunks);
-        ASSERT_EQ(n, 2);
-        ASSERT_EQ(strlen(chunks[0]), 4096 * strlen(units[u]));
-        ASSERT_EQ(strlen(chunks[1]), 904 * strlen(units[u]));
+        ASSERT_EQ(n, (5000 + per_chunk[u] - 1) / per_chunk[u]);
+        for (size_t i = 0; i + 1 < n; i++)
+            ASSERT_EQ(strlen(chunks[i]), per_chunk[u] * strlen(units[u]));
+        ASSERT_EQ(strlen(chunks[n - 1]), 904 * strlen(units[u]));
         ns_tg_chunks_free(chunks, n);
         free(text);
     }
+}
+
+TEST(split_counts_utf16_units)
+{
+    /* 3000 emoji are 3000 code points but 6000 UTF-16 units. */
+    char *text = repeat("😀", 3000);
+    char **chunks;
+    size_t n = split_checked(text, NS_TG_MAX_TEXT, &chunks);
+    ASSERT(n >= 2);
+    size_t total = 0;
+    for (size_t i = 0; i < n; i++) {
+        ASSERT(visible(chunks[i]) <= NS_TG_MAX_TEXT);
+        ASSERT_EQ(ns_utf8_invalid_at(chunks[i], strlen(chunks[i])), -1);
+        total += visible(chunks[i]);
+    }
+    ASSERT_EQ(total, 6000);
+    ns_tg_chunks_free(chunks, n);
+    free(text);
+
+    /* An emoji that would end one unit past the limit moves on whole,
+     * also when written as an entity. */
+    const char *wide[] = {"😀", "&#128512;", "&#x1F600;"};
+    for (size_t w = 0; w < 3; w++) {
+        char *as = repeat("a", NS_TG_MAX_TEXT - 1);
+        ns_buf_t b;
+        ns_buf_init(&b, (size_t)1 << 20);
+        ns_buf_addf(&b, "%s%sz", as, wide[w]);
+        char *html = ns_buf_take(&b);
+        n = split_checked(html, NS_TG_MAX_TEXT, &chunks);
+        ASSERT_EQ(n, 2);
+        ASSERT_STREQ(chunks[0], as);
+        ASSERT(strncmp(chunks[1], wide[w], strlen(wide[w])) == 0);
+        ns_tg_chunks_free(chunks, n);
+        free(html);
+        free(as);
+    }
+
+    /* A BMP entity and a 3-byte character still count 1. */
+    char *bmp = repeat("&#8364;€", 2048);
+    n = split_checked(bmp, NS_TG_MAX_TEXT, &chunks);
+    ASSERT_EQ(n, 1);
+    ns_tg_chunks_free(chunks, n);
+    free(bmp);
+}
+
+TEST(split_wide_character_over_tiny_limit)
+{
+    /* A limit of 1 cannot hold an emoji: one per chunk, no endless loop. */
+    char **chunks;
+    size_t n = ns_tg_split_html("😀😀x😀", 1, &chunks);
+    ASSERT_EQ(n, 4);
+    ASSERT_STREQ(chunks[0], "😀");
+    ASSERT_STREQ(chunks[1], "😀");
+    ASSERT_STREQ(chunks[2], "x");
+    ASSERT_STREQ(chunks[3], "😀");
+    ns_tg_chunks_free(chunks, n);
+    n = split_checked("😀😀😀", 2, &chunks);
+    ASSERT_EQ(n, 3);
+    ns_tg_chunks_free(chunks, n);
 }
 
 TEST(split_single_long_word)

@@ -32,8 +32,8 @@ static int moved(ns_tracker_t *t)
     return n;
 }
 
-static void consume_range(ns_tracker_t *t, const char *topic,
-                          int32_t partition, int64_t from, int64_t to)
+static void consume_range(ns_tracker_t *t, const char *topic, int32_t partition,
+                          int64_t from, int64_t to)
 {
     for (int64_t o = from; o < to; o++)
         ASSERT(ns_tracker_consumed(t, topic, partition, o) != NULL);
@@ -231,8 +231,7 @@ TEST(ring_wraps_then_grows)
     uint64_t rng = 42;
     int64_t offset = 0;
     size_t max_outstanding = 0;
-    for (size_t step = 0; step < 3 * N && (m.n < N || n_pending > 0);
-         step++) {
+    for (size_t step = 0; step < 3 * N && (m.n < N || n_pending > 0); step++) {
         /* Consume more often in the middle third, so the backlog rises
          * past several ring sizes and falls again. */
         unsigned consume_pct = step < N ? 55 : step < 2 * N ? 75 : 0;
