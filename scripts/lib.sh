@@ -8,8 +8,10 @@
 #   ns_install_packages PKG... apt-get install the given packages that are not
 #                              installed yet (arguments may also be
 #                              space-separated lists: "$NS_BUILD_PACKAGES")
-#   ns_build [CMAKE_ARG...]    configure + build into $NS_BUILD_DIR (default
-#                              build/, relative to the repo root)
+#   ns_build [CONFIGURE_ARG...] [-- BUILD_ARG...]
+#                              cmake configure (RelWithDebInfo) + build into
+#                              $NS_BUILD_DIR (default build/, relative to the
+#                              repo root), e.g. ns_build -- --target nightshift
 #   ns_die MSG / ns_note MSG   error (exit 1) / progress line on stderr
 #   ns_tail_log FILE [N]       last N lines of FILE on stderr, framed
 #   ns_free_port               a free TCP port on 127.0.0.1
@@ -86,12 +88,18 @@ ns_install_packages() {
 }
 
 ns_build() {
-    local jobs
+    local configure=() jobs
+    while (($# > 0)) && [[ $1 != -- ]]; do
+        configure+=("$1")
+        shift
+    done
+    (($# == 0)) || shift # the --
     jobs=$(nproc 2>/dev/null || echo 2)
     (
         cd -- "$NS_ROOT" &&
-            cmake -S . -B "$NS_BUILD_DIR" -DCMAKE_BUILD_TYPE=RelWithDebInfo "$@" &&
-            cmake --build "$NS_BUILD_DIR" -j"$jobs"
+            cmake -S . -B "$NS_BUILD_DIR" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+                "${configure[@]}" &&
+            cmake --build "$NS_BUILD_DIR" -j"$jobs" "$@"
     )
 }
 
