@@ -57,11 +57,14 @@ fail:
     return NULL;
 }
 
-rd_kafka_t *ns_kafka_producer_new(const ns_config_t *cfg, ns_error_t *err)
+rd_kafka_t *ns_kafka_producer_new(const ns_config_t *cfg,
+                                  ns_kafka_dr_fn on_delivery, ns_error_t *err)
 {
     rd_kafka_conf_t *conf = ns_kafka_conf(cfg, err);
     if (conf == NULL)
         return NULL;
+    if (on_delivery != NULL)
+        rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
     if (ns_kafka_set(conf, "enable.idempotence", "true", err) != NS_OK ||
         ns_kafka_set(conf, "acks", "all", err) != NS_OK ||
         ns_kafka_set(conf, "linger.ms", "5", err) != NS_OK) {

@@ -45,23 +45,9 @@ ns_planner_t *ns_planner_new(const ns_config_t *cfg, ns_error_t *err)
     p->pg = ns_pg_connect(cfg->pg_dsn, err);
     if (p->pg == NULL)
         goto fail;
-    rd_kafka_conf_t *conf = ns_kafka_conf(cfg, err);
-    if (conf == NULL)
+    p->rk = ns_kafka_producer_new(cfg, on_delivery, err);
+    if (p->rk == NULL)
         goto fail;
-    rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
-    char errstr[512];
-    if (ns_kafka_set(conf, "enable.idempotence", "true", err) != NS_OK ||
-        ns_kafka_set(conf, "acks", "all", err) != NS_OK ||
-        ns_kafka_set(conf, "linger.ms", "5", err) != NS_OK) {
-        rd_kafka_conf_destroy(conf);
-        goto fail;
-    }
-    p->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
-    if (p->rk == NULL) {
-        rd_kafka_conf_destroy(conf);
-        ns_error_set(err, NS_ERR_INVALID, "kafka producer: %s", errstr);
-        goto fail;
-    }
     if (ns_kafka_ensure_job_topics(p->rk, cfg, err) != NS_OK)
         goto fail;
     return p;

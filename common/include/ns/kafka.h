@@ -23,8 +23,14 @@ rd_kafka_conf_t *ns_kafka_conf(const ns_config_t *cfg, ns_error_t *err);
 ns_err_t ns_kafka_set(rd_kafka_conf_t *conf, const char *key, const char *value,
                       ns_error_t *err);
 
-/** @brief An idempotent producer (enable.idempotence, acks=all). */
-rd_kafka_t *ns_kafka_producer_new(const ns_config_t *cfg, ns_error_t *err);
+/** A delivery report callback (rd_kafka_conf_set_dr_msg_cb). */
+typedef void (*ns_kafka_dr_fn)(rd_kafka_t *rk, const rd_kafka_message_t *m,
+                               void *opaque);
+
+/** @brief An idempotent producer (enable.idempotence, acks=all, linger 5
+ *  ms); on_delivery (may be NULL) sees every delivery report. */
+rd_kafka_t *ns_kafka_producer_new(const ns_config_t *cfg,
+                                  ns_kafka_dr_fn on_delivery, ns_error_t *err);
 
 /** @brief Creates the topic with that many partitions unless it exists.
  *  Waits for the answer (timeout_ms). */
