@@ -72,10 +72,21 @@ static int dead_letter(ns_item_res_t *res, const ns_msg_t *msg,
     ns_pg_i64str(env->run_id, run);
     ns_pg_i64str(attempts, att);
     /* Payloads are stored as bytes: they may not even be UTF-8. */
-    const char *params[] = {msg->topic, part,     off, NULL,          NULL,
-                            reason,     env->job, run, env->item_key, att};
-    int lengths[] = {0, 0, 0, (int)msg->key_len, (int)msg->len, 0, 0, 0, 0, 0};
-    int formats[] = {0, 0, 0, 1, 1, 0, 0, 0, 0, 0};
+    const ns_job_t *job = env->job ? ns_config_job(res->cfg, env->job) : NULL;
+    const char *params[] = {msg->topic,
+                            part,
+                            off,
+                            NULL,
+                            NULL,
+                            reason,
+                            env->job,
+                            run,
+                            env->item_key,
+                            att,
+                            job ? job->handler : NULL};
+    int lengths[] = {0, 0, 0, (int)msg->key_len, (int)msg->len, 0, 0, 0,
+                     0, 0, 0};
+    int formats[] = {0, 0, 0, 1, 1, 0, 0, 0, 0, 0, 0};
     params[3] = msg->key;
     params[4] = msg->value;
     for (;;) {
@@ -88,10 +99,14 @@ static int dead_letter(ns_item_res_t *res, const ns_msg_t *msg,
         PGresult *r = PQexecParams(
             res->pg,
             "INSERT INTO dead_letters (topic, partition, \"offset\", "
-            "msg_key, payload, reason, job, run_id, item_key, attempts) "
+            "msg_key, payload, reason, job, run_id, item_key, attempts, "
+            "handler, first_failed_at) "
             "VALUES ($1, $2, $3, $4, $5, $6, $7, nullif($8, '0')::bigint, "
-            "$9, $10) ON CONFLICT (topic, partition, \"offset\") DO NOTHING",
-            10, NULL, params, lengths, formats, 0);
+            "$9, $10, $11, "
+            "coalesce((SELECT started_at FROM items WHERE run_id = "
+            "nullif($8, '0')::bigint AND item_key = $9), now())) "
+            "ON CONFLICT (topic, partition, \"offset\") DO NOTHING",
+            11, NULL, params, lengths, formats, 0);
         int ok = PQresultStatus(r) == PGRES_COMMAND_OK;
         if (!ok)
             ns_error_set(&err, NS_ERR_TRANSIENT, "%s", PQresultErrorMessage(r));

@@ -8,4 +8,8 @@
 ns_err_t ns_analyzer_project(ns_item_ctx_t *ctx, ns_error_t *err);
 ns_err_t ns_analyzer_summary(ns_item_ctx_t *ctx, ns_error_t *err);
 
+/* webhook.c: generic handlers. */
+ns_err_t ns_noop(ns_item_ctx_t *ctx, ns_error_t *err);
+ns_err_t ns_webhook_post(ns_item_ctx_t *ctx, ns_error_t *err);
+
 #endif
