@@ -54,9 +54,7 @@ void ns_item_run_stats(const ns_item_ctx_t *ctx, ns_run_stats_t *out)
 
 PGconn *ns_item_pg(ns_item_ctx_t *ctx, ns_error_t *err)
 {
-    if (ns_pg_ensure(&ctx->res->pg, ctx->res->cfg->pg_dsn, err) != NS_OK)
-        return NULL;
-    return ctx->res->pg;
+    return ns_item_pg_acquire(ctx->res, err);
 }
 
 PGconn *ns_item_tx(ns_item_ctx_t *ctx, ns_error_t *err)

@@ -30,12 +30,34 @@ int ns_item_sleep(ns_item_res_t *res, int64_t ms)
     return 0;
 }
 
+PGconn *ns_item_pg_acquire(ns_item_res_t *res, ns_error_t *err)
+{
+    if (res->pool == NULL) {
+        if (ns_pg_ensure(&res->pg, res->cfg->pg_dsn, err) != NS_OK)
+            return NULL;
+        return res->pg;
+    }
+    if (res->pg != NULL && PQstatus(res->pg) == CONNECTION_OK)
+        return res->pg;
+    ns_item_pg_release(res);
+    res->pg = ns_pgpool_get(res->pool, 5000, err);
+    return res->pg;
+}
+
+void ns_item_pg_release(ns_item_res_t *res)
+{
+    if (res->pool == NULL || res->pg == NULL)
+        return;
+    ns_pgpool_put(res->pool, res->pg);
+    res->pg = NULL;
+}
+
 int ns_item_pg_wait(ns_item_res_t *res)
 {
     for (int tries = 0;; tries++) {
         ns_error_t err;
         ns_error_clear(&err);
-        if (ns_pg_ensure(&res->pg, res->cfg->pg_dsn, &err) == NS_OK)
+        if (ns_item_pg_acquire(res, &err) != NULL)
             return 1;
         if (tries % 10 == 0)
             NS_WARN(NULL, "waiting for postgres: %s", err.msg);
@@ -258,6 +280,9 @@ static ns_item_outcome_t run_item(ns_item_res_t *res, const ns_msg_t *msg,
         ctx.attempt = ++attempts;
         cJSON_Delete(ctx.report);
         ctx.report = NULL;
+        /* The handler's I/O happens without a connection held; it takes
+         * one when it reads or writes. */
+        ns_item_pg_release(res);
         ns_error_t err;
         ns_error_clear(&err);
         ns_err_t rc = h->process(&ctx, &err);
@@ -289,6 +314,7 @@ static ns_item_outcome_t run_item(ns_item_res_t *res, const ns_msg_t *msg,
             ns_backoff_ms(&job->retry, attempts, err.retry_after_s, &res->seed);
         NS_WARN(&ctx.log, "attempt %d failed (%s), retrying in %lld ms",
                 attempts, err.msg, (long long)delay);
+        ns_item_pg_release(res);
         if (!ns_item_sleep(res, delay)) {
             cJSON_Delete(ctx.report);
             return NS_ITEM_ABANDONED;
@@ -313,6 +339,7 @@ ns_item_outcome_t ns_item_process(ns_item_res_t *res, const ns_msg_t *msg)
             count_item(env.job, "dead_letter", -1);
         if (ok && env.run_id > 0)
             ns_finalize_if_complete(res, env.run_id);
+        ns_item_pg_release(res);
         ns_envelope_free(&env);
         return ok ? NS_ITEM_COMMITTED : NS_ITEM_ABANDONED;
     }
@@ -357,8 +384,9 @@ ns_item_outcome_t ns_item_process(ns_item_res_t *res, const ns_msg_t *msg)
     } else {
         out = run_item(res, msg, &env, job, h, attempts);
     }
-    if (out == NS_ITEM_COMMITTED && pre != PRE_UNKNOWN)
+    if (out == NS_ITEM_COMMITTED && pre != PRE_UNKNOWN && ns_item_pg_wait(res))
         ns_finalize_if_complete(res, env.run_id);
+    ns_item_pg_release(res);
     ns_envelope_free(&env);
     return out;
 }

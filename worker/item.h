@@ -11,12 +11,14 @@
 #include <stdint.h>
 
 #include "ns/config.h"
+#include "ns/pgpool.h"
 
 /** Per-thread resources. */
 typedef struct ns_item_res {
     const ns_config_t *cfg;
-    PGconn *pg;
-    unsigned seed;                  /**< backoff jitter */
+    ns_pgpool_t *pool; /**< NULL: pg is this thread's own connection */
+    PGconn *pg;        /**< held connection, or NULL */
+    unsigned seed;     /**< backoff jitter */
     volatile sig_atomic_t *running; /**< 0: stop waiting, hand items back */
 } ns_item_res_t;
 
@@ -42,9 +44,16 @@ ns_item_outcome_t ns_item_process(ns_item_res_t *res, const ns_msg_t *msg);
 /** @brief Sleeps up to ms, returning early (0) when *running drops. */
 int ns_item_sleep(ns_item_res_t *res, int64_t ms);
 
-/** @brief Makes sure res->pg is connected, waiting while Postgres is down.
- *  @returns 0 when shutting down first. */
+/** @brief Makes sure res->pg is connected (taken from the pool if there is
+ *  one), waiting while Postgres is down. @returns 0 when shutting down
+ *  first. */
 int ns_item_pg_wait(ns_item_res_t *res);
+
+/** @brief One try at a connection (up to 5 s for a pooled one). */
+PGconn *ns_item_pg_acquire(ns_item_res_t *res, ns_error_t *err);
+
+/** @brief Gives a pooled connection back (no-op without a pool). */
+void ns_item_pg_release(ns_item_res_t *res);
 
 /** @brief Claims and runs the finalizer of runs whose items are all
  *  terminal (finalize.c). */

@@ -36,6 +36,7 @@ struct ns_worker {
     int kafka_pipe[2]; /* librdkafka writes here when messages arrive */
     int done_fd;       /* eventfd: pool threads signal finished tasks */
     ns_tracker_t *tracker;
+    ns_pgpool_t *pool; /* shared by the pool threads */
     ns_httpd_t *httpd;
     ns_outbox_t *outbox;
 
@@ -104,8 +105,7 @@ static void *pool_main(void *arg)
         ssize_t wr = write(w->done_fd, &one, sizeof(one));
         (void)wr;
     }
-    PQfinish(pt->res.pg);
-    pt->res.pg = NULL;
+    ns_item_pg_release(&pt->res);
     return NULL;
 }
 
@@ -316,18 +316,24 @@ int ns_worker_run(ns_worker_t *w, volatile sig_atomic_t *running)
     w->running = running;
     ns_error_t err;
     ns_error_clear(&err);
+    /* Hundreds of I/O-bound threads: keep their stacks modest. */
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setstacksize(&attr, 1 << 20);
     for (size_t i = 0; i < w->n_threads; i++) {
         pool_thread_t *pt = &w->threads[i];
         pt->w = w;
         pt->res.cfg = w->cfg;
+        pt->res.pool = w->pool;
         pt->res.running = running;
         pt->res.seed = (unsigned)(i + 1) * 2654435761u ^ (unsigned)getpid();
-        if (pthread_create(&pt->thread, NULL, pool_main, pt) != 0) {
+        if (pthread_create(&pt->thread, &attr, pool_main, pt) != 0) {
             NS_ERROR(NULL, "worker: cannot start threads");
             return 1;
         }
         w->n_started++;
     }
+    pthread_attr_destroy(&attr);
     w->outbox = ns_outbox_start(w->cfg, running, &err);
     if (w->outbox == NULL) {
         NS_ERROR(NULL, "%s", err.msg);
@@ -483,8 +489,11 @@ ns_worker_t *ns_worker_new(const ns_config_t *cfg, ns_error_t *err)
             goto fail;
         NS_INFO(NULL, "metrics on port %d", ns_httpd_port(w->httpd));
     }
+    /* Items hold a connection only around their database work. */
+    int pool_size = w->n_threads < 16 ? (int)w->n_threads : 16;
+    w->pool = ns_pgpool_new(cfg->pg_dsn, pool_size, err);
     w->threads = calloc(w->n_threads, sizeof(*w->threads));
-    if (w->threads == NULL)
+    if (w->threads == NULL || w->pool == NULL)
         goto fail;
     return w;
 fail:
@@ -512,6 +521,7 @@ void ns_worker_destroy(ns_worker_t *w)
     if (w->rk != NULL)
         rd_kafka_destroy(w->rk);
     ns_tracker_destroy(w->tracker);
+    ns_pgpool_destroy(w->pool);
     if (w->done_fd >= 0)
         close(w->done_fd);
     if (w->kafka_pipe[0] >= 0) {
