@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "handler.h"
 #include "ns/config.h"
@@ -130,6 +131,12 @@ static int cmd_daemon(const char *cmd, const args_t *a)
     }
     if (rc != 0 && err.msg[0] != '\0')
         NS_ERROR(NULL, "%s", err.msg);
+    if (rc != 0) {
+        /* A worker that exceeded its grace period still has threads in
+         * handlers using cfg: leave without tearing anything down. */
+        fflush(NULL);
+        _exit(rc);
+    }
     ns_config_destroy(cfg);
     return rc;
 }

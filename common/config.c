@@ -438,6 +438,10 @@ static const field_t worker_fields[] = {
     F_INT_("max_in_flight", ns_config_t, worker_max_in_flight, 1, 65536),
     F_INT_("metrics_port", ns_config_t, worker_metrics_port, -1, 65535),
     F_SIZE_("max_payload_bytes", ns_config_t, max_payload_bytes, 1, INT_MAX),
+    F_INT_("shutdown_grace_seconds", ns_config_t, worker_shutdown_grace_s, 1,
+           3600),
+    F_INT_("pg_pool_size", ns_config_t, worker_pg_pool_size, 1, 1000),
+    F_STR_("retry_tiers", ns_config_t, retry_tiers),
     F_END,
 };
 
@@ -581,12 +585,15 @@ static ns_config_t *config_new(const char *path)
     cfg->producer_metrics_port = 9463;
     cfg->producer_tick_ms = 1000;
     cfg->max_payload_bytes = 1024 * 1024;
+    cfg->worker_shutdown_grace_s = 25;
+    cfg->worker_pg_pool_size = 16;
     cfg->llm.max_tokens = 500;
     cfg->llm.timeout_s = 60;
     cfg->telegram.timeout_s = 30;
     bool ok = set_default(&cfg->path, path) &&
               set_default(&cfg->llm.base_url, "https://api.perplexity.ai") &&
               set_default(&cfg->llm.model, "sonar-reasoning-pro") &&
+              set_default(&cfg->retry_tiers, "5s,30s,5m,1h") &&
               set_default(&cfg->telegram.api_url, "https://api.telegram.org");
     if (!ok) {
         ns_config_destroy(cfg);
@@ -680,6 +687,7 @@ void ns_config_destroy(ns_config_t *cfg)
     free(cfg->kafka);
     free(cfg->llm.base_url);
     free(cfg->llm.model);
+    free(cfg->retry_tiers);
     free(cfg->llm.api_key);
     free(cfg->telegram.api_url);
     free(cfg->telegram.bot_token);

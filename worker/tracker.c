@@ -94,6 +94,25 @@ static ns_part_t *find_part(ns_tracker_t *t, const char *topic,
     return p;
 }
 
+ns_part_t *ns_tracker_find(ns_tracker_t *t, const char *topic,
+                           int32_t partition)
+{
+    return find_part(t, topic, partition, false);
+}
+
+void ns_tracker_remove_part(ns_tracker_t *t, const char *topic,
+                            int32_t partition)
+{
+    for (size_t i = 0; i < t->n_parts; i++) {
+        ns_part_t *p = t->parts[i];
+        if (p->partition == partition && strcmp(p->topic, topic) == 0) {
+            free_part(p);
+            t->parts[i] = t->parts[--t->n_parts];
+            return;
+        }
+    }
+}
+
 ns_part_t *ns_tracker_consumed(ns_tracker_t *t, const char *topic,
                                int32_t partition, int64_t offset)
 {
@@ -249,20 +268,35 @@ ns_task_t *ns_tracker_key_release(ns_tracker_t *t, ns_task_t *task)
     return next;
 }
 
-size_t ns_tracker_drop_waiting(ns_tracker_t *t, void (*drop)(ns_task_t *))
+size_t ns_tracker_drop_waiting_if(ns_tracker_t *t,
+                                  bool (*match)(const ns_task_t *, void *),
+                                  void *arg, void (*drop)(ns_task_t *))
 {
     size_t n = 0;
     for (int b = 0; b < KEY_BUCKETS; b++) {
         for (ns_keyq_t *kq = t->buckets[b]; kq != NULL; kq = kq->next) {
-            ns_task_t *task = kq->head;
-            while (task != NULL) {
-                ns_task_t *next = task->next;
-                drop(task);
-                n++;
-                task = next;
+            /* A key lives in one partition: all its waiting tasks match or
+             * none does. */
+            ns_task_t **pp = &kq->head;
+            ns_task_t *prev = NULL;
+            while (*pp != NULL) {
+                ns_task_t *task = *pp;
+                if (match == NULL || match(task, arg)) {
+                    *pp = task->next;
+                    drop(task);
+                    n++;
+                } else {
+                    prev = task;
+                    pp = &task->next;
+                }
             }
-            kq->head = kq->tail = NULL;
+            kq->tail = prev;
         }
     }
     return n;
+}
+
+size_t ns_tracker_drop_waiting(ns_tracker_t *t, void (*drop)(ns_task_t *))
+{
+    return ns_tracker_drop_waiting_if(t, NULL, NULL, drop);
 }

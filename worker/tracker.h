@@ -26,6 +26,7 @@ typedef struct ns_part {
     bool *done;
     size_t head, count, cap;
     int64_t next_offset; /* last consumed + 1, -1 before the first */
+    int started;         /* tasks handed to the pool, not yet collected */
     int64_t stored;      /* last offset handed to offsets_store */
 } ns_part_t;
 
@@ -44,6 +45,12 @@ void ns_tracker_finished(ns_tracker_t *t, const char *topic, int32_t partition,
  *  (or all when all is true). @returns how many were added. */
 int ns_tracker_committable(ns_tracker_t *t,
                            rd_kafka_topic_partition_list_t *list, bool all);
+/** @brief The partition's state, or NULL if untracked. */
+ns_part_t *ns_tracker_find(ns_tracker_t *t, const char *topic,
+                           int32_t partition);
+/** @brief Forgets one partition (after it was revoked). */
+void ns_tracker_remove_part(ns_tracker_t *t, const char *topic,
+                            int32_t partition);
 /** @brief Forgets every partition (after a revoke). */
 void ns_tracker_clear_parts(ns_tracker_t *t);
 size_t ns_tracker_n_parts(const ns_tracker_t *t);
@@ -59,5 +66,10 @@ ns_task_t *ns_tracker_key_release(ns_tracker_t *t, ns_task_t *task);
 /** @brief Removes every waiting (not started) task, calling drop on each.
  *  Keys with a running task stay. @returns how many were dropped. */
 size_t ns_tracker_drop_waiting(ns_tracker_t *t, void (*drop)(ns_task_t *));
+/** @brief Like ns_tracker_drop_waiting, only for tasks for which
+ *  match(task, arg) is true (e.g. those of revoked partitions). */
+size_t ns_tracker_drop_waiting_if(ns_tracker_t *t,
+                                  bool (*match)(const ns_task_t *, void *),
+                                  void *arg, void (*drop)(ns_task_t *));
 
 #endif

@@ -55,6 +55,7 @@ struct ns_worker {
     int paused;
     int assigned;
     size_t n_started;
+    int abandoned; /* grace exceeded: do not wait for pool threads */
     volatile sig_atomic_t *running;
 };
 
@@ -111,6 +112,11 @@ static void *pool_main(void *arg)
 
 static void start_task(ns_worker_t *w, ns_task_t *task)
 {
+    const rd_kafka_message_t *m = task->rkm;
+    ns_part_t *part =
+        ns_tracker_find(w->tracker, rd_kafka_topic_name(m->rkt), m->partition);
+    if (part != NULL)
+        part->started++;
     task->next = NULL;
     pthread_mutex_lock(&w->lock);
     if (w->ready_tail)
@@ -158,6 +164,10 @@ static int collect_done(ns_worker_t *w)
         ns_task_t *task = done;
         done = task->next;
         const rd_kafka_message_t *m = task->rkm;
+        ns_part_t *part = ns_tracker_find(
+            w->tracker, rd_kafka_topic_name(m->rkt), m->partition);
+        if (part != NULL)
+            part->started--;
         if (task->outcome == NS_ITEM_COMMITTED)
             ns_tracker_finished(w->tracker, rd_kafka_topic_name(m->rkt),
                                 m->partition, m->offset);
@@ -173,39 +183,91 @@ static int collect_done(ns_worker_t *w)
     return count;
 }
 
-/* Drops tasks not started yet (they are redelivered: their offsets are
- * never passed) and waits for running ones. Used on revoke and shutdown. */
-static void drain(ns_worker_t *w)
+/* True when the task's partition is in the list (NULL: every partition). */
+static bool task_in(const ns_task_t *task, void *arg)
+{
+    const rd_kafka_topic_partition_list_t *parts = arg;
+    const rd_kafka_message_t *m = task->rkm;
+    return parts == NULL ||
+           rd_kafka_topic_partition_list_find(
+               parts, rd_kafka_topic_name(m->rkt), m->partition) != NULL;
+}
+
+static int started_in(ns_worker_t *w,
+                      const rd_kafka_topic_partition_list_t *parts)
+{
+    int n = 0;
+    for (size_t i = 0; i < ns_tracker_n_parts(w->tracker); i++) {
+        ns_part_t *p = ns_tracker_part(w->tracker, i);
+        if (parts == NULL || rd_kafka_topic_partition_list_find(
+                                 parts, p->topic, p->partition) != NULL)
+            n += p->started;
+    }
+    return n;
+}
+
+/* For the partitions in parts (NULL: all): hands back the tasks not started
+ * yet (their offsets are never passed, so they are redelivered) and waits
+ * up to grace_ms for the running ones. Used on revoke and shutdown.
+ * Returns 0 if running items were still unfinished at the deadline. */
+static int drain(ns_worker_t *w, const rd_kafka_topic_partition_list_t *parts,
+                 int64_t grace_ms)
 {
     size_t dropped = 0;
+    ns_task_t *pulled = NULL;
     pthread_mutex_lock(&w->lock);
-    ns_task_t *ready = w->ready_head;
-    w->ready_head = w->ready_tail = NULL;
+    ns_task_t **pp = &w->ready_head;
+    w->ready_tail = NULL;
+    while (*pp != NULL) {
+        ns_task_t *task = *pp;
+        if (task_in(task, (void *)parts)) {
+            *pp = task->next;
+            task->next = pulled;
+            pulled = task;
+        } else {
+            w->ready_tail = task;
+            pp = &task->next;
+        }
+    }
     pthread_mutex_unlock(&w->lock);
-    while (ready != NULL) {
-        ns_task_t *next = ready->next;
-        ns_task_t *waiting = ns_tracker_key_release(w->tracker, ready);
-        /* A waiting task of the same key must not start: drop it too. */
+    while (pulled != NULL) {
+        ns_task_t *next = pulled->next;
+        const rd_kafka_message_t *m = pulled->rkm;
+        ns_part_t *part = ns_tracker_find(
+            w->tracker, rd_kafka_topic_name(m->rkt), m->partition);
+        if (part != NULL)
+            part->started--;
+        /* Waiting tasks of the same key must not start: drop them too. */
+        ns_task_t *waiting = ns_tracker_key_release(w->tracker, pulled);
         while (waiting != NULL) {
             ns_task_t *after = ns_tracker_key_release(w->tracker, waiting);
             drop_task(waiting);
             dropped++;
             waiting = after;
         }
-        drop_task(ready);
+        drop_task(pulled);
         dropped++;
-        ready = next;
+        pulled = next;
     }
-    dropped += ns_tracker_drop_waiting(w->tracker, drop_task);
+    dropped += ns_tracker_drop_waiting_if(w->tracker, task_in, (void *)parts,
+                                          drop_task);
     w->outstanding -= dropped;
-    /* What is still outstanding is running in the pool. */
-    while (w->outstanding > 0) {
+    if (dropped > 0)
+        NS_INFO(NULL, "handed back %zu items not yet started", dropped);
+    int64_t deadline = ns_clock_mono_ms() + grace_ms;
+    while (started_in(w, parts) > 0) {
+        if (ns_clock_mono_ms() > deadline) {
+            NS_WARN(NULL,
+                    "%d item(s) still running after %lld ms; they "
+                    "will be redelivered",
+                    started_in(w, parts), (long long)grace_ms);
+            return 0;
+        }
         struct pollfd pfd = {.fd = w->done_fd, .events = POLLIN};
         poll(&pfd, 1, 200);
         collect_done(w);
     }
-    if (dropped > 0)
-        NS_INFO(NULL, "handed back %zu items not yet started", dropped);
+    return 1;
 }
 
 /* ---- rebalances -------------------------------------------------------- */
@@ -229,25 +291,56 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                          rd_kafka_topic_partition_list_t *parts, void *opaque)
 {
     ns_worker_t *w = opaque;
+    bool cooperative =
+        strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
-        NS_INFO(NULL, "assigned %d partition(s)", parts->cnt);
-        rd_kafka_assign(rk, parts);
-        w->assigned = parts->cnt;
+        NS_INFO(NULL, "assigned %d partition(s)%s", parts->cnt,
+                cooperative ? " (incremental)" : "");
+        if (cooperative) {
+            rd_kafka_error_t *e = rd_kafka_incremental_assign(rk, parts);
+            if (e != NULL) {
+                NS_ERROR(NULL, "incremental assign: %s",
+                         rd_kafka_error_string(e));
+                rd_kafka_error_destroy(e);
+            }
+        } else {
+            rd_kafka_assign(rk, parts);
+        }
+        w->assigned += parts->cnt;
         if (w->paused)
             rd_kafka_pause_partitions(rk, parts);
         return;
     }
-    /* Revoked (or an error): finish what runs, hand back what waits,
-     * commit, then let go. */
-    NS_INFO(NULL, "revoking %d partition(s)", parts ? parts->cnt : 0);
-    drain(w);
-    store_offsets(w, true);
-    rd_kafka_resp_err_t ce = rd_kafka_commit(rk, NULL, 0);
-    if (ce != RD_KAFKA_RESP_ERR_NO_ERROR && ce != RD_KAFKA_RESP_ERR__NO_OFFSET)
-        NS_WARN(NULL, "commit on revoke: %s", rd_kafka_err2str(ce));
-    ns_tracker_clear_parts(w->tracker);
-    rd_kafka_assign(rk, NULL);
-    w->assigned = 0;
+    /* Revoked (or lost): finish what runs in those partitions, hand back
+     * what waits, commit, then let go. A lost assignment is not committed:
+     * another member may own it already. */
+    bool lost = rd_kafka_assignment_lost(rk);
+    NS_INFO(NULL, "%s %d partition(s)", lost ? "lost" : "revoking",
+            parts ? parts->cnt : 0);
+    drain(w, parts, (int64_t)w->cfg->worker_shutdown_grace_s * 1000);
+    if (!lost) {
+        store_offsets(w, true);
+        rd_kafka_resp_err_t ce = rd_kafka_commit(rk, NULL, 0);
+        if (ce != RD_KAFKA_RESP_ERR_NO_ERROR &&
+            ce != RD_KAFKA_RESP_ERR__NO_OFFSET)
+            NS_WARN(NULL, "commit on revoke: %s", rd_kafka_err2str(ce));
+    }
+    for (int i = 0; parts != NULL && i < parts->cnt; i++)
+        ns_tracker_remove_part(w->tracker, parts->elems[i].topic,
+                               parts->elems[i].partition);
+    if (cooperative) {
+        rd_kafka_error_t *e = rd_kafka_incremental_unassign(rk, parts);
+        if (e != NULL) {
+            NS_ERROR(NULL, "incremental unassign: %s",
+                     rd_kafka_error_string(e));
+            rd_kafka_error_destroy(e);
+        }
+        w->assigned -= parts ? parts->cnt : 0;
+    } else {
+        ns_tracker_clear_parts(w->tracker);
+        rd_kafka_assign(rk, NULL);
+        w->assigned = 0;
+    }
 }
 
 /* ---- the consumer loop ------------------------------------------------- */
@@ -379,8 +472,17 @@ int ns_worker_run(ns_worker_t *w, volatile sig_atomic_t *running)
     }
     NS_INFO(NULL, "stopping: finishing %zu outstanding item(s)",
             w->outstanding);
-    drain(w);
+    int finished =
+        drain(w, NULL, (int64_t)w->cfg->worker_shutdown_grace_s * 1000);
     store_offsets(w, true);
+    if (!finished) {
+        /* Threads still run unfinished items: leave without waiting for
+         * them; their transactions roll back when the process exits. */
+        w->abandoned = 1;
+        rd_kafka_commit(w->rk, NULL, 0);
+        NS_WARN(NULL, "shutdown grace period exceeded");
+        return 1;
+    }
     rd_kafka_consumer_close(w->rk);
     NS_INFO(NULL, "left the consumer group");
     return 0;
@@ -399,6 +501,7 @@ static rd_kafka_t *new_consumer(ns_worker_t *w, ns_error_t *err)
     /* Our defaults apply unless the kafka: section sets the key. */
     static const char *defaults[][2] = {
         {"group.id", "nightshift-workers"},
+        {"partition.assignment.strategy", "cooperative-sticky"},
         {"enable.auto.commit", "true"},
         {"enable.auto.offset.store", "false"},
         {"auto.commit.interval.ms", "1000"},
@@ -490,7 +593,9 @@ ns_worker_t *ns_worker_new(const ns_config_t *cfg, ns_error_t *err)
         NS_INFO(NULL, "metrics on port %d", ns_httpd_port(w->httpd));
     }
     /* Items hold a connection only around their database work. */
-    int pool_size = w->n_threads < 16 ? (int)w->n_threads : 16;
+    int pool_size = w->n_threads < (size_t)cfg->worker_pg_pool_size
+                        ? (int)w->n_threads
+                        : cfg->worker_pg_pool_size;
     w->pool = ns_pgpool_new(cfg->pg_dsn, pool_size, err);
     w->threads = calloc(w->n_threads, sizeof(*w->threads));
     if (w->threads == NULL || w->pool == NULL)
@@ -505,6 +610,11 @@ void ns_worker_destroy(ns_worker_t *w)
 {
     if (w == NULL)
         return;
+    if (w->abandoned) {
+        /* Pool threads are still inside handlers; the process is about to
+         * exit and takes them along. Freeing what they use would crash. */
+        return;
+    }
     pthread_mutex_lock(&w->lock);
     w->pool_stop = 1;
     pthread_cond_broadcast(&w->work_cond);

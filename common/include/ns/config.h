@@ -79,11 +79,16 @@ typedef struct ns_config {
     char *kafka_brokers; /**< default ${NS_KAFKA_BROKERS} */
     ns_kv_t *kafka;      /**< librdkafka properties, in file order */
     size_t n_kafka;
-    int worker_max_in_flight;  /**< default 8 */
-    int worker_metrics_port;   /**< default 9464; 0 = ephemeral, -1 = off */
-    int producer_metrics_port; /**< default 9463 */
-    int producer_tick_ms;      /**< default 1000 */
-    size_t max_payload_bytes;  /**< default 1 MiB */
+    int worker_max_in_flight;    /**< default 8 */
+    int worker_metrics_port;     /**< default 9464; 0 = ephemeral, -1 = off */
+    int producer_metrics_port;   /**< default 9463 */
+    int producer_tick_ms;        /**< default 1000 */
+    size_t max_payload_bytes;    /**< default 1 MiB */
+    int worker_shutdown_grace_s; /**< SIGTERM drain limit, default 25 */
+    int worker_pg_pool_size;     /**< connections per worker, default 16 */
+    /** Retry tiers, e.g. "5s,30s,5m,1h" (topics ns.retry.<tier>); "" keeps
+     *  retries inside the worker. Default "5s,30s,5m,1h". */
+    char *retry_tiers;
     ns_llm_settings_t llm;
     ns_telegram_settings_t telegram;
     ns_job_t *jobs;
