@@ -1,8 +1,11 @@
 #include "ns/kafka.h"
 
+#include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "ns/clock.h"
 #include "ns/log.h"
 
 void ns_topic_items(const char *job, char out[NS_TOPIC_MAX])
@@ -159,4 +162,104 @@ ns_err_t ns_kafka_ensure_job_topics(rd_kafka_t *rk, const ns_config_t *cfg,
             return rc;
     }
     return NS_OK;
+}
+
+/* One synchronous delivery: the callback (served by whichever thread
+ * polls the handle) marks it done. */
+typedef struct sync_delivery {
+    atomic_int done;
+    rd_kafka_resp_err_t err;
+} sync_delivery_t;
+
+void ns_kafka_sync_dr(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
+{
+    (void)rk;
+    (void)opaque;
+    sync_delivery_t *d = m->_private;
+    if (d == NULL)
+        return;
+    d->err = m->err;
+    atomic_store(&d->done, 1);
+}
+
+ns_err_t ns_kafka_produce_sync(rd_kafka_t *rk, const char *topic,
+                               const void *key, size_t key_len,
+                               const void *value, size_t len,
+                               rd_kafka_headers_t *headers, int timeout_ms,
+                               ns_error_t *err)
+{
+    sync_delivery_t d = {.err = RD_KAFKA_RESP_ERR_NO_ERROR};
+    atomic_init(&d.done, 0);
+    rd_kafka_resp_err_t e;
+    int64_t deadline = ns_clock_mono_ms() + timeout_ms;
+    for (;;) {
+        e = rd_kafka_producev(
+            rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(key, key_len),
+            RD_KAFKA_V_VALUE((void *)value, len),
+            RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+            RD_KAFKA_V_HEADERS(headers), RD_KAFKA_V_OPAQUE(&d), RD_KAFKA_V_END);
+        if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL || ns_clock_mono_ms() > deadline)
+            break;
+        rd_kafka_poll(rk, 50);
+    }
+    if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        rd_kafka_headers_destroy(headers);
+        return ns_error_set(err, NS_ERR_TRANSIENT, "produce to %s: %s", topic,
+                            rd_kafka_err2str(e));
+    }
+    /* The message is queued: it now refers to d until the callback ran, so
+     * wait for the callback even past the deadline (librdkafka's own
+     * message.timeout.ms bounds it). */
+    while (!atomic_load(&d.done))
+        rd_kafka_poll(rk, 20);
+    if (d.err != RD_KAFKA_RESP_ERR_NO_ERROR)
+        return ns_error_set(err, NS_ERR_TRANSIENT, "deliver to %s: %s", topic,
+                            rd_kafka_err2str(d.err));
+    return NS_OK;
+}
+
+int ns_retry_tiers_parse(const char *spec, ns_retry_tier_t *tiers, int max,
+                         ns_error_t *err)
+{
+    int n = 0;
+    const char *p = spec ? spec : "";
+    while (*p != '\0') {
+        while (*p == ' ' || *p == ',')
+            p++;
+        if (*p == '\0')
+            break;
+        char *end;
+        long v = strtol(p, &end, 10);
+        int64_t unit = *end == 's'   ? 1000
+                       : *end == 'm' ? 60000
+                       : *end == 'h' ? 3600000
+                       : *end == 'd' ? 86400000
+                                     : 0;
+        if (end == p || v <= 0 || v > 100000 || unit == 0 || n >= max ||
+            (end[1] != '\0' && end[1] != ',' && end[1] != ' '))
+            return ns_error_set(err, NS_ERR_INVALID,
+                                "retry_tiers \"%s\": expected a list like "
+                                "\"5s,30s,5m,1h\"",
+                                spec),
+                   -1;
+        snprintf(tiers[n].label, sizeof(tiers[n].label), "%d%c",
+                 (int)(v % 100000000), *end);
+        tiers[n].delay_ms = v * unit;
+        if (n > 0 && tiers[n].delay_ms <= tiers[n - 1].delay_ms)
+            return ns_error_set(err, NS_ERR_INVALID,
+                                "retry_tiers \"%s\": tiers must ascend", spec),
+                   -1;
+        n++;
+        p = end + 1;
+    }
+    return n;
+}
+
+const ns_retry_tier_t *ns_retry_tier_for(const ns_retry_tier_t *tiers, int n,
+                                         int64_t delay_ms)
+{
+    for (int i = 0; i < n; i++)
+        if (tiers[i].delay_ms >= delay_ms)
+            return &tiers[i];
+    return n > 0 ? &tiers[n - 1] : NULL;
 }

@@ -138,6 +138,16 @@ int ns_ops_dev_broker(const ns_config_t *cfg, const char *port_file, FILE *out,
         ns_topic_items(cfg->jobs[i].name, topic);
         rd_kafka_mock_topic_create(mc, topic, cfg->jobs[i].max_parallelism, 1);
     }
+    rd_kafka_mock_topic_create(mc, NS_TOPIC_DLQ, 4, 1);
+    ns_retry_tier_t tiers[8];
+    int n_tiers =
+        cfg ? ns_retry_tiers_parse(cfg->retry_tiers, tiers, 8, NULL) : 0;
+    for (int i = 0; i < n_tiers; i++) {
+        char topic[NS_TOPIC_MAX];
+        snprintf(topic, sizeof(topic), "%s%s", NS_RETRY_TOPIC_PREFIX,
+                 tiers[i].label);
+        rd_kafka_mock_topic_create(mc, topic, 4, 1);
+    }
     const char *bootstraps = rd_kafka_mock_cluster_bootstraps(mc);
     fprintf(out, "%s\n", bootstraps);
     fflush(out);

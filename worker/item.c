@@ -81,6 +81,81 @@ static void count_item(const char *job, const char *outcome, double seconds)
     }
 }
 
+static void add_header(rd_kafka_headers_t *h, const char *name,
+                       const char *value)
+{
+    if (value != NULL)
+        rd_kafka_header_add(h, name, -1, value, -1);
+}
+
+static void add_header_i64(rd_kafka_headers_t *h, const char *name,
+                           int64_t value)
+{
+    char text[24];
+    ns_pg_i64str(value, text);
+    rd_kafka_header_add(h, name, -1, text, -1);
+}
+
+/* The dead letter on the ns.dlq topic: original key and bytes, the cause
+ * and the origin in headers. Postgres keeps the same record, so a Kafka
+ * outage here loses nothing; duplicates on the topic are harmless. */
+static void publish_dead_letter(ns_item_res_t *res, const ns_msg_t *msg,
+                                const ns_envelope_t *env, const ns_job_t *job,
+                                int attempts, const char *reason)
+{
+    if (res->producer == NULL)
+        return;
+    rd_kafka_headers_t *h = rd_kafka_headers_new(12);
+    char now[40];
+    ns_clock_format_utc(ns_clock_now_ms(), now, sizeof(now));
+    add_header(h, "ns-error", reason);
+    add_header(h, "ns-handler", job ? job->handler : NULL);
+    add_header(h, "ns-job", env->job);
+    add_header_i64(h, "ns-attempts", attempts);
+    add_header(h, "ns-first-failure",
+               msg->first_failure ? msg->first_failure : now);
+    add_header(h, "ns-last-failure", now);
+    add_header(h, "ns-origin-topic",
+               msg->origin_topic ? msg->origin_topic : msg->topic);
+    add_header_i64(h, "ns-origin-partition", msg->partition);
+    add_header_i64(h, "ns-origin-offset", msg->offset);
+    if (env->run_id > 0)
+        add_header_i64(h, "ns-run-id", env->run_id);
+    add_header(h, NS_HEADER_ENCODING, msg->compressed ? "zstd" : "json");
+    ns_error_t err;
+    ns_error_clear(&err);
+    if (ns_kafka_produce_sync(res->producer, NS_TOPIC_DLQ, msg->key,
+                              msg->key_len, msg->value, msg->len, h, 30000,
+                              &err) != NS_OK)
+        NS_WARN(NULL, "dead letter not published to %s (kept in postgres): %s",
+                NS_TOPIC_DLQ, err.msg);
+}
+
+/* Hands a transiently failed item to the retry tier for its delay; the
+ * retrier re-injects it into its topic after the not-before time. */
+static ns_err_t send_to_retry(ns_item_res_t *res, const ns_msg_t *msg,
+                              int64_t delay_ms, const char *why,
+                              ns_error_t *err)
+{
+    const ns_retry_tier_t *tier =
+        ns_retry_tier_for(res->tiers, res->n_tiers, delay_ms);
+    char topic[NS_TOPIC_MAX];
+    snprintf(topic, sizeof(topic), "%s%s", NS_RETRY_TOPIC_PREFIX, tier->label);
+    char now[40];
+    ns_clock_format_utc(ns_clock_now_ms(), now, sizeof(now));
+    rd_kafka_headers_t *h = rd_kafka_headers_new(6);
+    add_header(h, NS_HEADER_ENCODING, msg->compressed ? "zstd" : "json");
+    add_header(h, "ns-origin-topic",
+               msg->origin_topic ? msg->origin_topic : msg->topic);
+    add_header_i64(h, "ns-not-before", ns_clock_now_ms() + delay_ms);
+    add_header(h, "ns-first-failure",
+               msg->first_failure ? msg->first_failure : now);
+    rd_kafka_header_add(h, "ns-last-error", -1, why,
+                        (ssize_t)(strlen(why) < 256 ? strlen(why) : 256));
+    return ns_kafka_produce_sync(res->producer, topic, msg->key, msg->key_len,
+                                 msg->value, msg->len, h, 30000, err);
+}
+
 /* Records a message that cannot be processed, and fails its item when the
  * item is known. Both in one transaction; retried while Postgres is down.
  * Returns 0 if it had to give up because the worker is stopping. */
@@ -111,6 +186,7 @@ static int dead_letter(ns_item_res_t *res, const ns_msg_t *msg,
     int formats[] = {0, 0, 0, 1, 1, 0, 0, 0, 0, 0, 0};
     params[3] = msg->key;
     params[4] = msg->value;
+    publish_dead_letter(res, msg, env, job, attempts, reason);
     for (;;) {
         if (!ns_item_pg_wait(res))
             return 0;
@@ -312,6 +388,22 @@ static ns_item_outcome_t run_item(ns_item_res_t *res, const ns_msg_t *msg,
         }
         int64_t delay =
             ns_backoff_ms(&job->retry, attempts, err.retry_after_s, &res->seed);
+        if (res->n_tiers > 0 && res->producer != NULL && *res->running) {
+            ns_error_t perr;
+            ns_error_clear(&perr);
+            ns_item_pg_release(res);
+            if (send_to_retry(res, msg, delay, err.msg, &perr) == NS_OK) {
+                NS_WARN(&ctx.log,
+                        "attempt %d failed (%s), retry in %lld ms via "
+                        "retry topic",
+                        attempts, err.msg, (long long)delay);
+                cJSON_Delete(ctx.report);
+                count_item(job->name, "retry_scheduled", -1);
+                return NS_ITEM_COMMITTED;
+            }
+            NS_WARN(&ctx.log, "retry topic unavailable (%s); waiting here",
+                    perr.msg);
+        }
         NS_WARN(&ctx.log, "attempt %d failed (%s), retrying in %lld ms",
                 attempts, err.msg, (long long)delay);
         ns_item_pg_release(res);

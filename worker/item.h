@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "ns/config.h"
+#include "ns/kafka.h"
 #include "ns/pgpool.h"
 
 /** Per-thread resources. */
@@ -20,6 +21,9 @@ typedef struct ns_item_res {
     PGconn *pg;        /**< held connection, or NULL */
     unsigned seed;     /**< backoff jitter */
     volatile sig_atomic_t *running; /**< 0: stop waiting, hand items back */
+    rd_kafka_t *producer;           /**< retry tiers and ns.dlq; may be NULL */
+    const ns_retry_tier_t *tiers;   /**< n_tiers 0: retries wait in-thread */
+    int n_tiers;
 } ns_item_res_t;
 
 /** One consumed message. */
@@ -32,6 +36,8 @@ typedef struct ns_msg {
     const char *value;
     size_t len;
     bool compressed;
+    const char *origin_topic;  /**< set when it came back from a retry */
+    const char *first_failure; /**< likewise (RFC 3339) */
 } ns_msg_t;
 
 typedef enum ns_item_outcome {

@@ -18,6 +18,7 @@
 #include "ns/log.h"
 #include "ns/metrics.h"
 #include "outbox.h"
+#include "retrier.h"
 #include "tracker.h"
 
 #define SWEEP_EVERY_MS 2000
@@ -36,7 +37,11 @@ struct ns_worker {
     int kafka_pipe[2]; /* librdkafka writes here when messages arrive */
     int done_fd;       /* eventfd: pool threads signal finished tasks */
     ns_tracker_t *tracker;
-    ns_pgpool_t *pool; /* shared by the pool threads */
+    ns_pgpool_t *pool;    /* shared by the pool threads */
+    rd_kafka_t *producer; /* retry tiers and the dead-letter topic */
+    ns_retry_tier_t tiers[8];
+    int n_tiers;
+    ns_retrier_t *retrier;
     ns_httpd_t *httpd;
     ns_outbox_t *outbox;
 
@@ -60,6 +65,20 @@ struct ns_worker {
 };
 
 /* ---- the pool ---------------------------------------------------------- */
+
+static int header_copy(rd_kafka_headers_t *hdrs, const char *name, char *out,
+                       size_t outlen)
+{
+    const void *v = NULL;
+    size_t len = 0;
+    if (rd_kafka_header_get_last(hdrs, name, &v, &len) !=
+            RD_KAFKA_RESP_ERR_NO_ERROR ||
+        v == NULL || len >= outlen)
+        return 0;
+    memcpy(out, v, len);
+    out[len] = '\0';
+    return 1;
+}
 
 static void *pool_main(void *arg)
 {
@@ -92,10 +111,16 @@ static void *pool_main(void *arg)
         rd_kafka_headers_t *hdrs = NULL;
         const void *enc = NULL;
         size_t enc_len = 0;
-        if (rd_kafka_message_headers(m, &hdrs) == RD_KAFKA_RESP_ERR_NO_ERROR &&
-            rd_kafka_header_get_last(hdrs, "ns-encoding", &enc, &enc_len) ==
+        char origin[NS_TOPIC_MAX], first[40];
+        if (rd_kafka_message_headers(m, &hdrs) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+            if (rd_kafka_header_get_last(hdrs, "ns-encoding", &enc, &enc_len) ==
                 RD_KAFKA_RESP_ERR_NO_ERROR)
-            msg.compressed = enc_len == 4 && memcmp(enc, "zstd", 4) == 0;
+                msg.compressed = enc_len == 4 && memcmp(enc, "zstd", 4) == 0;
+            if (header_copy(hdrs, "ns-origin-topic", origin, sizeof(origin)))
+                msg.origin_topic = origin;
+            if (header_copy(hdrs, "ns-first-failure", first, sizeof(first)))
+                msg.first_failure = first;
+        }
         task->outcome = ns_item_process(&pt->res, &msg);
 
         pthread_mutex_lock(&w->lock);
@@ -418,6 +443,9 @@ int ns_worker_run(ns_worker_t *w, volatile sig_atomic_t *running)
         pt->w = w;
         pt->res.cfg = w->cfg;
         pt->res.pool = w->pool;
+        pt->res.producer = w->producer;
+        pt->res.tiers = w->tiers;
+        pt->res.n_tiers = w->n_tiers;
         pt->res.running = running;
         pt->res.seed = (unsigned)(i + 1) * 2654435761u ^ (unsigned)getpid();
         if (pthread_create(&pt->thread, &attr, pool_main, pt) != 0) {
@@ -434,6 +462,12 @@ int ns_worker_run(ns_worker_t *w, volatile sig_atomic_t *running)
     }
     w->sweeper_started =
         pthread_create(&w->sweeper, NULL, sweeper_main, w) == 0;
+    if (w->n_tiers > 0) {
+        w->retrier = ns_retrier_start(w->cfg, w->producer, w->tiers, w->n_tiers,
+                                      running, &err);
+        if (w->retrier == NULL)
+            NS_WARN(NULL, "retry tiers disabled: %s", err.msg);
+    }
     NS_INFO(NULL, "worker started: %zu threads, up to %zu items buffered",
             w->n_threads, w->max_outstanding);
     int64_t last_lag = 0;
@@ -558,6 +592,22 @@ static ns_err_t subscribe(ns_worker_t *w, ns_error_t *err)
     return NS_OK;
 }
 
+/* ns.dlq and the retry tiers exist before anything needs them. */
+static ns_err_t ensure_side_topics(ns_worker_t *w, ns_error_t *err)
+{
+    if (ns_kafka_ensure_topic(w->producer, NS_TOPIC_DLQ, 4, 10000, err) !=
+        NS_OK)
+        return err->code;
+    for (int i = 0; i < w->n_tiers; i++) {
+        char topic[NS_TOPIC_MAX];
+        snprintf(topic, sizeof(topic), "%s%s", NS_RETRY_TOPIC_PREFIX,
+                 w->tiers[i].label);
+        if (ns_kafka_ensure_topic(w->producer, topic, 4, 10000, err) != NS_OK)
+            return err->code;
+    }
+    return NS_OK;
+}
+
 ns_worker_t *ns_worker_new(const ns_config_t *cfg, ns_error_t *err)
 {
     ns_worker_t *w = calloc(1, sizeof(*w));
@@ -580,8 +630,15 @@ ns_worker_t *ns_worker_new(const ns_config_t *cfg, ns_error_t *err)
         ns_error_set(err, NS_ERR_IO, "worker: %s", strerror(errno));
         goto fail;
     }
+    w->n_tiers = ns_retry_tiers_parse(cfg->retry_tiers, w->tiers, 8, err);
+    if (w->n_tiers < 0)
+        goto fail;
+    w->producer = ns_kafka_producer_new(cfg, ns_kafka_sync_dr, err);
+    if (w->producer == NULL)
+        goto fail;
     w->rk = new_consumer(w, err);
-    if (w->rk == NULL || subscribe(w, err) != NS_OK)
+    if (w->rk == NULL || ensure_side_topics(w, err) != NS_OK ||
+        subscribe(w, err) != NS_OK)
         goto fail;
     w->queue = rd_kafka_queue_get_consumer(w->rk);
     rd_kafka_queue_io_event_enable(w->queue, w->kafka_pipe[1], "1", 1);
@@ -624,12 +681,17 @@ void ns_worker_destroy(ns_worker_t *w)
     free(w->threads);
     if (w->sweeper_started)
         pthread_join(w->sweeper, NULL);
+    ns_retrier_join(w->retrier);
     ns_outbox_join(w->outbox);
     ns_httpd_destroy(w->httpd);
     if (w->queue != NULL)
         rd_kafka_queue_destroy(w->queue);
     if (w->rk != NULL)
         rd_kafka_destroy(w->rk);
+    if (w->producer != NULL) {
+        rd_kafka_flush(w->producer, 10000);
+        rd_kafka_destroy(w->producer);
+    }
     ns_tracker_destroy(w->tracker);
     ns_pgpool_destroy(w->pool);
     if (w->done_fd >= 0)

@@ -68,6 +68,10 @@ class AnalyzerTest(unittest.TestCase):
         cls.env.close()
 
     def setUp(self):
+        # Let the previous test's messages go out before counting anew.
+        harness.wait_for(lambda: self.env.scalar(
+            "SELECT count(*) FROM outbox WHERE status = 'pending'") == 0,
+            60, "an empty outbox")
         self.llm.reset()
         self.tg.reset()
 
@@ -153,6 +157,11 @@ class AnalyzerTest(unittest.TestCase):
         self.assertGreaterEqual(self.env.scalar(
             "SELECT sum(attempts) FROM items WHERE run_id = %s",
             (run_id,)), 6)
+        # The retries went through the retry-tier topics, not sleeps.
+        logs = "".join(open(w.log_path, errors="replace").read()
+                       for w in self.workers)
+        self.assertGreaterEqual(logs.count('"run_id":%d' % run_id) and
+                                logs.count("via retry topic"), 3)
 
     def test_4_permanent_llm_error_fails_the_item(self):
         self.llm.faults({"kind": "status", "status": 400})
@@ -178,6 +187,20 @@ class AnalyzerTest(unittest.TestCase):
         self.assertEqual(env.scalar(
             "SELECT count(*) FROM dead_letters WHERE run_id = %s",
             (run_id,)), 1)
+        # ... and on the ns.dlq topic, with its cause and origin in headers.
+        import os
+        import subprocess
+        out = subprocess.run(
+            ["kcat", "-C", "-b", os.environ["NS_KAFKA_BROKERS"], "-t",
+             "ns.dlq", "-o", "beginning", "-e", "-q", "-f", "%h\n"],
+            capture_output=True, text=True, timeout=60).stdout
+        mine = [l for l in out.splitlines()
+                if "ns-run-id=%d," % run_id in l + "," and
+                "ns-job=%s," % self.job in l]
+        self.assertEqual(len(mine), 1, out[-2000:])
+        self.assertIn("ns-error=LLM API 400", mine[0])
+        self.assertIn("ns-handler=analyzer.project", mine[0])
+        self.assertIn("ns-origin-topic=ns.items." + self.job, mine[0])
 
     def test_5_telegram_rate_limit_is_honoured(self):
         self.tg.faults({"kind": "status", "status": 429, "retry_after": 1})

@@ -5,6 +5,7 @@
 #define NS_KAFKA_H
 
 #include <librdkafka/rdkafka.h>
+#include <stdint.h>
 
 #include "ns/config.h"
 #include "ns/err.h"
@@ -40,5 +41,39 @@ ns_err_t ns_kafka_ensure_topic(rd_kafka_t *rk, const char *topic,
 /** @brief Creates ns.items.<job> for every job of cfg. */
 ns_err_t ns_kafka_ensure_job_topics(rd_kafka_t *rk, const ns_config_t *cfg,
                                     ns_error_t *err);
+
+#define NS_TOPIC_DLQ "ns.dlq"
+#define NS_RETRY_TOPIC_PREFIX "ns.retry."
+
+/** @brief The delivery callback to install on a producer used with
+ *  ns_kafka_produce_sync (pass it to ns_kafka_producer_new). */
+void ns_kafka_sync_dr(rd_kafka_t *rk, const rd_kafka_message_t *m,
+                      void *opaque);
+
+/** @brief Produces one message and waits (polling the handle) until it is
+ *  acknowledged or timeout_ms passes. headers (may be NULL) are owned by
+ *  the call. Safe from several threads at once.
+ *  @returns NS_OK once acknowledged (acks=all); NS_ERR_TRANSIENT else. */
+ns_err_t ns_kafka_produce_sync(rd_kafka_t *rk, const char *topic,
+                               const void *key, size_t key_len,
+                               const void *value, size_t len,
+                               rd_kafka_headers_t *headers, int timeout_ms,
+                               ns_error_t *err);
+
+/** A retry tier: topic ns.retry.<label> for delays up to delay_ms. */
+typedef struct ns_retry_tier {
+    char label[16];
+    int64_t delay_ms;
+} ns_retry_tier_t;
+
+/** @brief Parses "5s,30s,5m,1h" (s, m, h, d units; ascending). An empty
+ *  spec gives 0 tiers. @returns the number of tiers, or -1 with err. */
+int ns_retry_tiers_parse(const char *spec, ns_retry_tier_t *tiers, int max,
+                         ns_error_t *err);
+
+/** @brief The tier for a delay: the first whose delay covers it, else the
+ *  last. */
+const ns_retry_tier_t *ns_retry_tier_for(const ns_retry_tier_t *tiers, int n,
+                                         int64_t delay_ms);
 
 #endif
