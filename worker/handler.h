@@ -26,6 +26,10 @@ typedef struct ns_handler_def {
     const char *name;
     ns_handler_fn process;
     int is_finalizer;
+    /** 1: the handler does no I/O of its own (microseconds per item), so a
+     *  thread takes many of its items at once and batches the bookkeeping.
+     *  Never for handlers that wait on HTTP. */
+    int batch;
 } ns_handler_def_t;
 
 /** @brief The handler or finalizer called name, or NULL. */

@@ -47,6 +47,11 @@ typedef enum ns_item_outcome {
 
 ns_item_outcome_t ns_item_process(ns_item_res_t *res, const ns_msg_t *msg);
 
+/** @brief Several items of fast handlers at once (batched bookkeeping);
+ *  outcomes[i] belongs to msgs[i]. Falls back to one by one. */
+void ns_item_process_batch(ns_item_res_t *res, const ns_msg_t *msgs,
+                           ns_item_outcome_t *outcomes, size_t n);
+
 /** @brief Sleeps up to ms, returning early (0) when *running drops. */
 int ns_item_sleep(ns_item_res_t *res, int64_t ms);
 

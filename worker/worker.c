@@ -57,7 +57,6 @@ struct ns_worker {
 
     size_t outstanding; /* consumed and not finished (consumer thread) */
     size_t max_outstanding;
-    int paused;
     int assigned;
     size_t n_started;
     int abandoned; /* grace exceeded: do not wait for pool threads */
@@ -80,10 +79,87 @@ static int header_copy(rd_kafka_headers_t *hdrs, const char *name, char *out,
     return 1;
 }
 
+#define BATCH_MAX 64
+
+/* Whether items of this topic may be taken in batches (fast handlers). */
+static bool batchable(const ns_config_t *cfg, const char *topic)
+{
+    size_t plen = strlen("ns.items.");
+    if (strncmp(topic, "ns.items.", plen) != 0)
+        return false;
+    const ns_job_t *job = ns_config_job(cfg, topic + plen);
+    const ns_handler_def_t *h = job ? ns_handler_find(job->handler, 0) : NULL;
+    return h != NULL && h->batch;
+}
+
+/* Caller holds w->lock: takes the first ready task and, for a batchable
+ * topic, more of the same topic. */
+static size_t take_tasks(ns_worker_t *w, ns_task_t **out)
+{
+    ns_task_t *first = w->ready_head;
+    w->ready_head = first->next;
+    if (w->ready_head == NULL)
+        w->ready_tail = NULL;
+    out[0] = first;
+    size_t n = 1;
+    const char *topic = rd_kafka_topic_name(first->rkm->rkt);
+    if (!batchable(w->cfg, topic))
+        return 1;
+    ns_task_t **pp = &w->ready_head;
+    ns_task_t *prev = NULL;
+    int scanned = 0;
+    while (*pp != NULL && n < BATCH_MAX && scanned++ < 4 * BATCH_MAX) {
+        ns_task_t *t = *pp;
+        if (strcmp(rd_kafka_topic_name(t->rkm->rkt), topic) == 0) {
+            *pp = t->next;
+            out[n++] = t;
+        } else {
+            prev = t;
+            pp = &t->next;
+        }
+    }
+    if (w->ready_head == NULL)
+        w->ready_tail = NULL;
+    else if (*pp == NULL)
+        w->ready_tail = prev;
+    return n;
+}
+
+static void message_of(const rd_kafka_message_t *m, ns_msg_t *msg, char *origin,
+                       size_t origin_len, char *first, size_t first_len)
+{
+    *msg = (ns_msg_t){
+        .topic = rd_kafka_topic_name(m->rkt),
+        .partition = m->partition,
+        .offset = m->offset,
+        .key = m->key,
+        .key_len = m->key_len,
+        .value = m->payload ? m->payload : "",
+        .len = m->len,
+    };
+    rd_kafka_headers_t *hdrs = NULL;
+    const void *enc = NULL;
+    size_t enc_len = 0;
+    if (rd_kafka_message_headers(m, &hdrs) != RD_KAFKA_RESP_ERR_NO_ERROR)
+        return;
+    if (rd_kafka_header_get_last(hdrs, "ns-encoding", &enc, &enc_len) ==
+        RD_KAFKA_RESP_ERR_NO_ERROR)
+        msg->compressed = enc_len == 4 && memcmp(enc, "zstd", 4) == 0;
+    if (header_copy(hdrs, "ns-origin-topic", origin, origin_len))
+        msg->origin_topic = origin;
+    if (header_copy(hdrs, "ns-first-failure", first, first_len))
+        msg->first_failure = first;
+}
+
 static void *pool_main(void *arg)
 {
     pool_thread_t *pt = arg;
     ns_worker_t *w = pt->w;
+    ns_task_t *tasks[BATCH_MAX];
+    ns_msg_t msgs[BATCH_MAX];
+    ns_item_outcome_t outcomes[BATCH_MAX];
+    static _Thread_local char origins[BATCH_MAX][NS_TOPIC_MAX];
+    static _Thread_local char firsts[BATCH_MAX][40];
     for (;;) {
         pthread_mutex_lock(&w->lock);
         while (w->ready_head == NULL && !w->pool_stop)
@@ -92,40 +168,23 @@ static void *pool_main(void *arg)
             pthread_mutex_unlock(&w->lock);
             break;
         }
-        ns_task_t *task = w->ready_head;
-        w->ready_head = task->next;
-        if (w->ready_head == NULL)
-            w->ready_tail = NULL;
+        size_t n = take_tasks(w, tasks);
         pthread_mutex_unlock(&w->lock);
 
-        const rd_kafka_message_t *m = task->rkm;
-        ns_msg_t msg = {
-            .topic = rd_kafka_topic_name(m->rkt),
-            .partition = m->partition,
-            .offset = m->offset,
-            .key = m->key,
-            .key_len = m->key_len,
-            .value = m->payload ? m->payload : "",
-            .len = m->len,
-        };
-        rd_kafka_headers_t *hdrs = NULL;
-        const void *enc = NULL;
-        size_t enc_len = 0;
-        char origin[NS_TOPIC_MAX], first[40];
-        if (rd_kafka_message_headers(m, &hdrs) == RD_KAFKA_RESP_ERR_NO_ERROR) {
-            if (rd_kafka_header_get_last(hdrs, "ns-encoding", &enc, &enc_len) ==
-                RD_KAFKA_RESP_ERR_NO_ERROR)
-                msg.compressed = enc_len == 4 && memcmp(enc, "zstd", 4) == 0;
-            if (header_copy(hdrs, "ns-origin-topic", origin, sizeof(origin)))
-                msg.origin_topic = origin;
-            if (header_copy(hdrs, "ns-first-failure", first, sizeof(first)))
-                msg.first_failure = first;
-        }
-        task->outcome = ns_item_process(&pt->res, &msg);
+        for (size_t i = 0; i < n; i++)
+            message_of(tasks[i]->rkm, &msgs[i], origins[i], sizeof(origins[i]),
+                       firsts[i], sizeof(firsts[i]));
+        if (n == 1)
+            outcomes[0] = ns_item_process(&pt->res, &msgs[0]);
+        else
+            ns_item_process_batch(&pt->res, msgs, outcomes, n);
 
         pthread_mutex_lock(&w->lock);
-        task->next = w->done_head;
-        w->done_head = task;
+        for (size_t i = 0; i < n; i++) {
+            tasks[i]->outcome = outcomes[i];
+            tasks[i]->next = w->done_head;
+            w->done_head = tasks[i];
+        }
         pthread_mutex_unlock(&w->lock);
         uint64_t one = 1;
         ssize_t wr = write(w->done_fd, &one, sizeof(one));
@@ -297,21 +356,6 @@ static int drain(ns_worker_t *w, const rd_kafka_topic_partition_list_t *parts,
 
 /* ---- rebalances -------------------------------------------------------- */
 
-static void set_paused(ns_worker_t *w, int paused)
-{
-    rd_kafka_topic_partition_list_t *parts = NULL;
-    if (rd_kafka_assignment(w->rk, &parts) != RD_KAFKA_RESP_ERR_NO_ERROR)
-        return;
-    if (parts->cnt > 0) {
-        if (paused)
-            rd_kafka_pause_partitions(w->rk, parts);
-        else
-            rd_kafka_resume_partitions(w->rk, parts);
-    }
-    rd_kafka_topic_partition_list_destroy(parts);
-    w->paused = paused;
-}
-
 static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                          rd_kafka_topic_partition_list_t *parts, void *opaque)
 {
@@ -332,8 +376,6 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
             rd_kafka_assign(rk, parts);
         }
         w->assigned += parts->cnt;
-        if (w->paused)
-            rd_kafka_pause_partitions(rk, parts);
         return;
     }
     /* Revoked (or lost): finish what runs in those partitions, hand back
@@ -470,13 +512,13 @@ int ns_worker_run(ns_worker_t *w, volatile sig_atomic_t *running)
     }
     NS_INFO(NULL, "worker started: %zu threads, up to %zu items buffered",
             w->n_threads, w->max_outstanding);
-    int64_t last_lag = 0;
+    int64_t last_lag = 0, last_poll = 0;
     while (*running) {
         struct pollfd fds[2] = {
             {.fd = w->kafka_pipe[0], .events = POLLIN},
             {.fd = w->done_fd, .events = POLLIN},
         };
-        poll(fds, 2, 100);
+        poll(fds, 2, 5);
         if (fds[0].revents & POLLIN) {
             char sink[256];
             ssize_t rd = read(w->kafka_pipe[0], sink, sizeof(sink));
@@ -484,19 +526,20 @@ int ns_worker_run(ns_worker_t *w, volatile sig_atomic_t *running)
         }
         if (fds[1].revents & POLLIN)
             collect_done(w);
-        /* Serves rebalances even while paused. */
+        /* Backpressure without pausing (a paused partition loses its
+         * prefetched messages and takes a second to fetch again): when
+         * full, leave messages in librdkafka's bounded queue, but still
+         * poll once a second so rebalances are served and the group does
+         * not think we are stuck. */
         rd_kafka_message_t *m;
-        while (*running && w->outstanding < w->max_outstanding &&
-               (m = rd_kafka_consumer_poll(w->rk, 0)) != NULL)
-            accept_message(w, m);
-        if (w->outstanding >= w->max_outstanding) {
-            if (!w->paused)
-                set_paused(w, 1);
-            rd_kafka_message_t *extra = rd_kafka_consumer_poll(w->rk, 0);
-            if (extra != NULL)
-                accept_message(w, extra);
-        } else if (w->paused && w->outstanding < w->max_outstanding / 2) {
-            set_paused(w, 0);
+        int64_t now_ms = ns_clock_mono_ms();
+        bool full = w->outstanding >= w->max_outstanding;
+        if (!full || now_ms - last_poll >= 1000) {
+            last_poll = now_ms;
+            int budget = full ? 1 : (int)(w->max_outstanding - w->outstanding);
+            while (*running && budget-- > 0 &&
+                   (m = rd_kafka_consumer_poll(w->rk, 0)) != NULL)
+                accept_message(w, m);
         }
         int64_t now = ns_clock_mono_ms();
         if (now - last_lag >= LAG_EVERY_MS) {
@@ -623,7 +666,7 @@ ns_worker_t *ns_worker_new(const ns_config_t *cfg, ns_error_t *err)
     w->tracker = ns_tracker_new();
     w->n_threads =
         cfg->worker_max_in_flight > 0 ? (size_t)cfg->worker_max_in_flight : 8;
-    w->max_outstanding = w->n_threads * 8 < 64 ? 64 : w->n_threads * 8;
+    w->max_outstanding = w->n_threads * 8 < 1024 ? 1024 : w->n_threads * 8;
     if (w->done_fd < 0 || w->tracker == NULL || pipe(w->kafka_pipe) != 0 ||
         fcntl(w->kafka_pipe[0], F_SETFL, O_NONBLOCK) != 0 ||
         fcntl(w->kafka_pipe[1], F_SETFL, O_NONBLOCK) != 0) {
