@@ -11,7 +11,11 @@ figures, it does not pass or fail on them).
   B. webhook: items/s with the `webhook.post` handler against
      tests/fakes/fake_webhook.py answering every POST after 50 ms, at worker
      max_in_flight 1, 16, 64, 256 (one worker, N = max(200, 40 x M)), and the
-     ratio to the ideal M / 0.050 s.
+     ratio to the ideal M / 0.050 s. By default twice: against the fake as
+     it is and against bench/fake_webhook_nodelay.py (the same fake with
+     TCP_NODELAY; the fake as it is adds a ~40 ms Nagle/delayed-ACK stall to
+     every request on a keep-alive connection). The fake's real latency is
+     measured first and a second ratio uses it.
 
 Every measurement gets a fresh database (CREATE DATABASE + `nightshift
 migrate`), a fresh consumer group, a unique job name (so a fresh topic) and
@@ -20,10 +24,12 @@ before the clock starts. Each configuration is measured --repeat times (in
 rounds, so slow phases of a shared machine spread over all configurations).
 
 Besides the end-to-end figure it reports where the time went: the run's
-timestamps (created -> started = enumeration, started -> emitted = producing
-to Kafka, emitted -> finished = the processing tail after the last message
-was produced), the workers' nightshift_item_duration_seconds histogram, and
-CPU seconds per component (worker, CLI, PostgreSQL, Kafka, fake) against the
+timestamps (created -> emitted_at = enumerating the items and producing
+them to Kafka, emitted_at -> finished_at = the processing tail after the
+last message was produced, plus the fan-in; the items' first start and
+last finish), the workers' nightshift_item_duration_seconds histogram, the
+busiest statements in pg_stat_activity (sampled every 50 ms), and CPU
+seconds per component (worker, CLI, PostgreSQL, Kafka, fake) against the
 machine's busy time.
 
 Usage (from the repository root, as root on the test machine):
@@ -50,6 +56,7 @@ import sys
 import tempfile
 import threading
 import time
+import http.client
 import urllib.request
 import uuid
 
@@ -57,6 +64,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 SRC = os.path.abspath(os.path.join(HERE, ".."))
 STACK_SH = os.path.join(SRC, "tests", "stack.sh")
 FAKE_WEBHOOK = os.path.join(SRC, "tests", "fakes", "fake_webhook.py")
+# The same fake with TCP_NODELAY (see that file for why).
+FAKE_WEBHOOK_NODELAY = os.path.join(HERE, "fake_webhook_nodelay.py")
 DEFAULT_STACK_DIR = "/tmp/ns-bench-stack"
 TERMINAL = ("succeeded", "failed", "skipped", "cancelled")
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -199,8 +208,7 @@ class Bench:
         self.stack_dir = None
         self.started_stack = False
         self.env = None
-        self.fake = None
-        self.fake_port = None
+        self.fakes = {}  # variant -> (Child, port, measured latency ms)
         self.dbs = []
 
     # ------------------------------------------------------------ set-up
@@ -347,28 +355,47 @@ class Bench:
 
     # ------------------------------------------------------------ the fake
 
-    def start_fake(self):
+    def start_fake(self, variant):
+        """Starts fake_webhook.py (variant "as-is") or its TCP_NODELAY
+        wrapper ("nodelay") and measures its real per-request latency on a
+        keep-alive connection."""
         if not os.path.exists(FAKE_WEBHOOK):
             raise BenchError("%s does not exist" % FAKE_WEBHOOK)
-        port_file = os.path.join(self.tmp, "webhook.port")
-        self.fake = self.start(
-            [sys.executable, FAKE_WEBHOOK, "--port", "0", "--port-file",
+        script = FAKE_WEBHOOK if variant == "as-is" else FAKE_WEBHOOK_NODELAY
+        port_file = os.path.join(self.tmp, "webhook-%s.port" % variant)
+        fake = self.start(
+            [sys.executable, script, "--port", "0", "--port-file",
              port_file, "--latency-ms", str(self.args.latency_ms)],
-            dict(os.environ), "fake_webhook")
+            dict(os.environ), "fake_webhook-" + variant)
         deadline = time.monotonic() + 20
         while not os.path.exists(port_file):
-            if not self.fake.alive() or time.monotonic() > deadline:
-                raise BenchError("fake_webhook.py did not start:\n" +
-                                 self.fake.tail())
+            if not fake.alive() or time.monotonic() > deadline:
+                raise BenchError("%s did not start:\n%s"
+                                 % (os.path.basename(script), fake.tail()))
             time.sleep(0.05)
         with open(port_file) as f:
-            self.fake_port = int(f.read().strip())
-        self.fake_control("health")
+            port = int(f.read().strip())
+        self.fakes[variant] = (fake, port, None)
+        self.fake_control(variant, "health")
+        # 1 + 20 POSTs on one connection, like a worker thread's curl handle.
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        times = []
+        for i in range(21):
+            t = time.monotonic()
+            conn.request("POST", "/calibrate", body=b'{"calibrate": %d}' % i,
+                         headers={"Content-Type": "application/json"})
+            conn.getresponse().read()
+            times.append((time.monotonic() - t) * 1000.0)
+        conn.close()
+        latency = statistics.median(times[1:])
+        self.fakes[variant] = (fake, port, round(latency, 1))
+        self.fake_control(variant, "reset", {})
+        return latency
 
-    def fake_control(self, path, body=None):
+    def fake_control(self, variant, path, body=None):
         data = None if body is None else json.dumps(body).encode()
         req = urllib.request.Request(
-            "http://127.0.0.1:%d/_control/%s" % (self.fake_port, path),
+            "http://127.0.0.1:%d/_control/%s" % (self.fakes[variant][1], path),
             data=data, method="GET" if body is None else "POST",
             headers={"Content-Type": "application/json"})
         with urllib.request.urlopen(req, timeout=60) as resp:
@@ -479,7 +506,7 @@ class Bench:
         return {"count": count, "mean_s": total / count,
                 "p50_le_s": quantile(0.5), "p99_le_s": quantile(0.99)}
 
-    def measure(self, kind, workers_n, mif, n, rep):
+    def measure(self, kind, workers_n, mif, n, rep, variant=None):
         tag = "%s-w%d-m%d-r%d-%s" % (kind, workers_n, mif, rep,
                                      uuid.uuid4().hex[:6])
         db = "bench_" + tag.replace("-", "_")
@@ -493,7 +520,8 @@ class Bench:
             self.config(cfg, job, "bench-" + tag, n, "noop", mif)
         else:
             self.config(cfg, job, "bench-" + tag, n, "webhook.post", mif,
-                        {"url": "http://127.0.0.1:%d/hook" % self.fake_port,
+                        {"url": "http://127.0.0.1:%d/hook"
+                         % self.fakes[variant][1],
                          "timeout_seconds": 30})
         env = dict(self.env, NS_CONFIG=cfg,
                    NS_PG_DSN=self.env["NS_PG_DSN"] + " dbname=" + db,
@@ -501,7 +529,7 @@ class Bench:
         self.nightshift(env, "config", "check", cfg)
         self.nightshift(env, "migrate")
         if kind == "webhook":
-            self.fake_control("reset", {})
+            self.fake_control(variant, "reset", {})
         workers = [self.start([self.bin, "worker"], env,
                               "%s.worker%d" % (tag, i + 1))
                    for i in range(workers_n)]
@@ -515,7 +543,7 @@ class Bench:
         if kafka_pid:
             probes["kafka"] = lambda: proc_cpu_s(kafka_pid)
         if kind == "webhook":
-            probes["fake"] = lambda: proc_cpu_s(self.fake.pid)
+            probes["fake"] = lambda: proc_cpu_s(self.fakes[variant][0].pid)
         cpu0 = {k: f() for k, f in probes.items()}
         m0 = machine_cpu()
 
@@ -567,15 +595,15 @@ class Bench:
             "WHERE run_id = %s", (run_id,))
         retried, first_start, last_finish = cur.fetchone()
         pg.close()
-        created, started, emitted, finished = (
+        created, emitted, finished = (
             float(x) if x is not None else None
-            for x in (created, started, emitted, finished))
+            for x in (created, emitted, finished))
         first_start = float(first_start) if first_start is not None else None
         last_finish = float(last_finish) if last_finish is not None else None
 
         delivered = None
         if kind == "webhook":
-            reqs = self.fake_control("requests")
+            reqs = self.fake_control(variant, "requests")
             delivered = len({(r.get("headers") or {}).get("idempotency-key")
                              for r in reqs if r.get("status") == 200})
             posts = len(reqs)
@@ -600,8 +628,6 @@ class Bench:
             "items_per_s": round(n / seconds, 1),
             "cli_exit_s": round(cli.t_exit - t0, 3) if cli.t_exit else None,
             "startup_s": round(created - t0_wall, 3),
-            "enumerate_s": round(started - created, 3),
-            "produce_s": round(emitted - started, 3),
             "emission_s": round(emitted - created, 3),
             "processing_s": round(finished - emitted, 3),
             "first_item_start_s": round(first_start - t0_wall, 3)
@@ -609,6 +635,8 @@ class Bench:
             "last_item_finish_s": round(last_finish - t0_wall, 3)
             if last_finish else None,
             "finished_s": round(finished - t0_wall, 3),
+            "items_per_s_to_last_item": round(n / (last_finish - t0_wall), 1)
+            if last_finish and last_finish > t0_wall else None,
             "item_duration": hist,
             "cpu_s": {k: round(v, 2) if v is not None else None
                       for k, v in cpu.items()},
@@ -626,9 +654,16 @@ class Bench:
         }
         if kind == "webhook":
             ideal = mif / (self.args.latency_ms / 1000.0)
+            measured = self.fakes[variant][2]
+            res["fake"] = variant
             res["latency_ms"] = self.args.latency_ms
+            res["fake_latency_ms_measured"] = measured
             res["ideal_items_per_s"] = ideal
             res["ratio"] = round(n / seconds / ideal, 3)
+            res["ideal_items_per_s_measured_latency"] = round(
+                mif / (measured / 1000.0), 1)
+            res["ratio_measured_latency"] = round(
+                n / seconds / res["ideal_items_per_s_measured_latency"], 3)
             res["webhook_posts"] = posts
             res["webhook_delivered_keys"] = delivered
         if status != "succeeded" or done != n:
@@ -647,8 +682,9 @@ def label(r):
     if r["kind"] == "noop":
         return "noop, %d worker%s, max_in_flight %d" % (
             r["workers"], "" if r["workers"] == 1 else "s", r["max_in_flight"])
-    return "webhook %dms, 1 worker, max_in_flight %d" % (
-        r.get("latency_ms", 50), r["max_in_flight"])
+    return "webhook %dms%s, 1 worker, max_in_flight %d" % (
+        r.get("latency_ms", 50),
+        " nodelay" if r.get("fake") == "nodelay" else "", r["max_in_flight"])
 
 
 def print_report(meta, results, out=sys.stdout):
@@ -671,28 +707,38 @@ def print_report(meta, results, out=sys.stdout):
       "latency %d ms, %d repetition(s) per configuration; stack %s"
       % (s["partitions"], s["pg_pool_size"], s["latency_ms"], s["repeat"],
          s["stack"]))
+    if meta.get("fake_latency_ms_measured"):
+        p("fake webhook: --latency-ms %d; measured per POST on a keep-alive "
+          "connection: %s" % (s["latency_ms"], ", ".join(
+              "%s %.1f ms" % kv
+              for kv in meta["fake_latency_ms_measured"].items())))
     p()
     p("Every run (seconds = `nightshift run` start -> run `succeeded`, "
       "polled every 50 ms;")
     p("emit = run row created -> emitted_at; process = emitted_at -> "
-      "finished_at):")
-    hdr = ("%-42s %3s %6s %8s %8s %8s %6s %7s %8s"
+      "finished_at;")
+    p("to last i/s = items / (`nightshift run` start -> last item's "
+      "finished_at), i.e. without the fan-in):")
+    hdr = ("%-50s %3s %6s %8s %8s %8s %6s %7s %9s %10s"
            % ("configuration", "rep", "items", "seconds", "items/s",
-              "ideal/s", "ratio", "emit s", "process s"))
+              "ideal/s", "ratio", "emit s", "process s", "to last i/s"))
     p(hdr)
     p("-" * len(hdr))
     for r in results:
-        p("%-42s %3d %6d %8.2f %8.0f %8s %6s %7s %8s%s"
+        p("%-50s %3d %6d %8.2f %8.0f %8s %6s %7s %9s %10s%s"
           % (label(r), r["rep"], r["items"], r["seconds"], r["items_per_s"],
              fmt(r.get("ideal_items_per_s"), ".0f"), fmt(r.get("ratio"),
                                                          ".2f"),
              fmt(r["emission_s"], ".2f"), fmt(r["processing_s"], ".2f"),
+             fmt(r.get("items_per_s_to_last_item"), ".0f"),
              "  !! " + r["problem"] if r.get("problem") else ""))
     p()
     p("Summary per configuration (best and median of the repetitions):")
-    hdr = ("%-42s %6s %9s %9s %9s %8s %7s %7s"
+    p("(ratio = items/s / ideal, best and median; the last two columns use "
+      "the fake's measured latency instead of the nominal one)")
+    hdr = ("%-50s %6s %7s %8s %10s %7s %6s %6s %8s %6s"
            % ("configuration", "items", "best s", "best i/s", "median i/s",
-              "ideal/s", "ratio", "median"))
+              "ideal/s", "ratio", "median", "ideal'/s", "ratio'"))
     p(hdr)
     p("-" * len(hdr))
     seen = []
@@ -705,6 +751,7 @@ def print_report(meta, results, out=sys.stdout):
         best = max(rs, key=lambda r: r["items_per_s"])
         med = statistics.median(r["items_per_s"] for r in rs)
         ideal = best.get("ideal_items_per_s")
+        ideal_m = best.get("ideal_items_per_s_measured_latency")
         summary.append({"configuration": name, "items": best["items"],
                         "best_seconds": best["seconds"],
                         "best_items_per_s": best["items_per_s"],
@@ -712,11 +759,15 @@ def print_report(meta, results, out=sys.stdout):
                         "ideal_items_per_s": ideal,
                         "best_ratio": best.get("ratio"),
                         "median_ratio": round(med / ideal, 3) if ideal
-                        else None})
-        p("%-42s %6d %9.2f %9.0f %9.0f %8s %7s %7s"
+                        else None,
+                        "ideal_items_per_s_measured_latency": ideal_m,
+                        "best_ratio_measured_latency":
+                        best.get("ratio_measured_latency")})
+        p("%-50s %6d %7.2f %8.0f %10.0f %7s %6s %6s %8s %6s"
           % (name, best["items"], best["seconds"], best["items_per_s"], med,
              fmt(ideal, ".0f"), fmt(best.get("ratio"), ".2f"),
-             fmt(med / ideal if ideal else None, ".2f")))
+             fmt(med / ideal if ideal else None, ".2f"), fmt(ideal_m, ".0f"),
+             fmt(best.get("ratio_measured_latency"), ".2f")))
     p()
     p("Where the time went (seconds from `nightshift run` start; item = "
       "nightshift_item_duration_seconds;")
@@ -725,13 +776,18 @@ def print_report(meta, results, out=sys.stdout):
     for r in results:
         h = r.get("item_duration") or {}
         cpu = r["cpu_s"]
-        p("  %s #%d: CLI start -> run row %.2f, enumerate %.2f, produce %.2f "
-          "(CLI exits %s); first item started %s, last item done %s, "
-          "run succeeded %.2f"
-          % (label(r), r["rep"], r["startup_s"], r["enumerate_s"],
-             r["produce_s"], fmt(r["cli_exit_s"], ".2f"),
+        p("  %s #%d: run row created %.2f, items enumerated and produced "
+          "(emitted_at) %.2f, CLI exited %s; first item started %s, last "
+          "item done %s, run succeeded %.2f"
+          % (label(r), r["rep"], r["startup_s"],
+             r["startup_s"] + r["emission_s"], fmt(r["cli_exit_s"], ".2f"),
              fmt(r["first_item_start_s"], ".2f"),
              fmt(r["last_item_finish_s"], ".2f"), r["finished_s"]))
+        if r["last_item_finish_s"] is not None and \
+                r["finished_s"] - r["last_item_finish_s"] > 1.0:
+            p("      !! the run was finalized %.1f s after its last item "
+              "(fan-in waited; 30 s = the finalize grace, 2 s = the sweeper)"
+              % (r["finished_s"] - r["last_item_finish_s"]))
         p("      item mean %s ms, p50 <= %s ms, p99 <= %s ms (%s observed); "
           "retried items %s%s"
           % (fmt(h.get("mean_s") and h["mean_s"] * 1000, ".1f"),
@@ -800,6 +856,11 @@ def parse_args(argv):
                    "(default 1,16,64,256)")
     p.add_argument("--latency-ms", type=int, default=50,
                    help="fake webhook latency (default 50)")
+    p.add_argument("--fake", choices=("as-is", "nodelay", "both"),
+                   default="both",
+                   help="webhook runs against tests/fakes/fake_webhook.py as "
+                   "it is, against bench/fake_webhook_nodelay.py (the same "
+                   "with TCP_NODELAY), or both (default)")
     p.add_argument("--pg-pool-size", type=int, default=16,
                    help="worker pg_pool_size (default 16)")
     p.add_argument("--partitions", type=int, default=8,
@@ -853,15 +914,24 @@ def main(argv=None):
             plan += [("noop", 1, args.max_in_flight, args.items),
                      ("noop", 2, args.max_in_flight, args.items)]
         if args.only in (None, "webhook"):
-            bench.start_fake()
-            for mif in args.webhook_mifs:
-                n = max(20, 4 * mif) if args.quick else max(200, 40 * mif)
-                plan.append(("webhook", 1, mif, n))
+            variants = ["as-is", "nodelay"] if args.fake == "both" \
+                else [args.fake]
+            meta["fake_latency_ms_measured"] = {}
+            for variant in variants:
+                lat = bench.start_fake(variant)
+                meta["fake_latency_ms_measured"][variant] = round(lat, 1)
+                log("fake webhook (%s): %.1f ms per POST on a keep-alive "
+                    "connection (--latency-ms %d)"
+                    % (variant, lat, args.latency_ms))
+                for mif in args.webhook_mifs:
+                    n = max(20, 4 * mif) if args.quick else max(200, 40 * mif)
+                    plan.append(("webhook", 1, mif, n, variant))
         for rep in range(1, args.repeat + 1):
-            for kind, w, mif, n in plan:
-                log("%s: %d worker(s), max_in_flight %d, %d items, rep %d"
-                    % (kind, w, mif, n, rep))
-                r = bench.measure(kind, w, mif, n, rep)
+            for kind, w, mif, n, *variant in plan:
+                log("%s%s: %d worker(s), max_in_flight %d, %d items, rep %d"
+                    % (kind, " (%s)" % variant[0] if variant else "", w, mif,
+                       n, rep))
+                r = bench.measure(kind, w, mif, n, rep, *variant)
                 log("  %.2f s, %.0f items/s%s" % (
                     r["seconds"], r["items_per_s"],
                     ", ratio %.2f" % r["ratio"] if "ratio" in r else ""))

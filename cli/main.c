@@ -6,6 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "dlq.h"
 #include "handler.h"
 #include "ns/config.h"
 #include "ns/http.h"
@@ -45,6 +46,17 @@ static int usage(FILE *out)
             "                           start a manual run of JOB\n"
             "  status [JOB|RUN_ID] [--json]\n"
             "                           runs, item counts, last success\n"
+            "  dlq list [--job J] [--since T] [--limit N] [--json]\n"
+            "                           dead letters, newest first (limit "
+            "100; 0 = all)\n"
+            "  dlq show ID [--json]     one dead letter: cause, origin, "
+            "payload, history\n"
+            "  dlq replay [--job J] [--item KEY] [--since T] [--id ID] "
+            "[--dry-run]\n"
+            "                           re-inject dead letters into their "
+            "job's topic\n"
+            "                           T: 2026-11-23, "
+            "2026-11-23T10:00:00Z, or an age: 30m, 1h, 2d\n"
             "  migrate                  apply database migrations\n"
             "  config check [FILE]      validate a jobs file\n"
             "  dev-broker [--port-file F]\n"
@@ -66,6 +78,7 @@ typedef struct args {
     bool dry_run, wait, json;
     int timeout_s;
     const char *port_file;
+    const char *job, *item, *since, *id, *limit; /* dlq filters */
 } args_t;
 
 static int parse(int argc, char **argv, args_t *a)
@@ -87,6 +100,16 @@ static int parse(int argc, char **argv, args_t *a)
             a->timeout_s = atoi(argv[++i]);
         else if (strcmp(s, "--port-file") == 0 && i + 1 < argc)
             a->port_file = argv[++i];
+        else if (strcmp(s, "--job") == 0 && i + 1 < argc)
+            a->job = argv[++i];
+        else if (strcmp(s, "--item") == 0 && i + 1 < argc)
+            a->item = argv[++i];
+        else if (strcmp(s, "--since") == 0 && i + 1 < argc)
+            a->since = argv[++i];
+        else if (strcmp(s, "--id") == 0 && i + 1 < argc)
+            a->id = argv[++i];
+        else if (strcmp(s, "--limit") == 0 && i + 1 < argc)
+            a->limit = argv[++i];
         else if (s[0] == '-') {
             fprintf(stderr, "nightshift: unknown option %s\n", s);
             return -1;
@@ -137,6 +160,32 @@ static int cmd_daemon(const char *cmd, const args_t *a)
         fflush(NULL);
         _exit(rc);
     }
+    ns_config_destroy(cfg);
+    return rc;
+}
+
+static int cmd_dlq(const args_t *a)
+{
+    const char *verb = a->n_positional > 0 ? a->positional[0] : "";
+    bool show = strcmp(verb, "show") == 0;
+    if (a->n_positional != (show ? 2 : 1) ||
+        (!show && strcmp(verb, "list") != 0 && strcmp(verb, "replay") != 0))
+        return usage(stderr);
+    ns_config_t *cfg = load(a->config);
+    if (cfg == NULL)
+        return 2;
+    ns_dlq_filter_t filter = {.job = a->job,
+                              .item = a->item,
+                              .since = a->since,
+                              .id = a->id,
+                              .limit = a->limit ? atoi(a->limit) : 100};
+    int rc;
+    if (show)
+        rc = ns_dlq_show(cfg, a->positional[1], a->json, stdout);
+    else if (strcmp(verb, "list") == 0)
+        rc = ns_dlq_list(cfg, &filter, a->json, stdout);
+    else
+        rc = ns_dlq_replay(cfg, &filter, a->dry_run, stdout);
     ns_config_destroy(cfg);
     return rc;
 }
@@ -195,6 +244,8 @@ int main(int argc, char **argv)
         ns_config_destroy(cfg);
         return rc;
     }
+    if (strcmp(cmd, "dlq") == 0)
+        return cmd_dlq(&a);
     if (strcmp(cmd, "run") == 0 || strcmp(cmd, "status") == 0) {
         ns_config_t *cfg = load(a.config);
         if (cfg == NULL)

@@ -7,6 +7,7 @@
 #include <yaml.h>
 
 #include "ns/log.h"
+#include "ns/ratelimit.h"
 #include "yamlutil.h"
 
 /* A config file is small; anything larger is a mistake or an attack. */
@@ -394,30 +395,31 @@ static ns_err_t parse_version(loader_t *ld, const yaml_node_t *value,
     return rc;
 }
 
-static ns_err_t parse_kafka(loader_t *ld, const yaml_node_t *value, void *base)
+/* A free-form mapping of scalars into (key, value, line) triples. */
+static ns_err_t parse_kv_map(loader_t *ld, const yaml_node_t *value,
+                             const char *section, ns_kv_t **out, size_t *n_out)
 {
-    ns_config_t *cfg = base;
     ns_yaml_t *y = &ld->y;
-    ns_err_t rc = ns_yaml_check_map(y, value, "kafka");
+    ns_err_t rc = ns_yaml_check_map(y, value, section);
     if (rc != NS_OK)
         return rc;
     const yaml_node_pair_t *pairs = value->data.mapping.pairs.start;
     size_t n = (size_t)(value->data.mapping.pairs.top - pairs);
-    cfg->kafka = calloc(n > 0 ? n : 1, sizeof(ns_kv_t));
-    if (cfg->kafka == NULL)
+    *out = calloc(n > 0 ? n : 1, sizeof(ns_kv_t));
+    if (*out == NULL)
         return ns_error_set(y->err, NS_ERR_NOMEM, "%s: out of memory", y->path);
     for (size_t i = 0; i < n; i++) {
         const yaml_node_t *key = ns_yaml_node(y, pairs[i].key);
         const yaml_node_t *val = ns_yaml_node(y, pairs[i].value);
         char what[160];
-        snprintf(what, sizeof(what), "kafka.%s", ns_yaml_raw(key));
+        snprintf(what, sizeof(what), "%s.%s", section, ns_yaml_raw(key));
         if (ns_yaml_is_null(val))
             return ns_yaml_fail(y, val, "%s: no value", what);
-        ns_kv_t *kv = &cfg->kafka[cfg->n_kafka];
+        ns_kv_t *kv = &(*out)[*n_out];
         rc = ns_yaml_string(y, val, what, &kv->value);
         if (rc != NS_OK)
             return rc;
-        cfg->n_kafka++;
+        (*n_out)++;
         kv->line = ns_yaml_line(key);
         kv->key = strdup(ns_yaml_raw(key));
         if (kv->key == NULL)
@@ -425,6 +427,31 @@ static ns_err_t parse_kafka(loader_t *ld, const yaml_node_t *value, void *base)
                                 y->path);
     }
     return NS_OK;
+}
+
+static ns_err_t parse_kafka(loader_t *ld, const yaml_node_t *value, void *base)
+{
+    ns_config_t *cfg = base;
+    return parse_kv_map(ld, value, "kafka", &cfg->kafka, &cfg->n_kafka);
+}
+
+/* rate_limits: {telegram: "30/s", telegram.chat: "1/s", llm: "600/min"} */
+static ns_err_t parse_rate_limits(loader_t *ld, const yaml_node_t *value,
+                                  void *base)
+{
+    ns_config_t *cfg = base;
+    ns_err_t rc = parse_kv_map(ld, value, "rate_limits", &cfg->rate_limits,
+                               &cfg->n_rate_limits);
+    for (size_t i = 0; rc == NS_OK && i < cfg->n_rate_limits; i++) {
+        double rate, burst;
+        ns_error_t why;
+        ns_error_clear(&why);
+        if (ns_ratelimit_parse(cfg->rate_limits[i].value, &rate, &burst,
+                               &why) != NS_OK)
+            rc = ns_error_set(ld->y.err, NS_ERR_INVALID, "%s:%d: %s",
+                              ld->y.path, cfg->rate_limits[i].line, why.msg);
+    }
+    return rc;
 }
 
 static const field_t connection_fields[] = {
@@ -471,6 +498,7 @@ static const field_t top_fields[] = {
     F_FN_("version", parse_version),
     F_SECTION_("connections", connection_fields),
     F_FN_("kafka", parse_kafka),
+    F_FN_("rate_limits", parse_rate_limits),
     F_SECTION_("worker", worker_fields),
     F_SECTION_("producer", producer_fields),
     F_SECTION_("llm", llm_fields),
@@ -685,6 +713,11 @@ void ns_config_destroy(ns_config_t *cfg)
         free(cfg->kafka[i].value);
     }
     free(cfg->kafka);
+    for (size_t i = 0; i < cfg->n_rate_limits; i++) {
+        free(cfg->rate_limits[i].key);
+        free(cfg->rate_limits[i].value);
+    }
+    free(cfg->rate_limits);
     free(cfg->llm.base_url);
     free(cfg->llm.model);
     free(cfg->retry_tiers);

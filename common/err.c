@@ -13,6 +13,7 @@ const char *ns_err2str(ns_err_t code)
     case NS_ERR_NOMEM: return "out of memory";
     case NS_ERR_IO: return "i/o";
     case NS_ERR_NOT_FOUND: return "not found";
+    case NS_ERR_DEFERRED: return "deferred";
     }
     return "unknown";
 }

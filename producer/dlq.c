@@ -23,7 +23,8 @@
 #define SQL_MAX (64u << 20)
 #define DELIVERY_TIMEOUT_MS 60000
 
-#define TS(col) "to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
+/* to_char format of every timestamp shown: RFC 3339 UTC. */
+#define UTC " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
 
 /* h is the same message as d: the same item, or for messages that never
  * named an existing item, the same bytes from the same topic. */
@@ -35,9 +36,11 @@
     "h.payload IS NOT DISTINCT FROM d.payload END)"
 
 #define ROW_COLUMNS                                                            \
-    "SELECT d.id, " TS("d.created_at") ", d.job, d.run_id, d.item_key, "       \
-    "d.msg_key, d.attempts, d.reason, d.replay_count, " TS("d.replayed_at")    \
-    ", d.topic, d.partition, d.\"offset\", d.handler"
+    "SELECT d.id, to_char(d.created_at" UTC ", d.job, d.run_id, "              \
+    "d.item_key, d.msg_key, d.attempts, d.reason, d.replay_count, "            \
+    "to_char(d.replayed_at" UTC ", d.topic, d.partition, d.\"offset\", "       \
+    "d.handler"
+/* Columns of ROW_COLUMNS, then those DETAIL_COLUMNS adds (show, replay). */
 enum {
     C_ID,
     C_TIME,
@@ -53,19 +56,20 @@ enum {
     C_PARTITION,
     C_OFFSET,
     C_HANDLER,
-    C_FIRST, /* show and replay add these */
+    C_FIRST,
     C_PAYLOAD,
     C_SIZE,
     C_BASE64,
     C_ITEM_STATUS,
     C_RUN_STATUS,
-    C_SUPERSEDED_BY,
+    C_SUPERSEDED_BY
 };
 #define DETAIL_COLUMNS                                                         \
-    ", " TS("d.first_failed_at") ", d.payload, octet_length(d.payload), "      \
-    "translate(encode(d.payload, 'base64'), E'\\n', ''), i.status, r.status, " \
-    "CASE WHEN d.replay_count > 0 THEN (SELECT min(h.id) FROM dead_letters "   \
-    "h WHERE h.id > d.id AND " SAME_MESSAGE ") END "                           \
+    ", to_char(d.first_failed_at" UTC ", d.payload, octet_length(d.payload), " \
+    "translate(encode(d.payload, 'base64'), E'\\n', ''), i.status, "           \
+    "r.status, CASE WHEN d.replay_count > 0 THEN (SELECT min(h.id) FROM "      \
+    "dead_letters h WHERE h.created_at >= d.created_at AND h.id > d.id "       \
+    "AND " SAME_MESSAGE ") END "                                               \
     "FROM dead_letters d LEFT JOIN items i ON i.run_id = d.run_id AND "        \
     "i.item_key = d.item_key LEFT JOIN runs r ON r.run_id = d.run_id"
 
@@ -193,10 +197,11 @@ typedef struct query {
     char since[24];
 } query_t;
 
-static void add_param(query_t *q, const char *value, const char *fmt)
+/* Adds a parameter; @returns its number ($n). */
+static int add_param(query_t *q, const char *value)
 {
     q->params[q->n++] = value;
-    ns_buf_addf(&q->sql, fmt, q->n, q->n);
+    return q->n;
 }
 
 /* Appends the filter's WHERE clause. @returns 0, or 2 (usage) with a
@@ -207,20 +212,26 @@ static int add_where(query_t *q, const ns_dlq_filter_t *f, const char *verb)
     if (f->job != NULL) {
         /* Messages too broken to name their job still name their topic. */
         ns_topic_items(f->job, q->topic);
-        add_param(q, f->job, " AND (d.job = $%d");
-        add_param(q, q->topic, " OR (d.job IS NULL AND d.topic = $%d))");
+        int job = add_param(q, f->job);
+        int topic = add_param(q, q->topic);
+        ns_buf_addf(&q->sql,
+                    " AND (d.job = $%d OR (d.job IS NULL AND d.topic = $%d))",
+                    job, topic);
     }
-    if (f->item != NULL)
-        add_param(q, f->item,
-                  " AND (d.item_key = $%d OR (d.item_key IS NULL AND "
-                  "d.msg_key = convert_to($%d, 'UTF8')))");
+    if (f->item != NULL) {
+        int item = add_param(q, f->item);
+        ns_buf_addf(&q->sql,
+                    " AND (d.item_key = $%d OR (d.item_key IS NULL AND "
+                    "d.msg_key = convert_to($%d, 'UTF8')))",
+                    item, item);
+    }
     if (f->id != NULL) {
         if (!all_digits(f->id)) {
             fprintf(stderr, "nightshift dlq %s: --id \"%s\" is not a number\n",
                     verb, f->id);
             return 2;
         }
-        add_param(q, f->id, " AND d.id = $%d::bigint");
+        ns_buf_addf(&q->sql, " AND d.id = $%d::bigint", add_param(q, f->id));
     }
     if (f->since != NULL) {
         ns_error_t err;
@@ -231,8 +242,9 @@ static int add_where(query_t *q, const ns_dlq_filter_t *f, const char *verb)
             return 2;
         }
         ns_pg_i64str(since_ms, q->since);
-        add_param(q, q->since,
-                  " AND d.created_at >= to_timestamp($%d::bigint / 1000.0)");
+        ns_buf_addf(&q->sql,
+                    " AND d.created_at >= to_timestamp($%d::bigint / 1000.0)",
+                    add_param(q, q->since));
     }
     return 0;
 }
@@ -262,8 +274,7 @@ static const char *value_or_null(const PGresult *r, int row, int col)
     return PQgetisnull(r, row, col) ? NULL : PQgetvalue(r, row, col);
 }
 
-static unsigned char *unescape(const PGresult *r, int row, int col,
-                               size_t *len)
+static unsigned char *unescape(const PGresult *r, int row, int col, size_t *len)
 {
     *len = 0;
     if (PQgetisnull(r, row, col))
@@ -343,26 +354,27 @@ static void put_cell(FILE *out, const char *s, int width, int pad)
     int chars = 0;
     for (const char *p = s; *p; p++) {
         unsigned char c = (unsigned char)*p;
-        if ((c & 0xC0) != 0x80 && chars++ == keep)
-            break;
+        if ((c & 0xC0) != 0x80) {
+            if (chars == keep)
+                break;
+            chars++;
+        }
         fputc(c < 0x20 ? ' ' : c, out);
     }
-    if (total > width)
+    if (total > width) {
         fputs("\xe2\x80\xa6", out);
-    for (chars = keep + (total > width); pad && chars <= width; chars++)
+        chars++;
+    }
+    for (; pad && chars <= width; chars++)
         fputc(' ', out);
 }
 
-/* The item key, else the message key. */
-static void put_key_cell(FILE *out, const PGresult *r, int row, int width)
+/* The item key, else the message key (malloc'd; NULL if neither). */
+static char *key_text(const PGresult *r, int row)
 {
-    if (!PQgetisnull(r, row, C_ITEM)) {
-        put_cell(out, PQgetvalue(r, row, C_ITEM), width, 1);
-        return;
-    }
-    char *key = msg_key_text(r, row);
-    put_cell(out, key, width, 1);
-    free(key);
+    if (!PQgetisnull(r, row, C_ITEM))
+        return strdup(PQgetvalue(r, row, C_ITEM));
+    return msg_key_text(r, row);
 }
 
 /* ---- list --------------------------------------------------------------- */
@@ -394,7 +406,7 @@ int ns_dlq_list(const ns_config_t *cfg, const ns_dlq_filter_t *f, bool json,
         ns_buf_free(&q.sql);
         return rc;
     }
-    ns_buf_adds(&q.sql, " ORDER BY d.created_at DESC, d.id DESC");
+    ns_buf_adds(&q.sql, " ORDER BY d.id DESC");
     if (f->limit > 0)
         ns_buf_addf(&q.sql, " LIMIT %d", f->limit);
     PGconn *pg = connect_pg(cfg, "list");
@@ -428,7 +440,9 @@ int ns_dlq_list(const ns_config_t *cfg, const ns_dlq_filter_t *f, bool json,
                     PQgetvalue(r, i, C_TIME));
             put_cell(out, value_or_null(r, i, C_JOB), 24, 1);
             put_cell(out, value_or_null(r, i, C_RUN), 7, 1);
-            put_key_cell(out, r, i, 16);
+            char *key = key_text(r, i);
+            put_cell(out, key, 16, 1);
+            free(key);
             fprintf(out, "%4s %7s  ", PQgetvalue(r, i, C_ATTEMPTS),
                     PQgetvalue(r, i, C_REPLAYS));
             put_cell(out, PQgetvalue(r, i, C_REASON), 60, 0);
@@ -451,35 +465,51 @@ static int is_zstd(const unsigned char *p, size_t len)
            p[3] == 0xFD;
 }
 
+/* Undoes zstd (the frames need not state their size), at most UNZSTD_MAX
+ * bytes. @returns malloc'd NUL-terminated bytes, or NULL. */
+static char *unzstd(const unsigned char *p, size_t len, size_t *out_len)
+{
+    ZSTD_DCtx *dctx = ZSTD_createDCtx();
+    ZSTD_inBuffer in = {p, len, 0};
+    unsigned char chunk[16384];
+    ns_buf_t b;
+    ns_buf_init(&b, UNZSTD_MAX);
+    bool ok = dctx != NULL;
+    while (ok) {
+        ZSTD_outBuffer o = {chunk, sizeof(chunk), 0};
+        size_t left = ZSTD_decompressStream(dctx, &o, &in);
+        ok = !ZSTD_isError(left) && ns_buf_add(&b, chunk, o.pos) == NS_OK;
+        if (!ok || (left == 0 && in.pos == in.size))
+            break;
+        /* No progress with all input read: the frame is truncated. */
+        ok = o.pos > 0 || in.pos < in.size;
+    }
+    ZSTD_freeDCtx(dctx);
+    *out_len = b.len;
+    if (!ok) {
+        ns_buf_free(&b);
+        return NULL;
+    }
+    return ns_buf_take(&b);
+}
+
 /* The bytes as a JSON document if they are UTF-8 JSON (after undoing zstd
  * when they start with its magic number), else NULL. */
 static cJSON *payload_json(const unsigned char *p, size_t len, bool *zstd)
 {
-    *zstd = false;
-    unsigned char *plain = NULL;
-    if (is_zstd(p, len)) {
-        unsigned long long size = ZSTD_getFrameContentSize(p, len);
-        if (size > UNZSTD_MAX)
-            return NULL; /* also ZSTD_CONTENTSIZE_UNKNOWN / _ERROR */
-        plain = malloc(size + 1);
-        size_t got = plain ? ZSTD_decompress(plain, size, p, len) : 0;
-        if (plain == NULL || ZSTD_isError(got)) {
-            free(plain);
-            return NULL;
-        }
-        p = plain;
-        len = got;
-        *zstd = true;
-    }
-    cJSON *doc = NULL;
-    char *text = malloc(len + 1);
-    if (text != NULL && ns_utf8_invalid_at((const char *)p, len) < 0) {
+    *zstd = is_zstd(p, len);
+    size_t text_len = len;
+    char *text = *zstd ? unzstd(p, len, &text_len) : malloc(len + 1);
+    if (text == NULL)
+        return NULL;
+    if (!*zstd) {
         memcpy(text, p, len);
         text[len] = '\0';
-        doc = cJSON_ParseWithOpts(text, NULL, 1);
     }
+    cJSON *doc = NULL;
+    if (ns_utf8_invalid_at(text, text_len) < 0)
+        doc = cJSON_ParseWithOpts(text, NULL, 1);
     free(text);
-    free(plain);
     return doc;
 }
 
@@ -487,7 +517,7 @@ static void hexdump(FILE *out, const unsigned char *p, size_t len)
 {
     size_t n = len < HEXDUMP_MAX ? len : HEXDUMP_MAX;
     for (size_t off = 0; off < n; off += 16) {
-        fprintf(out, "  %08zx ", off);
+        fprintf(out, "  %08zx", off);
         for (size_t i = off; i < off + 16; i++) {
             if (i < n)
                 fprintf(out, "%s%02x", i % 8 == 0 ? "  " : " ", p[i]);
@@ -528,10 +558,11 @@ static void print_letter(FILE *out, const PGresult *r, const cJSON *doc,
              PQgetvalue(r, 0, C_TOPIC), PQgetvalue(r, 0, C_PARTITION),
              PQgetvalue(r, 0, C_OFFSET));
     print_field(out, "origin", line);
-    snprintf(line, sizeof(line), "item %s, run %s",
-             value_or_null(r, 0, C_ITEM_STATUS) ?: "unknown",
-             value_or_null(r, 0, C_RUN_STATUS) ?: "unknown");
-    print_field(out, "now", line);
+    const char *item = value_or_null(r, 0, C_ITEM_STATUS);
+    const char *run = value_or_null(r, 0, C_RUN_STATUS);
+    snprintf(line, sizeof(line), "item %s, run %s", item ? item : "unknown",
+             run ? run : "unknown");
+    print_field(out, "current state", line);
     const char *last = value_or_null(r, 0, C_REPLAYED_AT);
     snprintf(line, sizeof(line), "%s%s%s", PQgetvalue(r, 0, C_REPLAYS),
              last ? ", last at " : "", last ? last : "");
@@ -604,10 +635,9 @@ int ns_dlq_show(const ns_config_t *cfg, const char *id, bool json, FILE *out)
     const char *params[] = {id};
     ns_error_t err;
     ns_error_clear(&err);
-    PGresult *r = ns_pg_query(pg,
-                              ROW_COLUMNS DETAIL_COLUMNS
-                              " WHERE d.id = $1::bigint",
-                              1, params, &err);
+    PGresult *r =
+        ns_pg_query(pg, ROW_COLUMNS DETAIL_COLUMNS " WHERE d.id = $1::bigint",
+                    1, params, &err);
     if (r == NULL || PQntuples(r) == 0) {
         if (r == NULL)
             fprintf(stderr, "nightshift dlq show: %s\n", err.msg);
@@ -619,10 +649,10 @@ int ns_dlq_show(const ns_config_t *cfg, const char *id, bool json, FILE *out)
     }
     PGresult *history = ns_pg_query(
         pg,
-        "SELECT h.id, " TS("h.created_at") ", h.reason, h.replay_count, " TS(
-            "h.replayed_at") " FROM dead_letters d JOIN dead_letters h ON "
-                             "" SAME_MESSAGE " WHERE d.id = $1::bigint "
-                             "ORDER BY h.id LIMIT 100",
+        "SELECT h.id, to_char(h.created_at" UTC ", h.reason, "
+        "h.replay_count, to_char(h.replayed_at" UTC " FROM dead_letters d "
+        "JOIN dead_letters h ON " SAME_MESSAGE " WHERE d.id = $1::bigint "
+        "ORDER BY h.id LIMIT 100",
         1, params, &err);
     size_t len = 0;
     unsigned char *payload = unescape(r, 0, C_PAYLOAD, &len);
@@ -674,6 +704,7 @@ typedef struct letter {
 
 typedef struct tally {
     int replayed, failed, items, runs, skipped[SKIP_CANCELLED + 1];
+    bool aborted; /* nothing was changed or produced */
 } tally_t;
 
 static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m,
@@ -716,29 +747,35 @@ static void plan(const ns_config_t *cfg, const PGresult *r, bool by_id,
     if (job != NULL && ns_config_job(cfg, job) != NULL)
         ns_topic_items(job, l->topic);
     else
-        snprintf(l->topic, sizeof(l->topic), "%s",
-                 PQgetvalue(r, row, C_TOPIC));
+        snprintf(l->topic, sizeof(l->topic), "%s", PQgetvalue(r, row, C_TOPIC));
 }
 
-static void print_plan_line(FILE *out, const PGresult *r, const letter_t *l,
-                            bool dry_run)
+/* One line per selected dead letter: what was (or would be) done. */
+static void print_line(FILE *out, const PGresult *r, const letter_t *l,
+                       bool dry_run)
 {
-    const char *verb = l->action == REPLAY ? (dry_run ? "would replay" : "replay")
-                                           : (dry_run ? "would skip" : "skip");
+    if (l->action == REPLAY && !dry_run && l->delivery != 1)
+        return; /* reported on stderr */
+    const char *verb = l->action == REPLAY
+                           ? (dry_run ? "would replay" : "replayed")
+                           : (dry_run ? "would skip" : "skipped");
     fprintf(out, "%s #%s", verb, PQgetvalue(r, l->row, C_ID));
     if (!PQgetisnull(r, l->row, C_RUN))
         fprintf(out, " run %s", PQgetvalue(r, l->row, C_RUN));
-    fputs(" item ", out);
-    put_key_cell(out, r, l->row, 40);
+    char *key = key_text(r, l->row);
+    fprintf(out, " item %s", key ? key : "-");
+    free(key);
     if (l->action == SKIP_SUPERSEDED)
         fprintf(out, ": superseded by #%s\n",
                 PQgetvalue(r, l->row, C_SUPERSEDED_BY));
     else if (l->action != REPLAY)
         fprintf(out, ": %s\n", skip_reasons[l->action]);
     else
-        fprintf(out, "-> %s%s%s\n", l->topic,
-                l->reopen_item ? " (item reopened)" : "",
-                l->reopen_run ? " (run reopened)" : "");
+        fprintf(out, " -> %s%s\n", l->topic,
+                l->reopen_item && l->reopen_run ? " (item and run reopened)"
+                : l->reopen_item                ? " (item reopened)"
+                : l->reopen_run                 ? " (run reopened)"
+                                                : "");
 }
 
 /* Items back to pending and their finished runs back to running, in one
@@ -749,8 +786,7 @@ static int reopen(PGconn *pg, const PGresult *r, const letter_t *ls, size_t n,
 {
     cJSON *arr = cJSON_CreateArray();
     for (size_t i = 0; i < n; i++) {
-        if (ls[i].action != REPLAY ||
-            PQgetisnull(r, ls[i].row, C_ITEM_STATUS))
+        if (ls[i].action != REPLAY || PQgetisnull(r, ls[i].row, C_ITEM_STATUS))
             continue;
         cJSON *o = cJSON_CreateObject();
         cJSON_AddStringToObject(o, "run_id", PQgetvalue(r, ls[i].row, C_RUN));
@@ -764,23 +800,23 @@ static int reopen(PGconn *pg, const PGresult *r, const letter_t *ls, size_t n,
     ns_error_t err;
     ns_error_clear(&err);
     PGresult *items = NULL, *runs = NULL;
-    int ok =
-        ns_pg_exec(pg, "BEGIN", 0, NULL, &err) == NS_OK &&
-        (items = ns_pg_query(
-             pg,
-             "UPDATE items i SET status = 'pending', error = NULL, "
-             "finished_at = NULL FROM jsonb_to_recordset($1::jsonb) AS "
-             "x(run_id bigint, item_key text) WHERE i.run_id = x.run_id AND "
-             "i.item_key = x.item_key AND i.status = 'failed'",
-             1, params, &err)) != NULL &&
-        (runs = ns_pg_query(
-             pg,
-             "UPDATE runs SET status = 'running', finished_at = NULL, "
-             "finalize_after = NULL WHERE run_id IN (SELECT run_id FROM "
-             "jsonb_to_recordset($1::jsonb) AS x(run_id bigint, item_key "
-             "text)) AND status IN ('succeeded', 'failed', 'finalizing')",
-             1, params, &err)) != NULL &&
-        ns_pg_exec(pg, "COMMIT", 0, NULL, &err) == NS_OK;
+    if (ns_pg_exec(pg, "BEGIN", 0, NULL, &err) == NS_OK)
+        items = ns_pg_query(
+            pg,
+            "UPDATE items i SET status = 'pending', error = NULL, "
+            "finished_at = NULL FROM jsonb_to_recordset($1::jsonb) AS "
+            "x(run_id bigint, item_key text) WHERE i.run_id = x.run_id AND "
+            "i.item_key = x.item_key AND i.status = 'failed'",
+            1, params, &err);
+    if (items != NULL)
+        runs = ns_pg_query(
+            pg,
+            "UPDATE runs SET status = 'running', finished_at = NULL, "
+            "finalize_after = NULL WHERE run_id IN (SELECT run_id FROM "
+            "jsonb_to_recordset($1::jsonb) AS x(run_id bigint, item_key "
+            "text)) AND status IN ('succeeded', 'failed', 'finalizing')",
+            1, params, &err);
+    int ok = runs != NULL && ns_pg_exec(pg, "COMMIT", 0, NULL, &err) == NS_OK;
     if (ok) {
         t->items = atoi(PQcmdTuples(items));
         t->runs = atoi(PQcmdTuples(runs));
@@ -832,8 +868,8 @@ static void produce_all(rd_kafka_t *rk, const PGresult *r, letter_t *ls,
     rd_kafka_flush(rk, 5000);
 }
 
-static void mark_replayed(PGconn *pg, const PGresult *r, letter_t *ls,
-                          size_t n, tally_t *t)
+static void mark_replayed(PGconn *pg, const PGresult *r, letter_t *ls, size_t n,
+                          tally_t *t)
 {
     ns_buf_t ids;
     ns_buf_init(&ids, SQL_MAX);
@@ -843,14 +879,16 @@ static void mark_replayed(PGconn *pg, const PGresult *r, letter_t *ls,
             continue;
         if (ls[i].delivery != 1) {
             t->failed++;
-            fprintf(stderr, "nightshift dlq replay: #%s not delivered to %s: %s\n",
+            fprintf(stderr,
+                    "nightshift dlq replay: #%s not delivered to %s: %s\n",
                     PQgetvalue(r, ls[i].row, C_ID), ls[i].topic,
                     ls[i].delivery == 0 ? "no acknowledgement"
                                         : rd_kafka_err2str(ls[i].err));
             continue;
         }
-        ns_buf_addf(&ids, "%s%s", t->replayed++ ? "," : "",
+        ns_buf_addf(&ids, "%s%s", t->replayed > 0 ? "," : "",
                     PQgetvalue(r, ls[i].row, C_ID));
+        t->replayed++;
     }
     ns_buf_adds(&ids, "}");
     const char *params[] = {ids.data};
@@ -920,23 +958,39 @@ static void tally_plan(const PGresult *r, const letter_t *ls, size_t n,
 static int execute(const ns_config_t *cfg, PGconn *pg, const PGresult *r,
                    letter_t *ls, size_t n, tally_t *t)
 {
-    for (size_t i = 0; i < n; i++)
-        if (ls[i].action != REPLAY)
+    size_t to_replay = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (ls[i].action == REPLAY)
+            to_replay++;
+        else
             t->skipped[ls[i].action]++;
-    if (t->skipped[SKIP_DONE] + t->skipped[SKIP_SUPERSEDED] +
-            t->skipped[SKIP_CANCELLED] ==
-        (int)n)
+    }
+    if (to_replay == 0)
         return 0;
+    /* Kafka first: while no broker answers, nothing is reopened. */
     ns_error_t err;
     ns_error_clear(&err);
-    /* Made first: without Kafka nothing should be reopened. */
     rd_kafka_t *rk = ns_kafka_producer_new(cfg, on_delivery, &err);
     if (rk == NULL) {
         fprintf(stderr, "nightshift dlq replay: %s\n", err.msg);
+        t->aborted = true;
         return 1;
     }
+    const struct rd_kafka_metadata *md = NULL;
+    rd_kafka_resp_err_t e = rd_kafka_metadata(rk, 0, NULL, &md, 10000);
+    if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        fprintf(stderr,
+                "nightshift dlq replay: no Kafka broker answers (%s): %s; "
+                "nothing changed\n",
+                cfg->kafka_brokers, rd_kafka_err2str(e));
+        rd_kafka_destroy(rk);
+        t->aborted = true;
+        return 1;
+    }
+    rd_kafka_metadata_destroy(md);
     if (!reopen(pg, r, ls, n, t)) {
         rd_kafka_destroy(rk);
+        t->aborted = true;
         return 1;
     }
     produce_all(rk, r, ls, n);
@@ -986,7 +1040,6 @@ int ns_dlq_replay(const ns_config_t *cfg, const ns_dlq_filter_t *f,
         plan(cfg, r, f->id != NULL, &ls[i]);
         ls[i].key = unescape(r, (int)i, C_KEY, &ls[i].key_len);
         ls[i].payload = unescape(r, (int)i, C_PAYLOAD, &ls[i].len);
-        print_plan_line(out, r, &ls[i], dry_run);
     }
     if (n == 0) {
         fprintf(out, "no dead letters match\n");
@@ -997,7 +1050,10 @@ int ns_dlq_replay(const ns_config_t *cfg, const ns_dlq_filter_t *f,
         tally_plan(r, ls, n, &t);
     else
         rc = execute(cfg, pg, r, ls, n, &t);
-    print_summary(out, &t, dry_run);
+    for (size_t i = 0; i < n && !t.aborted; i++)
+        print_line(out, r, &ls[i], dry_run);
+    if (!t.aborted)
+        print_summary(out, &t, dry_run);
 done:
     for (size_t i = 0; ls != NULL && i < n; i++) {
         PQfreemem(ls[i].key);

@@ -101,6 +101,12 @@ char *ns_ctx_report_text(const ns_item_ctx_t *ctx)
     return ctx->report ? cJSON_PrintUnformatted(ctx->report) : NULL;
 }
 
+ns_err_t ns_item_rate_limit(ns_item_ctx_t *ctx, const char *name,
+                            ns_error_t *err)
+{
+    return ns_item_limit(ctx->res, name, NULL, 1000, err);
+}
+
 const char *ns_item_telegram_chat(const ns_item_ctx_t *ctx)
 {
     const cJSON *tg =

@@ -79,6 +79,13 @@ ns_err_t ns_item_telegram(ns_item_ctx_t *ctx, const char *chat_id,
                           const char *html, const char *idempotency_key,
                           ns_error_t *err);
 
+/** @brief Takes a token of the shared rate limit `name` (rate_limits: in
+ *  jobs.yaml; e.g. "llm"), waiting up to a second. @returns NS_OK, or
+ *  NS_ERR_DEFERRED (return it: the item is retried later and the wait does
+ *  not count as an attempt). A name without a configured limit: NS_OK. */
+ns_err_t ns_item_rate_limit(ns_item_ctx_t *ctx, const char *name,
+                            ns_error_t *err);
+
 /** @brief The job's Telegram chat (notify.telegram.chat_id), or NULL. */
 const char *ns_item_telegram_chat(const ns_item_ctx_t *ctx);
 

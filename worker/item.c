@@ -332,6 +332,34 @@ static ns_err_t commit_done(ns_item_ctx_t *ctx, ns_error_t *err)
     return ns_ctx_end_tx(ctx, updated, err);
 }
 
+ns_err_t ns_item_limit(ns_item_res_t *res, const char *name, const char *suffix,
+                       int64_t max_wait_ms, ns_error_t *err)
+{
+    const ns_config_t *cfg = res->cfg;
+    for (size_t i = 0; i < cfg->n_rate_limits; i++) {
+        if (strcmp(cfg->rate_limits[i].key, name) != 0)
+            continue;
+        double rate, burst;
+        if (ns_ratelimit_parse(cfg->rate_limits[i].value, &rate, &burst, err) !=
+            NS_OK)
+            return NS_OK; /* validated at load; never blocks the work */
+        char bucket[256];
+        snprintf(bucket, sizeof(bucket), "%s%s%s", name, suffix ? ":" : "",
+                 suffix ? suffix : "");
+        ns_err_t rc = ns_ratelimit_wait(res->rl, bucket, rate, burst,
+                                        max_wait_ms, res->running, err);
+        if (rc == NS_ERR_TRANSIENT) {
+            double after = err->retry_after_s > 0 ? err->retry_after_s : 1;
+            ns_error_set(err, NS_ERR_DEFERRED,
+                         "rate limit %s: next call in %.1f s", bucket, after);
+            err->retry_after_s = after;
+            return NS_ERR_DEFERRED;
+        }
+        return NS_OK;
+    }
+    return NS_OK;
+}
+
 /* What follows a failed attempt: dead-letter the item (permanent failure or
  * retries exhausted), hand it to a retry tier, or, without tiers, wait here
  * and return RETRY_HERE. */
@@ -341,8 +369,21 @@ static int after_failure(ns_item_res_t *res, const ns_msg_t *msg,
                          const ns_log_ctx_t *lc, int attempts, ns_err_t rc,
                          const ns_error_t *err, int64_t t0)
 {
-    bool permanent = rc != NS_ERR_TRANSIENT;
-    if (permanent || attempts >= job->retry.max_attempts) {
+    bool deferred = rc == NS_ERR_DEFERRED;
+    if (deferred) {
+        /* The limiter said "not yet": that was no attempt. */
+        char run[24];
+        ns_pg_i64str(env->run_id, run);
+        const char *params[] = {run, env->item_key};
+        ns_error_t uerr;
+        if (ns_item_pg_wait(res))
+            ns_pg_exec(res->pg,
+                       "UPDATE items SET attempts = greatest(attempts - 1, "
+                       "0) WHERE run_id = $1::bigint AND item_key = $2",
+                       2, params, &uerr);
+    }
+    bool permanent = rc != NS_ERR_TRANSIENT && !deferred;
+    if (permanent || (!deferred && attempts >= job->retry.max_attempts)) {
         char reason[700];
         snprintf(reason, sizeof(reason), "%s%s (after %d attempt%s)",
                  permanent ? "" : "retries exhausted: ", err->msg, attempts,
@@ -354,17 +395,22 @@ static int after_failure(ns_item_res_t *res, const ns_msg_t *msg,
                    (double)(ns_clock_mono_ms() - t0) / 1000.0);
         return NS_ITEM_COMMITTED;
     }
-    int64_t delay =
-        ns_backoff_ms(&job->retry, attempts, err->retry_after_s, &res->seed);
+    int64_t delay = deferred ? (int64_t)(err->retry_after_s * 1000)
+                             : ns_backoff_ms(&job->retry, attempts,
+                                             err->retry_after_s, &res->seed);
     ns_item_pg_release(res);
     if (res->n_tiers > 0 && res->producer != NULL && *res->running) {
         ns_error_t perr;
         ns_error_clear(&perr);
         if (send_to_retry(res, msg, delay, err->msg, &perr) == NS_OK) {
-            NS_WARN(lc,
-                    "attempt %d failed (%s), retry in %lld ms via retry "
-                    "topic",
-                    attempts, err->msg, (long long)delay);
+            if (deferred)
+                NS_INFO(lc, "deferred (%s), back in %lld ms via retry topic",
+                        err->msg, (long long)delay);
+            else
+                NS_WARN(lc,
+                        "attempt %d failed (%s), retry in %lld ms via retry "
+                        "topic",
+                        attempts, err->msg, (long long)delay);
             count_item(job->name, "retry_scheduled", -1);
             return NS_ITEM_COMMITTED;
         }
@@ -427,6 +473,8 @@ static ns_item_outcome_t run_item(ns_item_res_t *res, const ns_msg_t *msg,
             after_failure(res, msg, env, job, &ctx.log, attempts, rc, &err, t0);
         if (next != RETRY_HERE)
             return (ns_item_outcome_t)next;
+        if (rc == NS_ERR_DEFERRED)
+            attempts--; /* a rate-limit wait is not an attempt */
     }
 }
 

@@ -13,6 +13,7 @@
 #include "ns/config.h"
 #include "ns/kafka.h"
 #include "ns/pgpool.h"
+#include "ns/ratelimit.h"
 
 /** Per-thread resources. */
 typedef struct ns_item_res {
@@ -24,7 +25,14 @@ typedef struct ns_item_res {
     rd_kafka_t *producer;           /**< retry tiers and ns.dlq; may be NULL */
     const ns_retry_tier_t *tiers;   /**< n_tiers 0: retries wait in-thread */
     int n_tiers;
+    ns_ratelimit_t *rl; /**< shared outbound limits; NULL: none */
 } ns_item_res_t;
+
+/** @brief Takes a token of the configured limit `name` (rate_limits:),
+ *  bucket name[:suffix]. Waits up to max_wait_ms; beyond that returns
+ *  NS_ERR_DEFERRED with err->retry_after_s. No such limit: NS_OK. */
+ns_err_t ns_item_limit(ns_item_res_t *res, const char *name, const char *suffix,
+                       int64_t max_wait_ms, ns_error_t *err);
 
 /** One consumed message. */
 typedef struct ns_msg {

@@ -48,7 +48,28 @@ static void count(const char *channel, const char *outcome)
                            "Outbox delivery attempts by outcome.", labels, 1);
 }
 
-int ns_outbox_dispatch_one(PGconn *pg, const ns_config_t *cfg)
+/* Milliseconds until the shared limits allow a message to target (0: go).
+ * Never waits; a limiter outage lets everything through. */
+static int64_t limit_wait(const ns_config_t *cfg, ns_ratelimit_t *rl,
+                          const char *channel, const char *target)
+{
+    ns_item_res_t res = {.cfg = cfg, .rl = rl};
+    char chat_limit[80];
+    snprintf(chat_limit, sizeof(chat_limit), "%s.chat", channel);
+    const char *names[] = {channel, chat_limit};
+    const char *suffixes[] = {NULL, target};
+    for (int i = 0; i < 2; i++) {
+        ns_error_t err;
+        ns_error_clear(&err);
+        if (ns_item_limit(&res, names[i], suffixes[i], 0, &err) ==
+            NS_ERR_DEFERRED)
+            return (int64_t)(err.retry_after_s * 1000) + 1;
+    }
+    return 0;
+}
+
+int ns_outbox_dispatch_one(PGconn *pg, const ns_config_t *cfg,
+                           ns_ratelimit_t *rl)
 {
     ns_error_t err;
     ns_error_clear(&err);
@@ -81,6 +102,25 @@ int ns_outbox_dispatch_one(PGconn *pg, const ns_config_t *cfg)
     int attempts = (int)ns_pg_int64(r, 0, 4) + 1;
     PQclear(r);
 
+    int64_t wait_ms = limit_wait(cfg, rl, channel, target);
+    if (wait_ms > 0) {
+        char delay[32];
+        snprintf(delay, sizeof(delay), "%.3f", wait_ms / 1000.0);
+        const char *p[] = {id, delay};
+        ns_error_t uerr;
+        int ok = ns_pg_exec(pg,
+                            "UPDATE outbox SET next_attempt_at = now() + "
+                            "make_interval(secs => $2::double precision) "
+                            "WHERE id = $1::bigint",
+                            2, p, &uerr) == NS_OK &&
+                 ns_pg_exec(pg, "COMMIT", 0, NULL, &uerr) == NS_OK;
+        if (!ok)
+            ns_pg_rollback(pg);
+        count(channel, "rate_limited");
+        free(target);
+        cJSON_Delete(payload);
+        return ok ? 1 : -1;
+    }
     send_fn send = find_channel(channel);
     ns_err_t rc = send ? send(cfg, target, payload, &err)
                        : ns_error_set(&err, NS_ERR_PERMANENT,
@@ -141,7 +181,7 @@ static void *outbox_main(void *arg)
     while (*o->res.running) {
         if (!ns_item_pg_wait(&o->res))
             break;
-        int n = ns_outbox_dispatch_one(o->res.pg, o->res.cfg);
+        int n = ns_outbox_dispatch_one(o->res.pg, o->res.cfg, o->res.rl);
         if (n <= 0)
             ns_item_sleep(&o->res, n < 0 ? 1000 : 200);
     }
@@ -150,7 +190,7 @@ static void *outbox_main(void *arg)
     return NULL;
 }
 
-ns_outbox_t *ns_outbox_start(const ns_config_t *cfg,
+ns_outbox_t *ns_outbox_start(const ns_config_t *cfg, ns_ratelimit_t *rl,
                              volatile sig_atomic_t *running, ns_error_t *err)
 {
     ns_outbox_t *o = calloc(1, sizeof(*o));
@@ -159,6 +199,7 @@ ns_outbox_t *ns_outbox_start(const ns_config_t *cfg,
         return NULL;
     }
     o->res.cfg = cfg;
+    o->res.rl = rl;
     o->res.running = running;
     if (pthread_create(&o->thread, NULL, outbox_main, o) != 0) {
         free(o);

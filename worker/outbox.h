@@ -10,18 +10,22 @@
 
 #include "ns/config.h"
 #include "ns/err.h"
+#include "ns/ratelimit.h"
 
 #define NS_OUTBOX_MAX_ATTEMPTS 15
 
-/** @brief Sends at most one due message. @returns 1 if one was handled
- *  (sent, rescheduled or failed), 0 if none was due, -1 on a database
- *  error. */
-int ns_outbox_dispatch_one(PGconn *pg, const ns_config_t *cfg);
+/** @brief Sends at most one due message. With shared rate limits
+ *  ("telegram", "telegram.chat" per chat), a message whose turn has not
+ *  come is rescheduled, not failed, and no thread waits for it. @returns 1 if
+ * one was handled (sent, rescheduled or failed), 0 if none was due, -1 on a
+ * database error. */
+int ns_outbox_dispatch_one(PGconn *pg, const ns_config_t *cfg,
+                           ns_ratelimit_t *rl);
 
 typedef struct ns_outbox ns_outbox_t;
 
 /** @brief Starts the dispatcher thread (own connection). */
-ns_outbox_t *ns_outbox_start(const ns_config_t *cfg,
+ns_outbox_t *ns_outbox_start(const ns_config_t *cfg, ns_ratelimit_t *rl,
                              volatile sig_atomic_t *running, ns_error_t *err);
 /** @brief Waits for the thread to end (after *running dropped to 0). */
 void ns_outbox_join(ns_outbox_t *o);

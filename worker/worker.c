@@ -42,6 +42,7 @@ struct ns_worker {
     ns_retry_tier_t tiers[8];
     int n_tiers;
     ns_retrier_t *retrier;
+    ns_ratelimit_t *rl; /* shared outbound limits (Redis); NULL: none */
     ns_httpd_t *httpd;
     ns_outbox_t *outbox;
 
@@ -488,6 +489,7 @@ int ns_worker_run(ns_worker_t *w, volatile sig_atomic_t *running)
         pt->res.producer = w->producer;
         pt->res.tiers = w->tiers;
         pt->res.n_tiers = w->n_tiers;
+        pt->res.rl = w->rl;
         pt->res.running = running;
         pt->res.seed = (unsigned)(i + 1) * 2654435761u ^ (unsigned)getpid();
         if (pthread_create(&pt->thread, &attr, pool_main, pt) != 0) {
@@ -497,7 +499,7 @@ int ns_worker_run(ns_worker_t *w, volatile sig_atomic_t *running)
         w->n_started++;
     }
     pthread_attr_destroy(&attr);
-    w->outbox = ns_outbox_start(w->cfg, running, &err);
+    w->outbox = ns_outbox_start(w->cfg, w->rl, running, &err);
     if (w->outbox == NULL) {
         NS_ERROR(NULL, "%s", err.msg);
         return 1;
@@ -676,6 +678,16 @@ ns_worker_t *ns_worker_new(const ns_config_t *cfg, ns_error_t *err)
     w->n_tiers = ns_retry_tiers_parse(cfg->retry_tiers, w->tiers, 8, err);
     if (w->n_tiers < 0)
         goto fail;
+    if (cfg->n_rate_limits > 0) {
+        if (cfg->redis_url == NULL || cfg->redis_url[0] == '\0') {
+            ns_error_set(err, NS_ERR_INVALID,
+                         "rate_limits need Redis: set NS_REDIS_URL");
+            goto fail;
+        }
+        w->rl = ns_ratelimit_new(cfg->redis_url, err);
+        if (w->rl == NULL)
+            goto fail;
+    }
     w->producer = ns_kafka_producer_new(cfg, ns_kafka_sync_dr, err);
     if (w->producer == NULL)
         goto fail;
@@ -737,6 +749,7 @@ void ns_worker_destroy(ns_worker_t *w)
     }
     ns_tracker_destroy(w->tracker);
     ns_pgpool_destroy(w->pool);
+    ns_ratelimit_destroy(w->rl);
     if (w->done_fd >= 0)
         close(w->done_fd);
     if (w->kafka_pipe[0] >= 0) {

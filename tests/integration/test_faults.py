@@ -5,87 +5,139 @@ analyzer.project, finalizer analyzer.summary, the LLM and Telegram fakes)
 through two or more workers (max_in_flight 16) while one kind of fault is
 injected, then checks from Postgres and from the fakes' request logs that
 
-  - every item is `done` exactly once (the poison messages of case 5 are in
-    dead_letters with their reasons instead),
+  - every item of the run is `done`, exactly once (the poison messages of
+    case 5 are in dead_letters with their reasons instead),
   - `analyses` has one row per project for the run,
   - the outbox has one `sent` row per project plus the summary,
-  - Telegram saw every report delivered, duplicates only inside the
-    outbox's documented window (sent, then crashed before recording) and
-    never more of them than crashes were injected; the summary exactly once
-    and last.
+  - Telegram received every report; duplicates only inside the outbox's
+    documented window (sent, then crashed before recording), never more of
+    them than crashes were injected; the summary exactly once, and last,
 
 and prints one line per case:
   case 1: 5000 items, N duplicate deliveries, M redelivered messages, T s
 
 "Redelivered messages" are item messages a worker received again after a
-crash, rebalance or re-emission: the ones ignored because the item was
-already finished (workers log them at debug level) plus extra processing
-starts of unfinished items that were not retries of a failed attempt.
+crash, rebalance, broker restart or re-emission: the ones ignored because
+the item was already finished (workers log them at debug level) plus extra
+processing starts of unfinished items that were not retries of a failed
+attempt. T runs from the start of the run to the last check.
 
 The moments of injection are random (NS_FAULTS_SEED fixes them; the seed is
 printed); correctness is always judged on conditions, never on sleeps.
 Cases 2 and 3 restart the broker / Postgres of the stack the test runs
 against with tests/stack.sh (NS_STACK_DIR from the environment).
+
+Run one case: test_faults.py FaultsTest.test_2_kafka_broker_restart
 """
 import collections
+import json
 import os
 import random
 import re
+import runpy
 import signal
+import socket
 import subprocess
+import sys
 import threading
 import time
 import unittest
+import uuid
 
 import harness
 
 N = 5000
 STACK_SH = os.path.join(harness.SRC, "tests", "stack.sh")
+FAKES = os.path.join(harness.SRC, "tests", "fakes")
 SEED = int(os.environ.get("NS_FAULTS_SEED") or time.time_ns() % 1000000007)
-# Poison messages of case 5: key, bytes (a function of job and run), reason.
-POISON_GHOST_RUN = 10 ** 9
 REPORT_RE = re.compile(r"<b>Project:</b> (\S+)")
+# Case 4: Telegram fails 20% of its first calls only. The outbox delivers
+# one chat strictly in order, so every failed call stalls the whole chat for
+# its backoff (~1.5 s on average); 20% of 5,001 sends would take ~25 min.
+TG_FAULTY_CALLS = 100
+
+
+def serve_fake(script, argv):
+    """Runs a fake from tests/fakes with TCP_NODELAY on its connections.
+
+    The fakes answer with two writes (headers, then body); on a keep-alive
+    connection Nagle's algorithm holds the body until the client's delayed
+    ACK, 40 ms per call. libcurl keeps connections alive, so unpatched the
+    outbox would deliver ~24 messages a second."""
+    sys.path.insert(0, FAKES)
+    import fakecommon
+    setup = fakecommon.Handler.setup
+
+    def nodelay_setup(self):
+        setup(self)
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    fakecommon.Handler.setup = nodelay_setup
+    module = runpy.run_path(os.path.join(FAKES, script), run_name="fake")
+    sys.exit(module["main"](argv))
+
+
+class Fake(harness.Fake):
+    """harness.Fake, served through serve_fake()."""
+
+    def __init__(self, env, script, *args):
+        self.port_file = os.path.join(env.tmp, "%s.%s.port"
+                                      % (script, uuid.uuid4().hex[:6]))
+        log = open(os.path.join(env.tmp, script + ".log"), "ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, os.path.abspath(__file__), "--serve-fake",
+             script, "--port", "0", "--port-file", self.port_file] +
+            list(args), stdout=log, stderr=log)
+        env.procs.append(self.proc)
+        harness.wait_for(lambda: os.path.exists(self.port_file), 20,
+                         "%s to listen" % script)
+        with open(self.port_file) as f:
+            self.port = int(f.read().strip())
+        self.url = "http://127.0.0.1:%d" % self.port
+
+    def reached(self, calls):
+        """Whether the fake has received `calls` API calls."""
+        return len(self.control("requests?since=%d" % (calls - 1))) > 0
 
 
 def stack_matches():
     """True when tests/stack.sh's NS_STACK_DIR is the stack we talk to."""
-    if not os.environ.get("NS_STACK_DIR"):
+    if not os.environ.get("NS_STACK_DIR") or \
+            not os.environ.get("NS_KAFKA_BROKERS"):
         return False
     res = subprocess.run(["bash", STACK_SH, "env"], capture_output=True,
                          text=True, timeout=60)
     m = re.search(r"NS_KAFKA_BROKERS='([^']*)'", res.stdout)
     return (res.returncode == 0 and m is not None and
-            m.group(1) == os.environ.get("NS_KAFKA_BROKERS"))
+            m.group(1) == os.environ["NS_KAFKA_BROKERS"])
 
 
 class Case:
-    """One case's world: job, config, workers, counters."""
+    """One case's world: job, config, processes, random moments, notes."""
 
-    def __init__(self, test, number, crashes=0):
-        self.test = test
+    def __init__(self, number, job, crashes):
         self.number = number
-        self.job = test.env.job("f%d" % number)
-        self.topic = "ns.items." + self.job
-        self.crashes = crashes
-        self.workers = []      # every worker started (logs are counted)
+        self.job = job
+        self.topic = "ns.items." + job
+        self.crashes = crashes  # the duplicate deliveries allowed
+        self.rng = random.Random(SEED * 10 + number)
+        self.workers = []       # every worker started (their logs count)
         self.producers = []
         self.run_id = None
         self.t0 = None
-        self.extra = []        # notes for the report line
+        self.notes = []
 
 
 class FaultsTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         env = cls.env = harness.Env("faults")
-        cls.llm = harness.Fake(env, "fake_llm.py", "--api-key",
-                               env.env["NS_LLM_API_KEY"])
-        cls.tg = harness.Fake(env, "fake_telegram.py", "--token",
-                              env.env["NS_TELEGRAM_BOT_TOKEN"])
+        cls.llm = Fake(env, "fake_llm.py", "--api-key",
+                       env.env["NS_LLM_API_KEY"])
+        cls.tg = Fake(env, "fake_telegram.py", "--token",
+                      env.env["NS_TELEGRAM_BOT_TOKEN"])
         env.sql("INSERT INTO projects (name, description, progress) "
                 "SELECT 'project-' || lpad(g::text, 5, '0'), 'desc ' || g, "
                 "g %% 101 FROM generate_series(1, %s) g", (N,))
-        cls.rng = random.Random(SEED)
         print("\n  NS_FAULTS_SEED=%d" % SEED, flush=True)
 
     @classmethod
@@ -96,13 +148,15 @@ class FaultsTest(unittest.TestCase):
         self.case = None
         self.llm.reset()
         self.tg.reset()
+        # The outbox is shared by the whole database: messages an earlier,
+        # failed case left behind must not reach this case's Telegram.
+        self.sql("UPDATE outbox SET status = 'failed', last_error = 'left "
+                 "over by an earlier test case' WHERE status = 'pending'")
 
     def tearDown(self):
-        # Whatever happened, nothing of this case keeps running into the next.
+        # Whatever happened, nothing of this case runs on into the next.
         c = self.case
-        if c is None:
-            return
-        for p in c.workers + c.producers:
+        for p in (c.workers + c.producers) if c else []:
             if p.poll() is None:
                 p.kill()
                 p.wait(30)
@@ -115,12 +169,11 @@ class FaultsTest(unittest.TestCase):
             try:
                 return self.env.sql(query, params)
             except (psycopg2.OperationalError, psycopg2.InterfaceError):
-                if self.env._pg is not None:
-                    try:
-                        self.env._pg.close()
-                    except Exception:
-                        pass
-                    self.env._pg = None
+                try:
+                    self.env._pg.close()
+                except Exception:
+                    pass
+                self.env._pg = None
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(0.2)
@@ -130,7 +183,9 @@ class FaultsTest(unittest.TestCase):
         return rows[0][0] if rows else None
 
     # -- set-up -------------------------------------------------------------
-    def config(self, c, llm_timeout=5, tg_timeout=5, schedule=None):
+    def new_case(self, number, crashes=0, llm_timeout=5, tg_timeout=5,
+                 schedule=None):
+        c = self.case = Case(number, self.env.job("f%d" % number), crashes)
         sched = ""
         if schedule:
             sched = ("    schedule: \"%s\"\n    timezone: UTC\n"
@@ -157,16 +212,11 @@ class FaultsTest(unittest.TestCase):
             "backoff_max_seconds: 2}\n"
             "    max_parallelism: 8\n"
             "    notify: {telegram: {chat_id: \"${NS_TELEGRAM_CHAT_ID}\"}}\n"
-            % (self.env.tag, c.number, self.llm.url, llm_timeout,
-               self.tg.url, tg_timeout, c.job, sched))
-        c.cfg = os.path.join(self.env.tmp, "case%d.yaml" % c.number)
+            % (self.env.tag, number, self.llm.url, llm_timeout, self.tg.url,
+               tg_timeout, c.job, sched))
+        c.cfg = os.path.join(self.env.tmp, "case%d.yaml" % number)
         with open(c.cfg, "w") as f:
             f.write(text)
-        return c.cfg
-
-    def new_case(self, number, crashes=0, **cfg):
-        c = self.case = Case(self, number, crashes)
-        self.config(c, **cfg)
         return c
 
     def start_worker(self, c, wait=True):
@@ -205,6 +255,15 @@ class FaultsTest(unittest.TestCase):
         self.assertEqual(res.returncode, 0, res.stderr[-3000:])
         return time.monotonic() - t
 
+    def produce(self, c, key, value):
+        path = os.path.join(self.env.tmp, "poison.bin")
+        with open(path, "wb") as f:
+            f.write(value)
+        subprocess.run(["kcat", "-P", "-b", os.environ["NS_KAFKA_BROKERS"],
+                        "-t", c.topic, "-k", key,
+                        "-X", "message.max.bytes=16777216", path],
+                       check=True, timeout=120)
+
     # -- the verdict --------------------------------------------------------
     def logs(self, c):
         text = []
@@ -221,9 +280,9 @@ class FaultsTest(unittest.TestCase):
             "('succeeded', 'failed', 'cancelled')", run), 240, "run end", 0.2)
         items = self.sql(
             "SELECT count(*), count(*) FILTER (WHERE status = 'done'), "
-            "coalesce(sum(attempts), 0), string_agg(item_key || ': ' || "
-            "coalesce(error, ''), '; ') FILTER (WHERE status <> 'done') "
-            "FROM items WHERE run_id = %s", run)[0]
+            "coalesce(sum(attempts), 0), left(string_agg(item_key || ': ' || "
+            "coalesce(error, ''), '; ') FILTER (WHERE status <> 'done'), "
+            "2000) FROM items WHERE run_id = %s", run)[0]
         self.assertEqual(items[0], N, "items of the run")
         self.assertEqual(items[1], N, "items not done: %s" % items[3])
         self.assertEqual(status, "succeeded")
@@ -233,11 +292,11 @@ class FaultsTest(unittest.TestCase):
             "SELECT count(*), count(DISTINCT a.project_id) FROM analyses a "
             "JOIN projects p ON p.id = a.project_id WHERE a.run_id = %s",
             run)[0], (N, N))
-        # The run's own items never reached the dead letters.
-        ghost = [k for k, _, _ in poison]
+        # None of the run's own items went to the dead letters.
         self.assertEqual(self.scalar(
-            "SELECT count(*) FROM dead_letters WHERE run_id = %s AND "
-            "item_key <> ALL(%s)", (c.run_id, ghost)), 0)
+            "SELECT count(*) FROM dead_letters d JOIN items i ON "
+            "i.run_id = d.run_id AND i.item_key = d.item_key WHERE "
+            "d.run_id = %s", run), 0)
         for key, value, reason in poison:
             rows = self.sql("SELECT reason, length(payload) FROM dead_letters"
                             " WHERE msg_key = %s::bytea", (key.encode(),))
@@ -268,27 +327,31 @@ class FaultsTest(unittest.TestCase):
         ignored = logs.count("already finished; redelivery ignored")
         retries = len(re.findall(r"attempt \d+ failed \(", logs))
         redelivered = ignored + max(0, items[2] - N - retries)
-        extra = ["%d retries" % retries] + c.extra
+        faults = [sum(1 for r in f.requests() if r["fault"])
+                  for f in (self.llm, self.tg)]
+        notes = ["%d retries" % retries] + c.notes
+        if any(faults):
+            notes.append("%d LLM and %d Telegram calls failed" % tuple(faults))
         print("\n  case %d: %d items, %d duplicate deliveries, %d redelivered"
               " messages, %.1f s (%s)" % (c.number, N, dups, redelivered,
-                                          elapsed, ", ".join(extra)),
+                                          elapsed, "; ".join(notes)),
               flush=True)
         self.assertLessEqual(dups, c.crashes,
                              "duplicate deliveries beyond the outbox window: "
                              "%s" % [k for k, n in per_project.items()
                                      if n > 1])
 
+    def assert_survived(self, c, gone=()):
+        for w in c.workers:
+            if w not in gone:
+                self.assertIsNone(w.poll(), "a worker exited:\n" +
+                                  self.env.log_tail(w))
+
     def stop_workers(self, c):
-        """Survivors were never down and leave cleanly."""
+        """The survivors leave cleanly."""
         for w in self.alive(c):
             self.assertEqual(self.env.stop(w, timeout=60), 0,
                              self.env.log_tail(w))
-
-    def assert_survived(self, c, killed=()):
-        for w in c.workers:
-            if w not in killed:
-                self.assertIsNone(w.poll(), "worker exited:\n" +
-                                  self.env.log_tail(w))
 
     # -- the cases ------------------------------------------------------------
     def test_1_kill_9_workers_at_random_moments(self):
@@ -297,19 +360,19 @@ class FaultsTest(unittest.TestCase):
         for _ in range(3):
             self.start_worker(c)
         self.start_run(c)
-        moments = sorted(self.rng.uniform(0.05, 0.85) for _ in range(kills))
+        moments = sorted(c.rng.uniform(0.05, 0.85) for _ in range(kills))
         killed = []
         for at in moments:
             self.wait_progress(c, at)
-            time.sleep(self.rng.uniform(0, 0.5))
-            victim = self.rng.choice(self.alive(c))
+            time.sleep(c.rng.uniform(0, 0.5))
+            victim = c.rng.choice(self.alive(c))
             victim.send_signal(signal.SIGKILL)
             victim.wait(10)
             killed.append(victim)
             # A replacement, so that two or more stay alive.
             self.start_worker(c, wait=False)
             self.assertGreaterEqual(len(self.alive(c)), 2)
-        c.extra.append("kill -9 at %s of the items" % ", ".join(
+        c.notes.append("kill -9 at %s of the items" % ", ".join(
             "%d%%" % (m * 100) for m in moments))
         self.verify(c)
         self.assert_survived(c, killed)
@@ -321,11 +384,10 @@ class FaultsTest(unittest.TestCase):
         for _ in range(2):
             self.start_worker(c)
         self.start_run(c)
-        at = self.rng.uniform(0.15, 0.6)
+        at = c.rng.uniform(0.15, 0.6)
         self.wait_progress(c, at)
         took = self.stack("restart", "kafka")
-        c.extra.append("broker restarted at %d%%, down %.1f s"
-                       % (at * 100, took))
+        c.notes.append("broker restarted at %d%% (%.1f s)" % (at * 100, took))
         self.verify(c)
         self.assert_survived(c)
         self.stop_workers(c)
@@ -336,36 +398,119 @@ class FaultsTest(unittest.TestCase):
         for _ in range(2):
             self.start_worker(c)
         self.start_run(c)
-        at = self.rng.uniform(0.15, 0.6)
+        at = c.rng.uniform(0.15, 0.6)
         self.wait_progress(c, at)
         took = self.stack("restart", "postgres")
-        c.extra.append("postgres restarted at %d%%, down %.1f s"
+        c.notes.append("postgres restarted at %d%% (%.1f s)"
                        % (at * 100, took))
         self.verify(c)
         self.assert_survived(c)
         self.stop_workers(c)
 
     def test_4_fake_apis_fail_20_percent(self):
+        # The fakes' timeout fault holds a call 2 s, then closes it; the
+        # clients give up after 3 s.
         c = self.new_case(4, llm_timeout=3, tg_timeout=3)
         faults = {"fail_rate": 0.2, "timeout_seconds": 2, "retry_after": 1}
         self.llm.control("config", dict(faults, seed=SEED))
         self.tg.control("config", dict(faults, seed=SEED + 1))
-        for _ in range(2):
-            self.start_worker(c)
-        self.start_run(c)
-        self.verify(c)
-        llm = self.llm.requests()
-        tg = self.tg.requests()
-        kinds = collections.Counter(r["fault"] for r in llm + tg
-                                    if r["fault"])
-        c.extra.append("faults: %d of %d LLM calls, %d of %d Telegram calls"
-                       " %s" % (sum(1 for r in llm if r["fault"]), len(llm),
-                                sum(1 for r in tg if r["fault"]), len(tg),
-                                dict(kinds)))
-        print("  " + c.extra[-1], flush=True)
+        stop = threading.Event()
+
+        def calm_telegram():
+            # See TG_FAULTY_CALLS.
+            while not stop.wait(0.1):
+                if self.tg.reached(TG_FAULTY_CALLS):
+                    self.tg.control("config", {"fail_rate": 0})
+                    return
+        watcher = threading.Thread(target=calm_telegram, daemon=True)
+        watcher.start()
+        try:
+            for _ in range(2):
+                self.start_worker(c)
+            self.start_run(c)
+            c.notes.append("LLM 20%% of all calls, Telegram 20%% of the "
+                           "first %d" % TG_FAULTY_CALLS)
+            self.verify(c)
+        finally:
+            stop.set()
+            watcher.join(10)
         self.assert_survived(c)
         self.stop_workers(c)
 
+    def test_5_poison_messages_mixed_in(self):
+        c = self.new_case(5)
+
+        def envelope(**fields):
+            doc = {"v": 1, "job": c.job, "run_id": 10 ** 9,
+                   "item_key": "ghost", "attempt": 1, "dry_run": False,
+                   "payload": {}}
+            doc.update(fields)
+            return json.dumps(doc).encode()
+        tag = "poison-%s-" % uuid.uuid4().hex[:6]
+        # Some are in the topic before the run's items, some arrive while
+        # they are processed.
+        before = [
+            (tag + "json", b"{not json", "bad input: malformed JSON"),
+            (tag + "utf8", b'{"v":1,"job":"\xff\xfe"}',
+             "bad input: invalid UTF-8 at byte 14"),
+            (tag + "big", envelope(payload={"x": "a" * (10 << 20)}),
+             "exceeds the limit of 1048576"),
+        ]
+        for key, value, _ in before:
+            self.produce(c, key, value)
+        for _ in range(2):
+            self.start_worker(c)
+        run_id = self.start_run(c)
+        during = [
+            (tag + "job", envelope(job="no-such-job"),
+             'bad input: unknown job "no-such-job"'),
+            (tag + "schema", envelope(run_id="seven"),
+             'bad input: envelope field "run_id" missing or not a positive'),
+            (tag + "item", envelope(run_id=run_id, item_key="no-such-item"),
+             'bad input: run %d has no item "no-such-item"' % run_id),
+        ]
+        c.rng.shuffle(during)
+        moments = sorted(c.rng.uniform(0.05, 0.6) for _ in during)
+        for at, (key, value, _) in zip(moments, during):
+            self.wait_progress(c, at)
+            self.produce(c, key, value)
+        c.notes.append("%d poison messages" % len(before + during))
+        self.verify(c, poison=before + during)
+        self.assert_survived(c)
+        self.stop_workers(c)
+
+    def test_6_a_worker_joins_and_one_leaves(self):
+        c = self.new_case(6)
+        first = [self.start_worker(c) for _ in range(2)]
+        self.start_run(c)
+        join, leave = (c.rng.uniform(0.1, 0.35), c.rng.uniform(0.45, 0.75))
+        self.wait_progress(c, join)
+        third = self.start_worker(c)
+        self.wait_progress(c, leave)
+        leaver = c.rng.choice(first + [third])
+        self.assertEqual(self.env.stop(leaver, signal.SIGTERM, timeout=60),
+                         0, self.env.log_tail(leaver))
+        self.assertIn("left the consumer group", self.env.log_tail(leaver, 20))
+        c.notes.append("w3 joined at %d%%, w%d left at %d%%" % (
+            join * 100, c.workers.index(leaver) + 1, leave * 100))
+        self.verify(c)
+        self.assert_survived(c, [leaver])
+        self.stop_workers(c)
+
+
+def main():
+    if sys.argv[1:2] == ["--serve-fake"]:
+        serve_fake(sys.argv[2], sys.argv[3:])
+    if len(sys.argv) == 1:
+        harness.run(globals())
+    harness.require_stack()
+    suite = unittest.defaultTestLoader.loadTestsFromNames(
+        sys.argv[1:], sys.modules[__name__])
+    result = unittest.TextTestRunner(verbosity=2).run(suite)
+    failed = len(result.failures) + len(result.errors)
+    print("%d passed, %d failed" % (result.testsRun - failed, failed))
+    sys.exit(1 if failed else 0)
+
 
 if __name__ == "__main__":
-    harness.run(globals())
+    main()

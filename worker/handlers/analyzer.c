@@ -123,10 +123,13 @@ ns_err_t ns_analyzer_project(ns_item_ctx_t *ctx, ns_error_t *err)
     int progress = cJSON_IsNumber(prog) ? prog->valueint : 0;
     int64_t project_id = (int64_t)id->valuedouble;
 
+    ns_err_t rc = ns_item_rate_limit(ctx, "llm", err);
+    if (rc != NS_OK)
+        return rc;
     ns_llm_settings_t llm = llm_settings(ctx);
     char *prompt = build_prompt(project, progress);
     ns_llm_result_t res = {0};
-    ns_err_t rc = ns_llm_chat(&llm, NULL, prompt, &res, err);
+    rc = ns_llm_chat(&llm, NULL, prompt, &res, err);
     free(prompt);
     if (rc != NS_OK)
         return rc;

@@ -79,6 +79,11 @@ typedef struct ns_config {
     char *kafka_brokers; /**< default ${NS_KAFKA_BROKERS} */
     ns_kv_t *kafka;      /**< librdkafka properties, in file order */
     size_t n_kafka;
+    /** Outbound rate limits shared by all replicas: name → "30/s" etc.
+     *  Names used: "telegram" (all messages), "telegram.chat" (per chat),
+     *  "llm" (chat completions). */
+    ns_kv_t *rate_limits;
+    size_t n_rate_limits;
     int worker_max_in_flight;    /**< default 8 */
     int worker_metrics_port;     /**< default 9464; 0 = ephemeral, -1 = off */
     int producer_metrics_port;   /**< default 9463 */

@@ -14,6 +14,8 @@ typedef enum ns_err {
     NS_ERR_NOMEM,
     NS_ERR_IO,
     NS_ERR_NOT_FOUND,
+    NS_ERR_DEFERRED, /**< not an attempt: try again after retry_after_s
+                        (a shared rate limit said "not yet") */
 } ns_err_t;
 
 /** The cause of a failure. retry_after_s < 0 means "no hint". */
