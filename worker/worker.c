@@ -60,7 +60,9 @@ struct ns_worker {
     size_t max_outstanding;
     int assigned;
     size_t n_started;
-    int abandoned; /* grace exceeded: do not wait for pool threads */
+    int hold_wakeups; /* consumer thread only; read under lock */
+    int held_wakeups; /* under lock */
+    int abandoned;    /* grace exceeded: do not wait for pool threads */
     volatile sig_atomic_t *running;
 };
 
@@ -209,7 +211,12 @@ static void start_task(ns_worker_t *w, ns_task_t *task)
     else
         w->ready_head = task;
     w->ready_tail = task;
-    pthread_cond_signal(&w->work_cond);
+    /* While the consumer loop takes a burst of messages, it wakes the pool
+     * once at the end, so threads find many tasks (bigger batches). */
+    if (w->hold_wakeups)
+        w->held_wakeups++;
+    else
+        pthread_cond_signal(&w->work_cond);
     pthread_mutex_unlock(&w->lock);
 }
 
@@ -539,9 +546,18 @@ int ns_worker_run(ns_worker_t *w, volatile sig_atomic_t *running)
         if (!full || now_ms - last_poll >= 1000) {
             last_poll = now_ms;
             int budget = full ? 1 : (int)(w->max_outstanding - w->outstanding);
+            pthread_mutex_lock(&w->lock);
+            w->hold_wakeups = 1;
+            pthread_mutex_unlock(&w->lock);
             while (*running && budget-- > 0 &&
                    (m = rd_kafka_consumer_poll(w->rk, 0)) != NULL)
                 accept_message(w, m);
+            pthread_mutex_lock(&w->lock);
+            w->hold_wakeups = 0;
+            if (w->held_wakeups > 0)
+                pthread_cond_broadcast(&w->work_cond);
+            w->held_wakeups = 0;
+            pthread_mutex_unlock(&w->lock);
         }
         int64_t now = ns_clock_mono_ms();
         if (now - last_lag >= LAG_EVERY_MS) {
