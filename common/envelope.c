@@ -24,20 +24,31 @@ ns_err_t ns_envelope_encode(const ns_envelope_t *env, char **out,
     if (json == NULL)
         return ns_error_set(err, NS_ERR_NOMEM, "envelope: out of memory");
     size_t len = strlen(json);
-    *compressed = false;
-    if (len < NS_ENVELOPE_COMPRESS_AT) {
-        *out = json;
-        *out_len = len;
-        return NS_OK;
+    char *z = NULL;
+    ns_err_t rc = ns_envelope_compress(json, len, &z, out_len, compressed, err);
+    if (rc != NS_OK || z != NULL) {
+        free(json);
+        *out = z;
+        return rc;
     }
+    *out = json;
+    *out_len = len;
+    return NS_OK;
+}
+
+ns_err_t ns_envelope_compress(const char *json, size_t len, char **out,
+                              size_t *out_len, bool *compressed,
+                              ns_error_t *err)
+{
+    *out = NULL;
+    *compressed = false;
+    if (len < NS_ENVELOPE_COMPRESS_AT)
+        return NS_OK;
     size_t cap = ZSTD_compressBound(len);
     char *z = malloc(cap);
-    if (z == NULL) {
-        free(json);
+    if (z == NULL)
         return ns_error_set(err, NS_ERR_NOMEM, "envelope: out of memory");
-    }
     size_t zlen = ZSTD_compress(z, cap, json, len, 3);
-    free(json);
     if (ZSTD_isError(zlen)) {
         free(z);
         return ns_error_set(err, NS_ERR_INVALID, "envelope: zstd: %s",

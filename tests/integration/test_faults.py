@@ -29,6 +29,7 @@ against with tests/stack.sh (NS_STACK_DIR from the environment).
 
 Run one case: test_faults.py FaultsTest.test_2_kafka_broker_restart
 """
+import calendar
 import collections
 import json
 import os
@@ -55,6 +56,9 @@ REPORT_RE = re.compile(r"<b>Project:</b> (\S+)")
 # one chat strictly in order, so every failed call stalls the whole chat for
 # its backoff (~1.5 s on average); 20% of 5,001 sends would take ~25 min.
 TG_FAULTY_CALLS = 100
+# Case 7: the kill comes this long (at most) after the producer fired the
+# slot; enumerating and emitting 5,000 items takes 0.3 s or more.
+KILL_WINDOW = 0.1
 
 
 def serve_fake(script, argv):
@@ -128,38 +132,25 @@ class Case:
 
 
 class FaultsTest(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        env = cls.env = harness.Env("faults")
-        cls.llm = Fake(env, "fake_llm.py", "--api-key",
-                       env.env["NS_LLM_API_KEY"])
-        cls.tg = Fake(env, "fake_telegram.py", "--token",
-                      env.env["NS_TELEGRAM_BOT_TOKEN"])
-        env.sql("INSERT INTO projects (name, description, progress) "
-                "SELECT 'project-' || lpad(g::text, 5, '0'), 'desc ' || g, "
-                "g %% 101 FROM generate_series(1, %s) g", (N,))
-        print("\n  NS_FAULTS_SEED=%d" % SEED, flush=True)
+    """Every case has a world of its own (database, consumer group, fakes,
+    temp dir): the outbox dispatcher serves the whole database, and its
+    cost grows with the rows already sent."""
 
     @classmethod
-    def tearDownClass(cls):
-        cls.env.close()
+    def setUpClass(cls):
+        print("\n  NS_FAULTS_SEED=%d" % SEED, flush=True)
 
     def setUp(self):
         self.case = None
-        self.llm.reset()
-        self.tg.reset()
-        # The outbox is shared by the whole database: messages an earlier,
-        # failed case left behind must not reach this case's Telegram.
-        self.sql("UPDATE outbox SET status = 'failed', last_error = 'left "
-                 "over by an earlier test case' WHERE status = 'pending'")
+        self.env = None
 
     def tearDown(self):
         # Whatever happened, nothing of this case runs on into the next.
-        c = self.case
-        for p in (c.workers + c.producers) if c else []:
-            if p.poll() is None:
-                p.kill()
-                p.wait(30)
+        if self.env is not None:
+            for p in self.env.procs:
+                if p.poll() is None:
+                    p.kill()
+            self.env.close()
 
     # -- database, robust against a Postgres restart ----------------------
     def sql(self, query, params=(), timeout=90):
@@ -185,7 +176,15 @@ class FaultsTest(unittest.TestCase):
     # -- set-up -------------------------------------------------------------
     def new_case(self, number, crashes=0, llm_timeout=5, tg_timeout=5,
                  schedule=None):
-        c = self.case = Case(number, self.env.job("f%d" % number), crashes)
+        env = self.env = harness.Env("faults%d" % number)
+        self.llm = Fake(env, "fake_llm.py", "--api-key",
+                        env.env["NS_LLM_API_KEY"])
+        self.tg = Fake(env, "fake_telegram.py", "--token",
+                       env.env["NS_TELEGRAM_BOT_TOKEN"])
+        env.sql("INSERT INTO projects (name, description, progress) "
+                "SELECT 'project-' || lpad(g::text, 5, '0'), 'desc ' || g, "
+                "g %% 101 FROM generate_series(1, %s) g", (N,))
+        c = self.case = Case(number, env.job("f%d" % number), crashes)
         sched = ""
         if schedule:
             sched = ("    schedule: \"%s\"\n    timezone: UTC\n"
@@ -447,6 +446,9 @@ class FaultsTest(unittest.TestCase):
             doc.update(fields)
             return json.dumps(doc).encode()
         tag = "poison-%s-" % uuid.uuid4().hex[:6]
+        # The workers create the topic (8 partitions; kcat would make 4).
+        for _ in range(2):
+            self.start_worker(c)
         # Some are in the topic before the run's items, some arrive while
         # they are processed.
         before = [
@@ -458,8 +460,6 @@ class FaultsTest(unittest.TestCase):
         ]
         for key, value, _ in before:
             self.produce(c, key, value)
-        for _ in range(2):
-            self.start_worker(c)
         run_id = self.start_run(c)
         during = [
             (tag + "job", envelope(job="no-such-job"),
@@ -496,6 +496,69 @@ class FaultsTest(unittest.TestCase):
         self.verify(c)
         self.assert_survived(c, [leaver])
         self.stop_workers(c)
+
+    def test_7_two_producers_one_killed_while_emitting(self):
+        c = self.new_case(7, crashes=1, schedule="0 3 * * *")
+        clock = os.path.join(self.env.tmp, "clock")
+        slot = calendar.timegm((2026, 6, 1, 3, 0, 0))
+
+        def set_clock(t):
+            with open(clock + ".tmp", "w") as f:
+                f.write("%.3f\n" % t)
+            os.replace(clock + ".tmp", clock)
+        set_clock(slot - 5)
+        for _ in range(2):
+            self.start_worker(c)
+        penv = dict(self.env.env, NS_TEST_CLOCK_FILE=clock)
+        for name in ("c7-pa", "c7-pb"):
+            p = self.env.start("producer", "-c", c.cfg, log=name, env=penv)
+            c.producers.append(p)
+            self.env.wait_log(p, "producer started", timeout=30)
+        # From a second before the slot on, the producers' clock runs in
+        # real time (their recovery pass is due every 5 s of it).
+        stop = threading.Event()
+
+        def tick():
+            t0 = time.monotonic()
+            while not stop.wait(0.05):
+                set_clock(slot - 1 + time.monotonic() - t0)
+        ticker = threading.Thread(target=tick, daemon=True)
+        ticker.start()
+        try:
+            firer = harness.wait_for(lambda: next(
+                (p for p in c.producers
+                 if "fired slot" in self.env.log_tail(p, 50)), None),
+                30, "a producer to fire the slot", 0.002)
+            c.t0 = time.monotonic()
+            # Killed while it enumerates or emits the 5,000 items.
+            time.sleep(c.rng.uniform(0, KILL_WINDOW))
+            firer.send_signal(signal.SIGKILL)
+            firer.wait(10)
+            state = self.sql(
+                "SELECT run_id, status, emitted_at IS NOT NULL, (SELECT "
+                "count(*) FROM items i WHERE i.run_id = r.run_id) FROM runs "
+                "r WHERE job = %s", (c.job,))
+            self.assertEqual(len(state), 1, state)
+            c.run_id, status, emitted, items = state[0]
+            self.assertFalse(emitted, "the kill came after the emission")
+            c.notes.append("producer killed %s (%d items recorded)" % (
+                "while enumerating" if status == "pending" else
+                "while emitting", items))
+            survivor = [p for p in c.producers if p is not firer][0]
+            self.env.wait_log(survivor, "resumed 1 run(s)", timeout=90)
+            self.verify(c)
+        finally:
+            stop.set()
+            ticker.join(10)
+        # Two producers, one slot, one run.
+        self.assertEqual(self.scalar(
+            "SELECT count(*) FROM runs WHERE job = %s", (c.job,)), 1)
+        self.assertEqual(self.scalar(
+            "SELECT extract(epoch FROM scheduled_for)::bigint FROM runs "
+            "WHERE job = %s", (c.job,)), slot)
+        self.assert_survived(c)
+        self.stop_workers(c)
+        self.assertEqual(self.env.stop(survivor), 0)
 
 
 def main():

@@ -33,6 +33,13 @@ typedef struct ns_envelope {
 ns_err_t ns_envelope_encode(const ns_envelope_t *env, char **out,
                             size_t *out_len, bool *compressed, ns_error_t *err);
 
+/** @brief zstd-compresses an encoded envelope (JSON text) when it is at
+ *  least NS_ENVELOPE_COMPRESS_AT bytes: *out is then malloc'd and
+ *  *compressed true; otherwise *out is NULL (send json as it is). */
+ns_err_t ns_envelope_compress(const char *json, size_t len, char **out,
+                              size_t *out_len, bool *compressed,
+                              ns_error_t *err);
+
 /** @brief Parses and validates bytes (decompressing first if compressed).
  *  Rejects: more than max_len bytes (before or after decompression),
  *  invalid UTF-8, malformed JSON, a version other than 1, missing or
