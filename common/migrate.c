@@ -55,15 +55,15 @@ ns_err_t ns_migrate(PGconn *conn, int *applied, ns_error_t *err)
     /* One transaction: the transaction-level lock is held until the table
      * is committed, so a concurrent migrator sees it (a session lock
      * released before COMMIT would not guarantee that). */
-    ns_err_t rc = ns_pg_exec(
-        conn,
-        "BEGIN;"
-        "SELECT pg_advisory_xact_lock(" NS_MIGRATE_LOCK ");"
-        "CREATE TABLE IF NOT EXISTS schema_migrations ("
-        " name text PRIMARY KEY,"
-        " applied_at timestamptz NOT NULL DEFAULT now());"
-        "COMMIT",
-        0, NULL, err);
+    ns_err_t rc =
+        ns_pg_exec(conn,
+                   "BEGIN;"
+                   "SELECT pg_advisory_xact_lock(" NS_MIGRATE_LOCK ");"
+                   "CREATE TABLE IF NOT EXISTS schema_migrations ("
+                   " name text PRIMARY KEY,"
+                   " applied_at timestamptz NOT NULL DEFAULT now());"
+                   "COMMIT",
+                   0, NULL, err);
     if (rc != NS_OK)
         ns_pg_rollback(conn);
     for (int i = 0; rc == NS_OK && i < ns_migrations_count; i++)

@@ -28,8 +28,8 @@ TEST(parse_rejects_bad_specs)
 {
     ns_retry_tier_t t[2];
     ns_error_t err;
-    const char *bad[] = {"5x", "s", "-5s", "0s", "5m,30s", "5s,5s",
-                         "5s;30s", "1s,2s,3s"};
+    const char *bad[] = {"5x",     "s",     "-5s",    "0s",
+                         "5m,30s", "5s,5s", "5s;30s", "1s,2s,3s"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         ns_error_clear(&err);
         if (ns_retry_tiers_parse(bad[i], t, 2, &err) != -1)
