@@ -264,6 +264,7 @@ static const field_t job_fields[] = {
     F_FN_("finalizer", parse_finalizer),
     F_SECTION_("retry", retry_fields),
     F_INT_("max_parallelism", ns_job_t, max_parallelism, 1, 1024),
+    F_INT_("max_in_flight", ns_job_t, max_in_flight, 1, 65536),
     F_FN_("notify", parse_notify),
     F_FN_("params", parse_params),
     F_END,

@@ -154,7 +154,7 @@ void ns_item_process_batch(ns_item_res_t *res, const ns_msg_t *msgs,
                                           &ctx.log, it->attempts, rc, &err, t0);
             outcomes[i] = next == ITEM_RETRY_HERE
                               ? item_run(res, it->msg, &it->env, it->job, it->h,
-                                         it->attempts)
+                                         it->attempts, false)
                               : (ns_item_outcome_t)next;
         }
     }

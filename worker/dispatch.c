@@ -101,21 +101,8 @@ int drain(ns_worker_t *w, const rd_kafka_topic_partition_list_t *parts,
           int64_t grace_ms)
 {
     size_t dropped = 0;
-    ns_task_t *pulled = NULL;
     pthread_mutex_lock(&w->lock);
-    ns_task_t **pp = &w->ready_head;
-    w->ready_tail = NULL;
-    while (*pp != NULL) {
-        ns_task_t *task = *pp;
-        if (task_in(task, (void *)parts)) {
-            *pp = task->next;
-            task->next = pulled;
-            pulled = task;
-        } else {
-            w->ready_tail = task;
-            pp = &task->next;
-        }
-    }
+    ns_task_t *pulled = ns_readyq_pull_if(w->ready, task_in, (void *)parts);
     pthread_mutex_unlock(&w->lock);
     while (pulled != NULL) {
         ns_task_t *next = pulled->next;

@@ -30,6 +30,9 @@ typedef struct ns_handler_def {
      *  thread takes many of its items at once and batches the bookkeeping.
      *  Never for handlers that wait on HTTP. */
     int batch;
+    /** 1: the handler computes (no waiting on I/O): at most one item per
+     *  core at once, whatever the job's max_in_flight. */
+    int cpu_bound;
 } ns_handler_def_t;
 
 /** @brief The handler or finalizer called name, or NULL. */

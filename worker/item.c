@@ -5,6 +5,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "bookkeeper.h"
 #include "ctx.h"
 #include "item_internal.h"
 #include "ns/clock.h"
@@ -129,6 +130,49 @@ static precheck_t precheck(ns_item_res_t *res, const ns_envelope_t *env,
     }
 }
 
+/* The precheck and the first attempt's start in one statement, batched
+ * with other threads' (bookkeeper.h); the one-item statements without a
+ * bookkeeper or when its statement failed. *started: the attempt is
+ * recorded, *attempts counts those before it. */
+static precheck_t check_and_start(ns_item_res_t *res, const ns_envelope_t *env,
+                                  int *attempts, bool *started)
+{
+    *started = false;
+    res->done_hint = -1;
+    if (res->bk == NULL)
+        return precheck(res, env, attempts);
+    int attempt = 0;
+    switch (
+        ns_bookkeeper_start(res->bk, env->run_id, env->item_key, &attempt)) {
+    case NS_BK_OK:
+        *started = true;
+        *attempts = attempt - 1;
+        return PRE_PENDING;
+    case NS_BK_TERMINAL: *attempts = attempt; return PRE_TERMINAL;
+    case NS_BK_UNKNOWN: return PRE_UNKNOWN;
+    case NS_BK_CANCELLED: *attempts = attempt; return PRE_CANCELLED;
+    case NS_BK_STOPPING: return PRE_STOPPING;
+    case NS_BK_ERROR: break;
+    }
+    return precheck(res, env, attempts);
+}
+
+/* Whether an item's outcome may have completed its run: known from the
+ * batched "done" (done_hint), else asked in a batch; without a bookkeeper
+ * the caller claims the run (one statement that is a no-op unless the run
+ * is complete). */
+static bool run_may_be_complete(ns_item_res_t *res, int64_t run_id, bool ran)
+{
+    if (res->bk == NULL)
+        return true;
+    if (ran && res->done_hint >= 0)
+        return res->done_hint == 1;
+    bool maybe = true;
+    if (ns_bookkeeper_check(res->bk, run_id, &maybe) != NS_BK_OK)
+        return true;
+    return maybe;
+}
+
 /* Marks the attempt as started; transient failures are retried. */
 static int start_attempt(ns_item_res_t *res, const char *run, const char *key)
 {
@@ -155,6 +199,25 @@ static int start_attempt(ns_item_res_t *res, const char *run, const char *key)
 ns_err_t item_commit_done(ns_item_ctx_t *ctx, ns_error_t *err)
 {
     PGconn *pg = ctx->in_tx ? ctx->res->pg : NULL;
+    ctx->res->done_hint = -1;
+    if (pg == NULL && ctx->res->bk != NULL) {
+        /* Nothing of the handler's to commit with it: batched. */
+        char *report = ns_ctx_report_text(ctx);
+        bool maybe = true;
+        ns_bk_result_t b = ns_bookkeeper_done(ctx->res->bk, ctx->run_id,
+                                              ctx->item_key, report, &maybe);
+        free(report);
+        if (b == NS_BK_OK) {
+            ctx->res->done_hint = maybe;
+            return NS_OK;
+        }
+        if (b == NS_BK_STOPPING) {
+            ns_error_set(err, NS_ERR_TRANSIENT,
+                         "postgres unavailable while stopping");
+            return err->code;
+        }
+        /* NS_BK_ERROR: on this connection, one item at a time. */
+    }
     if (pg == NULL) {
         /* Dry runs and handlers that wrote nothing still record status. */
         if (ns_item_pg(ctx, err) == NULL)
@@ -290,7 +353,8 @@ void item_init_ctx(ns_item_ctx_t *ctx, ns_item_res_t *res, const ns_job_t *job,
 
 ns_item_outcome_t item_run(ns_item_res_t *res, const ns_msg_t *msg,
                            ns_envelope_t *env, const ns_job_t *job,
-                           const ns_handler_def_t *h, int attempts)
+                           const ns_handler_def_t *h, int attempts,
+                           bool started)
 {
     ns_item_ctx_t ctx;
     item_init_ctx(&ctx, res, job, env);
@@ -298,8 +362,9 @@ ns_item_outcome_t item_run(ns_item_res_t *res, const ns_msg_t *msg,
     ns_pg_i64str(env->run_id, run);
     int64_t t0 = ns_clock_mono_ms();
     for (;;) {
-        if (!start_attempt(res, run, env->item_key))
+        if (!started && !start_attempt(res, run, env->item_key))
             return NS_ITEM_ABANDONED;
+        started = false;
         ctx.attempt = ++attempts;
         cJSON_Delete(ctx.report);
         ctx.report = NULL;
@@ -356,9 +421,10 @@ ns_item_outcome_t ns_item_process(ns_item_res_t *res, const ns_msg_t *msg)
     const ns_job_t *job = ns_config_job(res->cfg, env.job);
     const ns_handler_def_t *h = job ? ns_handler_find(job->handler, 0) : NULL;
     int attempts = 0;
+    bool started = false;
     precheck_t pre = PRE_UNKNOWN;
     if (job != NULL && h != NULL)
-        pre = precheck(res, &env, &attempts);
+        pre = check_and_start(res, &env, &attempts, &started);
     char reason[600];
     reason[0] = '\0';
     if (job == NULL)
@@ -390,9 +456,11 @@ ns_item_outcome_t ns_item_process(ns_item_res_t *res, const ns_msg_t *msg)
         NS_DEBUG(&lc, "already finished; redelivery ignored");
         item_count(env.job, "duplicate", -1);
     } else {
-        out = item_run(res, msg, &env, job, h, attempts);
+        out = item_run(res, msg, &env, job, h, attempts, started);
     }
-    if (out == NS_ITEM_COMMITTED && pre != PRE_UNKNOWN && ns_item_pg_wait(res))
+    if (out == NS_ITEM_COMMITTED && pre != PRE_UNKNOWN &&
+        run_may_be_complete(res, env.run_id, pre == PRE_PENDING) &&
+        ns_item_pg_wait(res))
         ns_finalize_if_complete(res, env.run_id);
     ns_item_pg_release(res);
     ns_envelope_free(&env);

@@ -25,7 +25,11 @@ typedef struct ns_item_res {
     rd_kafka_t *producer;           /**< retry tiers and ns.dlq; may be NULL */
     const ns_retry_tier_t *tiers;   /**< n_tiers 0: retries wait in-thread */
     int n_tiers;
-    ns_ratelimit_t *rl; /**< shared outbound limits; NULL: none */
+    ns_ratelimit_t *rl;       /**< shared outbound limits; NULL: none */
+    struct ns_bookkeeper *bk; /**< batched bookkeeping; NULL: per item */
+    /** Set by item_commit_done through bk: 1 the run may be complete, 0
+     *  it is not, -1 not known (the caller asks). */
+    int done_hint;
 } ns_item_res_t;
 
 /** @brief Takes a token of the configured limit `name` (rate_limits:),

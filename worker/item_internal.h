@@ -36,9 +36,11 @@ int item_after_failure(ns_item_res_t *res, const ns_msg_t *msg,
 void item_init_ctx(ns_item_ctx_t *ctx, ns_item_res_t *res, const ns_job_t *job,
                    const ns_envelope_t *env);
 
-/** The one-item path from the attempt after `attempts`. */
+/** The one-item path from the attempt after `attempts` (already recorded
+ *  in items.attempts when started). */
 ns_item_outcome_t item_run(ns_item_res_t *res, const ns_msg_t *msg,
                            ns_envelope_t *env, const ns_job_t *job,
-                           const ns_handler_def_t *h, int attempts);
+                           const ns_handler_def_t *h, int attempts,
+                           bool started);
 
 #endif

@@ -34,47 +34,43 @@ static int header_copy(rd_kafka_headers_t *hdrs, const char *name, char *out,
 
 #define BATCH_MAX 64
 
-/* Whether items of this topic may be taken in batches (fast handlers). */
-static bool batchable(const ns_config_t *cfg, const char *topic)
+/* The ready-queue lane of a job's topic: its index in the config (the last
+ * lane for anything else). */
+static size_t lane_of(const ns_config_t *cfg, const char *topic)
 {
     size_t plen = strlen("ns.items.");
-    if (strncmp(topic, "ns.items.", plen) != 0)
-        return false;
-    const ns_job_t *job = ns_config_job(cfg, topic + plen);
-    const ns_handler_def_t *h = job ? ns_handler_find(job->handler, 0) : NULL;
-    return h != NULL && h->batch;
+    if (strncmp(topic, "ns.items.", plen) == 0)
+        for (size_t i = 0; i < cfg->n_jobs; i++)
+            if (strcmp(cfg->jobs[i].name, topic + plen) == 0)
+                return i;
+    return cfg->n_jobs;
 }
 
-/* Caller holds w->lock: takes the first ready task and, for a batchable
- * topic, more of the same topic. */
-static size_t take_tasks(ns_worker_t *w, ns_task_t **out)
+ns_readyq_t *pool_ready_new(const ns_config_t *cfg, size_t n_threads)
 {
-    ns_task_t *first = w->ready_head;
-    w->ready_head = first->next;
-    if (w->ready_head == NULL)
-        w->ready_tail = NULL;
-    out[0] = first;
-    size_t n = 1;
-    const char *topic = rd_kafka_topic_name(first->rkm->rkt);
-    if (!batchable(w->cfg, topic))
-        return 1;
-    ns_task_t **pp = &w->ready_head;
-    ns_task_t *prev = NULL;
-    int scanned = 0;
-    while (*pp != NULL && n < BATCH_MAX && scanned++ < 4 * BATCH_MAX) {
-        ns_task_t *t = *pp;
-        if (strcmp(rd_kafka_topic_name(t->rkm->rkt), topic) == 0) {
-            *pp = t->next;
-            out[n++] = t;
-        } else {
-            prev = t;
-            pp = &t->next;
-        }
+    ns_readyq_t *q = ns_readyq_new(cfg->n_jobs + 1);
+    if (q == NULL)
+        return NULL;
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    for (size_t i = 0; i < cfg->n_jobs; i++) {
+        const ns_job_t *job = &cfg->jobs[i];
+        const ns_handler_def_t *h = ns_handler_find(job->handler, 0);
+        size_t limit =
+            job->max_in_flight > 0 ? (size_t)job->max_in_flight : n_threads;
+        if (h != NULL && h->cpu_bound && cores > 0 && limit > (size_t)cores)
+            limit = (size_t)cores;
+        ns_readyq_set_lane(q, i, limit, h != NULL && h->batch ? BATCH_MAX : 1);
     }
-    if (w->ready_head == NULL)
-        w->ready_tail = NULL;
-    else if (*pp == NULL)
-        w->ready_tail = prev;
+    return q;
+}
+
+size_t pool_threads_needed(const ns_config_t *cfg)
+{
+    size_t n =
+        cfg->worker_max_in_flight > 0 ? (size_t)cfg->worker_max_in_flight : 8;
+    for (size_t i = 0; i < cfg->n_jobs; i++)
+        if ((size_t)cfg->jobs[i].max_in_flight > n)
+            n = (size_t)cfg->jobs[i].max_in_flight;
     return n;
 }
 
@@ -115,14 +111,13 @@ void *pool_main(void *arg)
     static _Thread_local char firsts[BATCH_MAX][40];
     for (;;) {
         pthread_mutex_lock(&w->lock);
-        while (w->ready_head == NULL && !w->pool_stop)
+        while (!ns_readyq_runnable(w->ready) && !w->pool_stop)
             pthread_cond_wait(&w->work_cond, &w->lock);
-        if (w->ready_head == NULL) {
-            pthread_mutex_unlock(&w->lock);
-            break;
-        }
-        size_t n = take_tasks(w, tasks);
+        size_t lane = 0;
+        size_t n = ns_readyq_take(w->ready, tasks, BATCH_MAX, &lane);
         pthread_mutex_unlock(&w->lock);
+        if (n == 0)
+            break; /* stopping */
 
         for (size_t i = 0; i < n; i++)
             message_of(tasks[i]->rkm, &msgs[i], origins[i], sizeof(origins[i]),
@@ -133,6 +128,7 @@ void *pool_main(void *arg)
             ns_item_process_batch(&pt->res, msgs, outcomes, n);
 
         pthread_mutex_lock(&w->lock);
+        ns_readyq_release(w->ready, lane);
         for (size_t i = 0; i < n; i++) {
             tasks[i]->outcome = outcomes[i];
             tasks[i]->next = w->done_head;
@@ -154,13 +150,9 @@ void start_task(ns_worker_t *w, ns_task_t *task)
         ns_tracker_find(w->tracker, rd_kafka_topic_name(m->rkt), m->partition);
     if (part != NULL)
         part->started++;
-    task->next = NULL;
+    task->lane = lane_of(w->cfg, rd_kafka_topic_name(m->rkt));
     pthread_mutex_lock(&w->lock);
-    if (w->ready_tail)
-        w->ready_tail->next = task;
-    else
-        w->ready_head = task;
-    w->ready_tail = task;
+    ns_readyq_push(w->ready, task->lane, task);
     /* While the consumer loop takes a burst of messages, it wakes the pool
      * once at the end, so threads find many tasks (bigger batches). */
     if (w->hold_wakeups)

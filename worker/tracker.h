@@ -16,6 +16,7 @@ struct ns_task {
     rd_kafka_message_t *rkm; /* owned */
     ns_keyq_t *kq;           /* NULL: no key, no ordering needed */
     int outcome;             /* ns_item_outcome_t once finished */
+    size_t lane;             /* its job's lane in the ready queue */
     ns_task_t *next;
 };
 

@@ -92,6 +92,11 @@ int ns_worker_run(ns_worker_t *w, volatile sig_atomic_t *running)
     ns_error_t err;
     ns_error_clear(&err);
     /* Hundreds of I/O-bound threads: keep their stacks modest. */
+    w->bk = ns_bookkeeper_new(w->cfg->pg_dsn, running, &err);
+    if (w->bk == NULL) {
+        NS_ERROR(NULL, "%s", err.msg);
+        return 1;
+    }
     pthread_attr_t attr;
     pthread_attr_init(&attr);
     pthread_attr_setstacksize(&attr, 1 << 20);
@@ -104,6 +109,7 @@ int ns_worker_run(ns_worker_t *w, volatile sig_atomic_t *running)
         pt->res.tiers = w->tiers;
         pt->res.n_tiers = w->n_tiers;
         pt->res.rl = w->rl;
+        pt->res.bk = w->bk;
         pt->res.running = running;
         pt->res.seed = (unsigned)(i + 1) * 2654435761u ^ (unsigned)getpid();
         if (pthread_create(&pt->thread, &attr, pool_main, pt) != 0) {
@@ -289,10 +295,11 @@ ns_worker_t *ns_worker_new(const ns_config_t *cfg, ns_error_t *err)
     pthread_cond_init(&w->work_cond, NULL);
     w->done_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     w->tracker = ns_tracker_new();
-    w->n_threads =
-        cfg->worker_max_in_flight > 0 ? (size_t)cfg->worker_max_in_flight : 8;
+    w->n_threads = pool_threads_needed(cfg);
+    w->ready = pool_ready_new(cfg, w->n_threads);
     w->max_outstanding = w->n_threads * 8 < 1024 ? 1024 : w->n_threads * 8;
-    if (w->done_fd < 0 || w->tracker == NULL || pipe(w->kafka_pipe) != 0 ||
+    if (w->done_fd < 0 || w->tracker == NULL || w->ready == NULL ||
+        pipe(w->kafka_pipe) != 0 ||
         fcntl(w->kafka_pipe[0], F_SETFL, O_NONBLOCK) != 0 ||
         fcntl(w->kafka_pipe[1], F_SETFL, O_NONBLOCK) != 0) {
         ns_error_set(err, NS_ERR_IO, "worker: %s", strerror(errno));
@@ -357,6 +364,7 @@ void ns_worker_destroy(ns_worker_t *w)
     for (size_t i = 0; i < w->n_started; i++)
         pthread_join(w->threads[i].thread, NULL);
     free(w->threads);
+    ns_bookkeeper_destroy(w->bk);
     if (w->sweeper_started)
         pthread_join(w->sweeper, NULL);
     ns_retrier_join(w->retrier);
@@ -371,6 +379,7 @@ void ns_worker_destroy(ns_worker_t *w)
         rd_kafka_destroy(w->producer);
     }
     ns_tracker_destroy(w->tracker);
+    ns_readyq_destroy(w->ready);
     ns_pgpool_destroy(w->pool);
     ns_ratelimit_destroy(w->rl);
     if (w->done_fd >= 0)

@@ -9,12 +9,14 @@
 #include <signal.h>
 #include <stdbool.h>
 
+#include "bookkeeper.h"
 #include "item.h"
 #include "ns/httpd.h"
 #include "ns/kafka.h"
 #include "ns/pgpool.h"
 #include "ns/ratelimit.h"
 #include "outbox.h"
+#include "readyq.h"
 #include "retrier.h"
 #include "tracker.h"
 #include "worker.h"
@@ -33,6 +35,7 @@ struct ns_worker {
     int done_fd;       /* eventfd: pool threads signal finished tasks */
     ns_tracker_t *tracker;
     ns_pgpool_t *pool;    /* shared by the pool threads */
+    ns_bookkeeper_t *bk;  /* their batched bookkeeping */
     rd_kafka_t *producer; /* retry tiers and the dead-letter topic */
     ns_retry_tier_t tiers[8];
     int n_tiers;
@@ -43,8 +46,8 @@ struct ns_worker {
 
     pthread_mutex_t lock;
     pthread_cond_t work_cond;
-    ns_task_t *ready_head, *ready_tail; /* to start, under lock */
-    ns_task_t *done_head;               /* finished, under lock */
+    ns_readyq_t *ready;   /* to start, one lane per job, under lock */
+    ns_task_t *done_head; /* finished, under lock */
     int pool_stop;
     size_t n_threads;
     pool_thread_t *threads;
@@ -62,6 +65,11 @@ struct ns_worker {
 };
 
 /* pool.c */
+/** The ready queue: a lane per job with its max_in_flight (one per core
+ *  for CPU-bound handlers) and batch size. */
+ns_readyq_t *pool_ready_new(const ns_config_t *cfg, size_t n_threads);
+/** Pool threads: worker.max_in_flight, or a job's larger max_in_flight. */
+size_t pool_threads_needed(const ns_config_t *cfg);
 void *pool_main(void *arg);
 /** Queues a task for the pool (consumer thread). */
 void start_task(ns_worker_t *w, ns_task_t *task);

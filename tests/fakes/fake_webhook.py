@@ -9,6 +9,11 @@ body under "json" (see fakecommon.py), so a test can see which items arrived.
 Control API (fakecommon.py's, plus):
   POST /_control/config {"status": 400}     answer 400 until changed
                         {"latency_ms": N}   sleep N ms before each answer
+                        {"hold": true}      keep calls waiting until
+                                            {"hold": false}
+  GET  /_control/stats                     {"in_flight": calls being
+                                           answered now, "peak_in_flight":
+                                           the most at once since reset}
   GET  /_control/requests                  the request log
   POST /_control/reset                     log, faults and config back to
                                            the start (status 200)
@@ -37,11 +42,16 @@ class WebhookApp(App):
         super().__init__(args)
         self.default_status = args.status
         self.lock = threading.Lock()
+        self.released = threading.Condition(self.lock)
         self.reset_app()
 
     def reset_app(self):
         with self.lock:
             self.status = self.default_status
+            self.hold = False
+            self.in_flight = 0
+            self.peak = 0
+            self.released.notify_all()
 
     def error(self, status, message, retry_after=None):
         headers = []
@@ -53,19 +63,40 @@ class WebhookApp(App):
 
     def handle_api(self, req):
         with self.lock:
+            self.in_flight += 1
+            self.peak = max(self.peak, self.in_flight)
+            while self.hold:
+                self.released.wait()
             status = self.status
-        if status != 200:
-            return self.error(status, "configured to answer %d" % status)
-        return json_response({"ok": True})
+        try:
+            if status != 200:
+                return self.error(status, "configured to answer %d" % status)
+            return json_response({"ok": True})
+        finally:
+            with self.lock:
+                self.in_flight -= 1
 
     def handle_control(self, method, path, query, body_bytes):
-        # "status" is ours; the rest of the config is fakecommon's.
+        if path == "/_control/stats" and method == "GET":
+            with self.lock:
+                return json_response({"in_flight": self.in_flight,
+                                      "peak_in_flight": self.peak})
+        # "status" and "hold" are ours; the rest is fakecommon's.
         if path == "/_control/config" and method == "POST" and body_bytes:
             try:
                 body = json.loads(body_bytes.decode("utf-8"))
             except (ValueError, UnicodeDecodeError) as e:
                 return json_response({"ok": False,
                                       "error": "invalid JSON: %s" % e}, 400)
+            hold = body.get("hold") if isinstance(body, dict) else None
+            if hold is not None:
+                if not isinstance(hold, bool):
+                    return json_response({"ok": False,
+                                          "error": "hold must be true or "
+                                                   "false"}, 400)
+                with self.lock:
+                    self.hold = hold
+                    self.released.notify_all()
             status = body.get("status") if isinstance(body, dict) else None
             if status is not None:
                 if (not isinstance(status, int) or isinstance(status, bool)
@@ -80,6 +111,7 @@ class WebhookApp(App):
             doc = json.loads(resp.body)
             with self.lock:
                 doc["status"] = self.status
+                doc["hold"] = self.hold
             resp = json_response(doc)
         return resp
 

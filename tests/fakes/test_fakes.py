@@ -13,6 +13,7 @@ import os
 import shutil
 import signal
 import subprocess
+import threading
 import sys
 import tempfile
 import time
@@ -455,6 +456,52 @@ class FakeTelegramTest(unittest.TestCase):
         st, _, r = self.call("getUpdates", {"offset": 2, "timeout": 0})
         self.assertEqual(r["result"], [])
         self.assertEqual(self.fake.control("GET", "updates"), [])
+
+
+class FakeWebhookTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.fake = Fake("fake_webhook.py")
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.fake.stop()
+
+    def setUp(self):
+        self.fake.control("POST", "reset")
+
+    def test_status_and_log(self):
+        st, _, r = self.fake.json("POST", "/hook", {"item": "a"})
+        self.assertEqual((st, r), (200, {"ok": True}))
+        self.fake.control("POST", "config", {"status": 503})
+        st, _, r = self.fake.json("POST", "/hook", {"item": "b"})
+        self.assertEqual((st, r["ok"]), (503, False))
+        log = self.fake.control("GET", "requests")
+        self.assertEqual([x["json"]["item"] for x in log], ["a", "b"])
+
+    def test_hold_counts_calls_in_flight(self):
+        self.assertTrue(self.fake.control("POST", "config",
+                                          {"hold": True})["hold"])
+        results = []
+
+        def call():
+            results.append(self.fake.json("POST", "/hook", {}, timeout=30)[0])
+        threads = [threading.Thread(target=call) for _ in range(3)]
+        for t in threads:
+            t.start()
+        deadline = time.time() + 15
+        while self.fake.control("GET", "stats")["in_flight"] < 3:
+            self.assertLess(time.time(), deadline, "3 calls held")
+            time.sleep(0.01)
+        self.assertEqual(results, [])
+        self.fake.control("POST", "config", {"hold": False})
+        for t in threads:
+            t.join(15)
+        self.assertEqual(results, [200, 200, 200])
+        self.assertEqual(self.fake.control("GET", "stats"),
+                         {"in_flight": 0, "peak_in_flight": 3})
+        st, _, r = self.fake.json("POST", "/_control/config", {"hold": 1})
+        self.assertEqual(st, 400)
 
 
 if __name__ == "__main__":

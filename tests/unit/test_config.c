@@ -247,6 +247,7 @@ TEST(defaults)
     ASSERT(job->retry.backoff_s == 1.0);
     ASSERT(job->retry.backoff_max_s == 60.0);
     ASSERT_EQ(job->max_parallelism, 4);
+    ASSERT_EQ(job->max_in_flight, 0);
     ASSERT_JSON(job->notify, "{}");
     ASSERT_JSON(job->params, "{}");
     ns_config_destroy(cfg);
@@ -272,6 +273,13 @@ TEST(defaults)
     ASSERT_EQ(cfg->worker_max_in_flight, 8);
     ASSERT_STREQ(cfg->llm.model, "sonar-reasoning-pro");
     ASSERT(cfg->jobs[0].finalizer == NULL);
+    ns_config_destroy(cfg);
+}
+
+TEST(job_max_in_flight)
+{
+    ns_config_t *cfg = load_ok(MIN_JOB "    max_in_flight: 3\n");
+    ASSERT_EQ(cfg->jobs[0].max_in_flight, 3);
     ns_config_destroy(cfg);
 }
 
@@ -392,6 +400,10 @@ TEST(type_errors)
                  "max_parallelism: 1025 is out of range (1..1024)");
     ASSERT_ERROR(MIN_JOB "    max_parallelism: 0\n", 5,
                  "max_parallelism: 0 is out of range (1..1024)");
+    ASSERT_ERROR(MIN_JOB "    max_in_flight: 0\n", 5,
+                 "max_in_flight: 0 is out of range (1..65536)");
+    ASSERT_ERROR(MIN_JOB "    max_in_flight: lots\n", 5,
+                 "max_in_flight: expected an integer, got \"lots\"");
     ASSERT_ERROR("worker:\n"
                  "  max_in_flight: 0\n" MIN_JOB,
                  2, "max_in_flight: 0 is out of range (1..65536)");

@@ -5,11 +5,12 @@
 #include "handler.h"
 #include "handlers.h"
 
+/* name, function, is_finalizer, batch, cpu_bound (see handler.h) */
 static const ns_handler_def_t handlers[] = {
-    {"analyzer.project", ns_analyzer_project, 0, 0},
-    {"analyzer.summary", ns_analyzer_summary, 1, 0},
-    {"noop", ns_noop, 0, 1},
-    {"webhook.post", ns_webhook_post, 0, 0},
+    {"analyzer.project", ns_analyzer_project, 0, 0, 0},
+    {"analyzer.summary", ns_analyzer_summary, 1, 0, 0},
+    {"noop", ns_noop, 0, 1, 0},
+    {"webhook.post", ns_webhook_post, 0, 0, 0},
 };
 
 const ns_handler_def_t *ns_handler_find(const char *name, int is_finalizer)

@@ -54,8 +54,11 @@ typedef struct ns_job {
     char *finalizer; /**< may be NULL */
     ns_retry_t retry;
     int max_parallelism; /**< partitions of ns.items.<job>, default 4 */
-    cJSON *notify;       /**< e.g. {"telegram":{"chat_id":"..."}}; never NULL */
-    cJSON *params;       /**< handler settings; never NULL */
+    /** Items of this job processed at once per worker; 0 (default): up to
+     *  worker.max_in_flight. CPU-bound handlers: at most one per core. */
+    int max_in_flight;
+    cJSON *notify; /**< e.g. {"telegram":{"chat_id":"..."}}; never NULL */
+    cJSON *params; /**< handler settings; never NULL */
 } ns_job_t;
 
 typedef struct ns_llm_settings {
