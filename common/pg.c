@@ -1,6 +1,7 @@
 #include "ns/pg.h"
 
 #include <inttypes.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -82,6 +83,42 @@ PGresult *ns_pg_query(PGconn *conn, const char *sql, int n_params,
     ExecStatusType st = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
     if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK ||
         st == PGRES_COPY_IN || st == PGRES_COPY_OUT)
+        return res;
+    ns_err_t code = classify(conn, res);
+    ns_error_set(err, code, "postgres: %s",
+                 res ? PQresultErrorMessage(res) : PQerrorMessage(conn));
+    if (err)
+        trim_newline(err->msg);
+    PQclear(res);
+    return NULL;
+}
+
+static bool is_ok(const PGresult *res)
+{
+    ExecStatusType st = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
+    return st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK;
+}
+
+PGresult *ns_pg_query_prepared(PGconn *conn, const char *name, const char *sql,
+                               int n_params, const char *const *params,
+                               ns_error_t *err)
+{
+    if (conn == NULL) {
+        ns_error_set(err, NS_ERR_TRANSIENT, "postgres: not connected");
+        return NULL;
+    }
+    PGresult *res = PQexecPrepared(conn, name, n_params, params, NULL, NULL, 0);
+    const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+    if (!is_ok(res) && state != NULL &&
+        strcmp(state, "26000") == 0) { /* invalid_sql_statement_name */
+        PQclear(res);
+        res = PQprepare(conn, name, sql, n_params, NULL);
+        if (is_ok(res)) {
+            PQclear(res);
+            res = PQexecPrepared(conn, name, n_params, params, NULL, NULL, 0);
+        }
+    }
+    if (is_ok(res))
         return res;
     ns_err_t code = classify(conn, res);
     ns_error_set(err, code, "postgres: %s",

@@ -180,6 +180,30 @@ fail:
     return err->code;
 }
 
+/* Workers find a run's items by key. Right after a bulk insert the table's
+ * statistics still describe the table before it (autovacuum refreshes them
+ * within a minute or so): a run of ten thousand items looks like a few
+ * rows, and the planner filters the whole run per batch instead of probing
+ * the keys. A run that grows the table by more than a tenth refreshes them
+ * at once, as autovacuum would, for the columns the lookups use. Failing
+ * (e.g. a role that does not own the table) only costs speed. */
+static void refresh_stats(ns_planner_t *p, int64_t added)
+{
+    ns_error_t err;
+    ns_error_clear(&err);
+    PGresult *r = ns_pg_query(p->pg,
+                              "SELECT reltuples FROM pg_class WHERE oid = "
+                              "'items'::regclass",
+                              0, NULL, &err);
+    double before = r && PQntuples(r) == 1 ? atof(PQgetvalue(r, 0, 0)) : 0;
+    PQclear(r);
+    if (before >= 0 && (double)added <= 0.1 * before + 1000)
+        return;
+    if (ns_pg_exec(p->pg, "ANALYZE items (run_id, item_key, status)", 0, NULL,
+                   &err) != NS_OK)
+        NS_DEBUG(NULL, "refreshing the items statistics: %s", err.msg);
+}
+
 /* Caller holds the run's advisory lock. Records the items and marks the run
  * running in one transaction. */
 static ns_err_t enumerate(ns_planner_t *p, const ns_job_t *job, const char *id,
@@ -216,6 +240,7 @@ static ns_err_t enumerate(ns_planner_t *p, const ns_job_t *job, const char *id,
     }
     NS_INFO(&(ns_log_ctx_t){.job = job->name, .run_id = run_id},
             "run started with %lld items", (long long)count);
+    refresh_stats(p, count);
     return NS_OK;
 }
 

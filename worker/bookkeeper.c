@@ -33,11 +33,18 @@ typedef struct bk_req {
     struct bk_req *next;
 } bk_req_t;
 
+typedef struct bk_conn {
+    struct ns_bookkeeper *bk;
+    PGconn *pg; /* this thread's */
+    pthread_t thread;
+    bool started;
+} bk_conn_t;
+
 struct ns_bookkeeper {
     char *dsn;
     volatile sig_atomic_t *running;
-    PGconn *pg; /* the bookkeeper thread's */
-    pthread_t thread;
+    bk_conn_t conns[NS_BK_MAX_CONNECTIONS];
+    int n_conns;
     pthread_mutex_t lock;
     pthread_cond_t cond; /* work for the thread */
     bk_req_t *head, *tail;
@@ -51,25 +58,40 @@ static void nap_ms(int64_t ms)
     nanosleep(&ts, NULL);
 }
 
+/* Every statement below finds its items through `run_id = $1 AND
+ * item_key = ANY($2)`, an index condition whatever the statistics say. (A
+ * join with a set of keys is not: right after a run's items were inserted
+ * the statistics say almost nothing is pending, and the planner scans
+ * every pending item of the table per batch.) */
+static ns_err_t configure(PGconn *pg, ns_error_t *err)
+{
+    return ns_pg_exec(pg, "SET application_name = 'nightshift-bookkeeper'", 0,
+                      NULL, err);
+}
+
 /* Runs one statement for a batch. Waits while Postgres is unreachable
  * (until the worker stops: *fail = NS_BK_STOPPING); gives up on a
  * statement that keeps failing on a live connection (*fail =
  * NS_BK_ERROR). */
-static PGresult *bk_query(ns_bookkeeper_t *bk, const char *sql,
-                          const char *param, ns_bk_result_t *fail)
+static PGresult *bk_query(bk_conn_t *c, const char *name, const char *sql,
+                          int n_params, const char *const *params,
+                          ns_bk_result_t *fail)
 {
-    const char *params[] = {param};
+    ns_bookkeeper_t *bk = c->bk;
     for (int tries = 0, errors = 0;; tries++) {
         ns_error_t err;
         ns_error_clear(&err);
-        if (ns_pg_ensure(&bk->pg, bk->dsn, &err) == NS_OK) {
-            PGresult *r = ns_pg_query(bk->pg, sql, 1, params, &err);
+        bool fresh = c->pg == NULL || PQstatus(c->pg) != CONNECTION_OK;
+        if (ns_pg_ensure(&c->pg, bk->dsn, &err) == NS_OK &&
+            (!fresh || configure(c->pg, &err) == NS_OK)) {
+            PGresult *r =
+                ns_pg_query_prepared(c->pg, name, sql, n_params, params, &err);
             pthread_mutex_lock(&bk->lock);
             bk->stats.statements++;
             pthread_mutex_unlock(&bk->lock);
             if (r != NULL)
                 return r;
-            if (PQstatus(bk->pg) == CONNECTION_OK) {
+            if (PQstatus(c->pg) == CONNECTION_OK) {
                 if (++errors >= BK_TRIES) {
                     NS_WARN(NULL, "bookkeeping statement failed: %s", err.msg);
                     *fail = NS_BK_ERROR;
@@ -103,89 +125,152 @@ static char *print_free(cJSON *doc)
     return s;
 }
 
-static void run_starts(ns_bookkeeper_t *bk, bk_req_t **reqs, size_t n)
+static int by_run_and_key(const void *a, const void *b)
 {
-    cJSON *arr = cJSON_CreateArray();
-    for (size_t i = 0; i < n; i++) {
-        cJSON *o = cJSON_CreateObject();
-        cJSON_AddNumberToObject(o, "i", (double)i);
-        cJSON_AddNumberToObject(o, "r", (double)reqs[i]->run_id);
-        cJSON_AddStringToObject(o, "k", reqs[i]->item_key);
-        cJSON_AddItemToArray(arr, o);
+    const bk_req_t *x = *(bk_req_t *const *)a, *y = *(bk_req_t *const *)b;
+    if (x->run_id != y->run_id)
+        return x->run_id < y->run_id ? -1 : 1;
+    if (x->item_key == NULL || y->item_key == NULL)
+        return (x->item_key != NULL) - (y->item_key != NULL);
+    return strcmp(x->item_key, y->item_key);
+}
+
+/* The requests of one run among reqs (sorted by run and key) whose key is
+ * key: [*first, *first + count). */
+static size_t find_key(bk_req_t **reqs, size_t n, const char *key,
+                       size_t *first)
+{
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (strcmp(reqs[mid]->item_key, key) < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
     }
-    char *json = print_free(arr);
+    *first = lo;
+    size_t end = lo;
+    while (end < n && strcmp(reqs[end]->item_key, key) == 0)
+        end++;
+    return end - lo;
+}
+
+/* The run id and the keys of reqs as text parameters: "{k1,k2,...}" with
+ * every key quoted (a Postgres array literal). */
+static char *keys_literal(bk_req_t **reqs, size_t n)
+{
+    size_t cap = 3;
+    for (size_t i = 0; i < n; i++)
+        cap += 2 * strlen(reqs[i]->item_key) + 3;
+    char *out = malloc(cap), *p = out;
+    if (out == NULL)
+        return NULL;
+    *p++ = '{';
+    for (size_t i = 0; i < n; i++) {
+        if (i > 0)
+            *p++ = ',';
+        *p++ = '"';
+        for (const char *c = reqs[i]->item_key; *c; c++) {
+            if (*c == '"' || *c == '\\')
+                *p++ = '\\';
+            *p++ = *c;
+        }
+        *p++ = '"';
+    }
+    *p++ = '}';
+    *p = '\0';
+    return out;
+}
+
+/* Starts of one run (reqs sorted by key). */
+static void run_starts(bk_conn_t *c, bk_req_t **reqs, size_t n)
+{
+    char run[24];
+    ns_pg_i64str(reqs[0]->run_id, run);
+    char *keys = keys_literal(reqs, n);
+    const char *params[] = {run, keys};
     ns_bk_result_t fail = NS_BK_ERROR;
-    /* The outer query reads the rows as they were before the update: an
-     * item that was pending there but not updated was finished (or its
-     * run ended) by a concurrent transaction. */
+    /* Three sets of rows: the items started by the update; every item as
+     * it was before it (the statement's snapshot: one pending there but
+     * not updated was finished, or its run ended, by a concurrent
+     * transaction); the run's status. */
     PGresult *r =
-        json ? bk_query(
-                   bk,
-                   "WITH x AS (SELECT * FROM jsonb_to_recordset($1::jsonb) AS "
-                   "x(i int, r bigint, k text)), u AS (UPDATE items it SET "
-                   "attempts = it.attempts + 1, started_at = "
-                   "coalesce(it.started_at, now()) FROM x, runs ru WHERE "
-                   "it.run_id = x.r AND it.item_key = x.k AND it.status = "
-                   "'pending' AND ru.run_id = x.r AND ru.status NOT IN "
-                   "('cancelled', 'failed') RETURNING x.i, it.attempts) "
-                   "SELECT x.i, u.attempts, it.status, ru.status, it.attempts "
-                   "FROM x LEFT "
-                   "JOIN u ON u.i = x.i LEFT JOIN items it ON it.run_id = x.r "
-                   "AND it.item_key = x.k LEFT JOIN runs ru ON ru.run_id = x.r",
-                   json, &fail)
+        keys ? bk_query(
+                   c, "ns_bk_start",
+                   "WITH u AS (UPDATE items it SET attempts = it.attempts + "
+                   "1, started_at = coalesce(it.started_at, now()) WHERE "
+                   "it.run_id = $1::bigint AND it.item_key = ANY($2::text[]) "
+                   "AND it.status = 'pending' AND EXISTS (SELECT 1 FROM runs "
+                   "WHERE run_id = $1::bigint AND status NOT IN "
+                   "('cancelled', 'failed')) RETURNING it.item_key, "
+                   "it.attempts) SELECT item_key, attempts, true, NULL FROM u "
+                   "UNION ALL SELECT item_key, attempts, false, status FROM "
+                   "items WHERE run_id = $1::bigint AND item_key = "
+                   "ANY($2::text[]) UNION ALL SELECT NULL, NULL, false, "
+                   "status FROM runs WHERE run_id = $1::bigint",
+                   2, params, &fail)
              : NULL;
-    free(json);
+    free(keys);
     if (r == NULL) {
         fail_all(reqs, n, fail);
         return;
     }
-    fail_all(reqs, n, NS_BK_ERROR); /* rows missing below: not decided */
-    for (int row = 0; row < PQntuples(r); row++) {
-        size_t i = (size_t)ns_pg_int64(r, row, 0);
-        if (i >= n)
-            continue;
-        bk_req_t *q = reqs[i];
-        q->attempt = (int)ns_pg_int64(r, row, PQgetisnull(r, row, 1) ? 4 : 1);
-        if (!PQgetisnull(r, row, 1)) {
-            q->result = NS_BK_OK;
-        } else if (PQgetisnull(r, row, 2)) {
-            q->result = NS_BK_UNKNOWN;
-        } else if (strcmp(PQgetvalue(r, row, 2), "pending") != 0) {
-            q->result = NS_BK_TERMINAL;
-        } else if (!PQgetisnull(r, row, 3) &&
-                   (strcmp(PQgetvalue(r, row, 3), "cancelled") == 0 ||
-                    strcmp(PQgetvalue(r, row, 3), "failed") == 0)) {
-            q->result = NS_BK_CANCELLED;
-        } else {
-            q->result = NS_BK_TERMINAL;
+    bool run_ended = false;
+    for (int row = 0; row < PQntuples(r); row++)
+        if (PQgetisnull(r, row, 0))
+            run_ended = strcmp(PQgetvalue(r, row, 3), "cancelled") == 0 ||
+                        strcmp(PQgetvalue(r, row, 3), "failed") == 0;
+    fail_all(reqs, n, NS_BK_UNKNOWN); /* no row: no such item */
+    for (int pass = 0; pass < 2; pass++)
+        for (int row = 0; row < PQntuples(r); row++) {
+            bool started = PQgetvalue(r, row, 2)[0] == 't';
+            if (PQgetisnull(r, row, 0) || started != (pass == 0))
+                continue;
+            size_t first,
+                count = find_key(reqs, n, PQgetvalue(r, row, 0), &first);
+            for (size_t k = first; k < first + count; k++) {
+                bk_req_t *q = reqs[k];
+                if (q->result == NS_BK_OK)
+                    continue; /* started; the snapshot row is older */
+                q->attempt = (int)ns_pg_int64(r, row, 1);
+                if (started)
+                    q->result = NS_BK_OK;
+                else if (strcmp(PQgetvalue(r, row, 3), "pending") == 0 &&
+                         run_ended)
+                    q->result = NS_BK_CANCELLED;
+                else
+                    q->result = NS_BK_TERMINAL;
+            }
         }
-    }
     PQclear(r);
 }
 
-static void run_dones(ns_bookkeeper_t *bk, bk_req_t **reqs, size_t n)
+/* Dones of one run (reqs sorted by key). Items another delivery finished
+ * first are left alone. */
+static void run_dones(bk_conn_t *c, bk_req_t **reqs, size_t n)
 {
-    cJSON *arr = cJSON_CreateArray();
-    for (size_t i = 0; i < n; i++) {
-        cJSON *o = cJSON_CreateObject();
-        cJSON_AddNumberToObject(o, "r", (double)reqs[i]->run_id);
-        cJSON_AddStringToObject(o, "k", reqs[i]->item_key);
-        if (reqs[i]->report != NULL)
-            cJSON_AddStringToObject(o, "p", reqs[i]->report);
-        cJSON_AddItemToArray(arr, o);
-    }
-    char *json = print_free(arr);
+    char run[24];
+    ns_pg_i64str(reqs[0]->run_id, run);
+    char *keys = keys_literal(reqs, n);
+    cJSON *reports = cJSON_CreateObject();
+    for (size_t i = 0; i < n; i++)
+        if (reqs[i]->report != NULL &&
+            !cJSON_HasObjectItem(reports, reqs[i]->item_key))
+            cJSON_AddStringToObject(reports, reqs[i]->item_key,
+                                    reqs[i]->report);
+    char *json = print_free(reports);
+    const char *params[] = {run, keys, json};
     ns_bk_result_t fail = NS_BK_ERROR;
-    /* Items already finished by another delivery are left alone. */
     PGresult *r =
-        json ? bk_query(bk,
-                        "UPDATE items it SET status = 'done', error = NULL, "
-                        "report = x.p::jsonb, finished_at = now() FROM "
-                        "jsonb_to_recordset($1::jsonb) AS x(r bigint, k "
-                        "text, p text) WHERE it.run_id = x.r AND it.item_key "
-                        "= x.k AND it.status = 'pending'",
-                        json, &fail)
-             : NULL;
+        keys && json
+            ? bk_query(c, "ns_bk_done",
+                       "UPDATE items SET status = 'done', error = NULL, "
+                       "report = ($3::jsonb ->> item_key)::jsonb, finished_at "
+                       "= now() WHERE run_id = $1::bigint AND item_key = "
+                       "ANY($2::text[]) AND status = 'pending'",
+                       3, params, &fail)
+            : NULL;
+    free(keys);
     free(json);
     fail_all(reqs, n, r != NULL ? NS_BK_OK : fail);
     PQclear(r);
@@ -193,7 +278,7 @@ static void run_dones(ns_bookkeeper_t *bk, bk_req_t **reqs, size_t n)
 
 /* One query for every run with a finished item in the batch; the first
  * request of each complete run is told so. */
-static void run_checks(ns_bookkeeper_t *bk, bk_req_t **reqs, size_t n)
+static void run_checks(bk_conn_t *c, bk_req_t **reqs, size_t n)
 {
     size_t cap = 16 + 24 * n, len = 0;
     char *arr = malloc(cap);
@@ -211,11 +296,14 @@ static void run_checks(ns_bookkeeper_t *bk, bk_req_t **reqs, size_t n)
     }
     snprintf(arr + len, cap - len, "}");
     ns_bk_result_t fail = NS_BK_ERROR;
-    PGresult *r = bk_query(bk,
+    const char *params[] = {arr};
+    /* A subquery per run (the index's first pending entry), never a join
+     * over every pending item. */
+    PGresult *r = bk_query(c, "ns_bk_check",
                            "SELECT r FROM unnest($1::bigint[]) AS r WHERE "
-                           "NOT EXISTS (SELECT 1 FROM items i WHERE i.run_id "
-                           "= r AND i.status = 'pending')",
-                           arr, &fail);
+                           "NOT (SELECT EXISTS (SELECT 1 FROM items i WHERE "
+                           "i.run_id = r AND i.status = 'pending'))",
+                           1, params, &fail);
     free(arr);
     if (r == NULL) {
         /* The callers claim the run themselves (one statement each). */
@@ -234,7 +322,20 @@ static void run_checks(ns_bookkeeper_t *bk, bk_req_t **reqs, size_t n)
     PQclear(r);
 }
 
-static void flush(ns_bookkeeper_t *bk, bk_req_t **reqs, size_t n)
+/* Runs fn once per run in reqs (sorted by run and key). */
+static void per_run(bk_conn_t *c, bk_req_t **reqs, size_t n,
+                    void (*fn)(bk_conn_t *, bk_req_t **, size_t))
+{
+    for (size_t i = 0; i < n;) {
+        size_t end = i + 1;
+        while (end < n && reqs[end]->run_id == reqs[i]->run_id)
+            end++;
+        fn(c, reqs + i, end - i);
+        i = end;
+    }
+}
+
+static void flush(bk_conn_t *c, bk_req_t **reqs, size_t n)
 {
     bk_req_t *starts[BK_BATCH_MAX], *dones[BK_BATCH_MAX],
         *finished[BK_BATCH_MAX];
@@ -245,10 +346,11 @@ static void flush(ns_bookkeeper_t *bk, bk_req_t **reqs, size_t n)
         else if (reqs[i]->op == OP_DONE)
             dones[nd++] = reqs[i];
     }
-    if (nd > 0)
-        run_dones(bk, dones, nd);
-    if (ns > 0)
-        run_starts(bk, starts, ns);
+    qsort(dones, nd, sizeof(dones[0]), by_run_and_key);
+    qsort(starts, ns, sizeof(starts[0]), by_run_and_key);
+    per_run(c, dones, nd, run_dones);
+    per_run(c, starts, ns, run_starts);
+    /* In arrival order: the first request of a run is told it is done. */
     for (size_t i = 0; i < n; i++) {
         if (reqs[i]->op == OP_CHECK)
             reqs[i]->result = NS_BK_OK;
@@ -256,12 +358,13 @@ static void flush(ns_bookkeeper_t *bk, bk_req_t **reqs, size_t n)
             finished[nf++] = reqs[i];
     }
     if (nf > 0)
-        run_checks(bk, finished, nf);
+        run_checks(c, finished, nf);
 }
 
 static void *bk_main(void *arg)
 {
-    ns_bookkeeper_t *bk = arg;
+    bk_conn_t *c = arg;
+    ns_bookkeeper_t *bk = c->bk;
     bk_req_t *batch[BK_BATCH_MAX];
     for (;;) {
         pthread_mutex_lock(&bk->lock);
@@ -280,7 +383,7 @@ static void *bk_main(void *arg)
         pthread_mutex_unlock(&bk->lock);
         if (n == 0)
             break; /* stopping, nothing queued */
-        flush(bk, batch, n);
+        flush(c, batch, n);
         pthread_mutex_lock(&bk->lock);
         bk->stats.served += n;
         for (size_t i = 0; i < n; i++) {
@@ -289,9 +392,9 @@ static void *bk_main(void *arg)
         }
         pthread_mutex_unlock(&bk->lock);
     }
-    if (bk->pg != NULL)
-        PQfinish(bk->pg);
-    bk->pg = NULL;
+    if (c->pg != NULL)
+        PQfinish(c->pg);
+    c->pg = NULL;
     return NULL;
 }
 
@@ -316,7 +419,7 @@ static void submit(ns_bookkeeper_t *bk, bk_req_t *q)
     pthread_cond_destroy(&q->cond);
 }
 
-ns_bookkeeper_t *ns_bookkeeper_new(const char *dsn,
+ns_bookkeeper_t *ns_bookkeeper_new(const char *dsn, int connections,
                                    volatile sig_atomic_t *running,
                                    ns_error_t *err)
 {
@@ -329,13 +432,19 @@ ns_bookkeeper_t *ns_bookkeeper_new(const char *dsn,
     bk->running = running;
     pthread_mutex_init(&bk->lock, NULL);
     pthread_cond_init(&bk->cond, NULL);
-    if (pthread_create(&bk->thread, NULL, bk_main, bk) != 0) {
-        ns_error_set(err, NS_ERR_IO, "bookkeeper: cannot start its thread");
-        pthread_cond_destroy(&bk->cond);
-        pthread_mutex_destroy(&bk->lock);
-        free(bk->dsn);
-        free(bk);
-        return NULL;
+    bk->n_conns = connections < 1                       ? 1
+                  : connections > NS_BK_MAX_CONNECTIONS ? NS_BK_MAX_CONNECTIONS
+                                                        : connections;
+    for (int i = 0; i < bk->n_conns; i++) {
+        bk_conn_t *c = &bk->conns[i];
+        c->bk = bk;
+        c->started = pthread_create(&c->thread, NULL, bk_main, c) == 0;
+        if (!c->started) {
+            ns_error_set(err, NS_ERR_IO,
+                         "bookkeeper: cannot start its threads");
+            ns_bookkeeper_destroy(bk);
+            return NULL;
+        }
     }
     return bk;
 }
@@ -346,9 +455,11 @@ void ns_bookkeeper_destroy(ns_bookkeeper_t *bk)
         return;
     pthread_mutex_lock(&bk->lock);
     bk->stop = true;
-    pthread_cond_signal(&bk->cond);
+    pthread_cond_broadcast(&bk->cond);
     pthread_mutex_unlock(&bk->lock);
-    pthread_join(bk->thread, NULL);
+    for (int i = 0; i < bk->n_conns; i++)
+        if (bk->conns[i].started)
+            pthread_join(bk->conns[i].thread, NULL);
     pthread_cond_destroy(&bk->cond);
     pthread_mutex_destroy(&bk->lock);
     free(bk->dsn);

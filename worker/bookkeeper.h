@@ -33,10 +33,14 @@ typedef enum ns_bk_result {
     NS_BK_ERROR,     /**< statement failed: use the one-item path */
 } ns_bk_result_t;
 
-/** @brief Starts the bookkeeper's thread. running: while Postgres is down
+#define NS_BK_MAX_CONNECTIONS 8
+
+/** @brief Starts the bookkeeper: `connections` threads (1..8), each with
+ *  its own connection, taking turns at the queue (while one batch is in
+ *  the database the next can start). running: while Postgres is down
  *  requests wait for it, until *running drops (then NS_BK_STOPPING).
  *  @returns NULL with err set. */
-ns_bookkeeper_t *ns_bookkeeper_new(const char *dsn,
+ns_bookkeeper_t *ns_bookkeeper_new(const char *dsn, int connections,
                                    volatile sig_atomic_t *running,
                                    ns_error_t *err);
 

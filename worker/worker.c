@@ -72,6 +72,20 @@ static void publish_lag(ns_worker_t *w)
     ns_metrics_gauge_set("nightshift_worker_items_outstanding",
                          "Items consumed and not yet finished.", NULL,
                          (double)w->outstanding);
+    if (w->bk != NULL) {
+        /* Requests per batch tell how well the bookkeeping is batched. */
+        ns_bk_stats_t s = ns_bookkeeper_stats(w->bk);
+        ns_metrics_counter_add("nightshift_bookkeeper_requests_total",
+                               "Item bookkeeping requests answered.", NULL,
+                               (double)(s.served - w->bk_seen.served));
+        ns_metrics_counter_add("nightshift_bookkeeper_batches_total",
+                               "Batches of bookkeeping requests.", NULL,
+                               (double)(s.batches - w->bk_seen.batches));
+        ns_metrics_counter_add("nightshift_bookkeeper_statements_total",
+                               "Statements the bookkeeper ran.", NULL,
+                               (double)(s.statements - w->bk_seen.statements));
+        w->bk_seen = s;
+    }
 }
 
 static void *sweeper_main(void *arg)
@@ -92,7 +106,10 @@ int ns_worker_run(ns_worker_t *w, volatile sig_atomic_t *running)
     ns_error_t err;
     ns_error_clear(&err);
     /* Hundreds of I/O-bound threads: keep their stacks modest. */
-    w->bk = ns_bookkeeper_new(w->cfg->pg_dsn, running, &err);
+    /* While one batch is in the database the next gathers; with hundreds
+     * of items in flight, a second connection keeps their wait short. */
+    int bk_conns = w->n_threads >= 128 ? 2 : 1;
+    w->bk = ns_bookkeeper_new(w->cfg->pg_dsn, bk_conns, running, &err);
     if (w->bk == NULL) {
         NS_ERROR(NULL, "%s", err.msg);
         return 1;
@@ -364,6 +381,14 @@ void ns_worker_destroy(ns_worker_t *w)
     for (size_t i = 0; i < w->n_started; i++)
         pthread_join(w->threads[i].thread, NULL);
     free(w->threads);
+    if (w->bk != NULL) {
+        ns_bk_stats_t s = ns_bookkeeper_stats(w->bk);
+        NS_INFO(NULL,
+                "bookkeeping: %llu requests in %llu batches, %llu "
+                "statements",
+                (unsigned long long)s.served, (unsigned long long)s.batches,
+                (unsigned long long)s.statements);
+    }
     ns_bookkeeper_destroy(w->bk);
     if (w->sweeper_started)
         pthread_join(w->sweeper, NULL);

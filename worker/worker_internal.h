@@ -34,9 +34,10 @@ struct ns_worker {
     int kafka_pipe[2]; /* librdkafka writes here when messages arrive */
     int done_fd;       /* eventfd: pool threads signal finished tasks */
     ns_tracker_t *tracker;
-    ns_pgpool_t *pool;    /* shared by the pool threads */
-    ns_bookkeeper_t *bk;  /* their batched bookkeeping */
-    rd_kafka_t *producer; /* retry tiers and the dead-letter topic */
+    ns_pgpool_t *pool;     /* shared by the pool threads */
+    ns_bookkeeper_t *bk;   /* their batched bookkeeping */
+    ns_bk_stats_t bk_seen; /* its counters when last published */
+    rd_kafka_t *producer;  /* retry tiers and the dead-letter topic */
     ns_retry_tier_t tiers[8];
     int n_tiers;
     ns_retrier_t *retrier;

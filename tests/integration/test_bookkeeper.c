@@ -71,7 +71,7 @@ static ns_bookkeeper_t *bookkeeper(void)
     ns_error_t err;
     ns_error_clear(&err);
     ns_bookkeeper_t *bk =
-        ns_bookkeeper_new(getenv("NS_PG_DSN"), &running, &err);
+        ns_bookkeeper_new(getenv("NS_PG_DSN"), 1, &running, &err);
     if (bk == NULL)
         NSTEST_FAIL("ns_bookkeeper_new: %s", err.msg);
     return bk;
@@ -84,7 +84,8 @@ TEST(start_answers_like_the_one_item_precheck)
     int64_t gone = new_run(pg, "cancelled", 1);
     char q[256];
     snprintf(q, sizeof(q),
-             "UPDATE items SET status = 'done' WHERE run_id = %lld AND "
+             "UPDATE items SET status = 'done', attempts = 3 WHERE run_id = "
+             "%lld AND "
              "item_key = 'k002'",
              (long long)run);
     sql(pg, q);
@@ -95,8 +96,28 @@ TEST(start_answers_like_the_one_item_precheck)
     ASSERT_EQ(ns_bookkeeper_start(bk, run, "k000", &attempt), NS_BK_OK);
     ASSERT_EQ(attempt, 2);
     ASSERT_EQ(ns_bookkeeper_start(bk, run, "k002", &attempt), NS_BK_TERMINAL);
+    ASSERT_EQ(attempt, 3);
     ASSERT_EQ(ns_bookkeeper_start(bk, run, "nope", &attempt), NS_BK_UNKNOWN);
     ASSERT_EQ(ns_bookkeeper_start(bk, gone, "k000", &attempt), NS_BK_CANCELLED);
+    /* Keys are data, whatever they hold. */
+    static const char hostile[] = "a\"b\\c,{d} 'e'); DROP TABLE items; --";
+    snprintf(q, sizeof(q),
+             "INSERT INTO items (run_id, item_key) VALUES (%lld, $$%s$$)",
+             (long long)run, hostile);
+    sql(pg, q);
+    ASSERT_EQ(ns_bookkeeper_start(bk, run, hostile, &attempt), NS_BK_OK);
+    ASSERT_EQ(attempt, 1);
+    bool maybe = true;
+    ASSERT_EQ(ns_bookkeeper_done(bk, run, hostile, "{\"k\": \"\\\"\"}", &maybe),
+              NS_BK_OK);
+    ASSERT(!maybe);
+    snprintf(q, sizeof(q),
+             "SELECT status || ' ' || report::text FROM items WHERE run_id = "
+             "%lld AND item_key = $$%s$$",
+             (long long)run, hostile);
+    char *h = value(pg, q);
+    ASSERT_STREQ(h, "done {\"k\": \"\\\"\"}");
+    free(h);
     ASSERT_EQ(ns_bookkeeper_start(bk, 1LL << 50, "k000", &attempt),
               NS_BK_UNKNOWN);
     snprintf(q, sizeof(q),
@@ -224,13 +245,37 @@ TEST(requests_queued_during_a_batch_go_in_one_statement)
     PQfinish(pg);
 }
 
+TEST(a_lost_connection_is_replaced_and_its_statements_prepared_again)
+{
+    PGconn *pg = db();
+    int64_t run = new_run(pg, "running", 2);
+    ns_bookkeeper_t *bk = bookkeeper();
+    int attempt = 0;
+    ASSERT_EQ(ns_bookkeeper_start(bk, run, "k000", &attempt), NS_BK_OK);
+    char *killed = value(pg, "SELECT count(pg_terminate_backend(pid)) FROM "
+                             "pg_stat_activity WHERE datname = "
+                             "current_database() AND pid <> pg_backend_pid() "
+                             "AND application_name = "
+                             "'nightshift-bookkeeper'");
+    ASSERT_STREQ(killed, "1");
+    free(killed);
+    ASSERT_EQ(ns_bookkeeper_start(bk, run, "k001", &attempt), NS_BK_OK);
+    ASSERT_EQ(attempt, 1);
+    bool maybe = false;
+    ASSERT_EQ(ns_bookkeeper_done(bk, run, "k000", NULL, &maybe), NS_BK_OK);
+    ASSERT_EQ(ns_bookkeeper_done(bk, run, "k001", NULL, &maybe), NS_BK_OK);
+    ASSERT(maybe);
+    ns_bookkeeper_destroy(bk);
+    PQfinish(pg);
+}
+
 TEST(while_stopping_an_unreachable_postgres_answers_stopping)
 {
     running = 0;
     ns_error_t err;
     ns_error_clear(&err);
     ns_bookkeeper_t *bk = ns_bookkeeper_new(
-        "host=127.0.0.1 port=1 dbname=x connect_timeout=2", &running, &err);
+        "host=127.0.0.1 port=1 dbname=x connect_timeout=2", 2, &running, &err);
     ASSERT(bk != NULL);
     int attempt = 0;
     bool maybe = false;

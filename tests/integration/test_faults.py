@@ -396,6 +396,9 @@ class FaultsTest(unittest.TestCase):
             ("queued.max.messages.kbytes", 64),
             ("fetch.max.bytes", 16777216),
             ("max.partition.fetch.bytes", 16384)])
+        # And a slower LLM (30 ms a call): the workers must not be able to
+        # finish the run from what they buffered while the broker is away.
+        self.llm.control("config", {"latency_ms": 30})
         for _ in range(2):
             self.start_worker(c)
         self.start_run(c)
