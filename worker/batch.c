@@ -2,6 +2,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bookkeeper.h"
 #include "ctx.h"
 #include "item_internal.h"
 #include "ns/clock.h"
@@ -179,13 +180,22 @@ void ns_item_process_batch(ns_item_res_t *res, const ns_msg_t *msgs,
             item_count(items[0].job->name, "done", per_item);
     }
     cJSON_Delete(done);
-    /* One completion check per run in the batch. */
+    /* One completion check per run in the batch: a read, batched with
+     * other threads' (bookkeeper.h); the claim only when it may be done. */
     for (size_t i = 0; i < n; i++) {
         bool seen = false;
         for (size_t k = 0; k < i; k++)
             seen |= items[k].env.run_id == items[i].env.run_id;
-        if (!seen && items[i].pending && outcomes[i] == NS_ITEM_COMMITTED &&
-            ns_item_pg_wait(res))
+        if (seen || !items[i].pending || outcomes[i] != NS_ITEM_COMMITTED)
+            continue;
+        bool maybe = true;
+        if (res->bk != NULL) {
+            ns_item_pg_release(res);
+            if (ns_bookkeeper_check(res->bk, items[i].env.run_id, &maybe) !=
+                NS_BK_OK)
+                maybe = true;
+        }
+        if (maybe && ns_item_pg_wait(res))
             ns_finalize_if_complete(res, items[i].env.run_id);
     }
     ns_item_pg_release(res);
