@@ -18,6 +18,7 @@ typedef struct waiting {
 } waiting_t;
 
 struct ns_retrier {
+    const ns_config_t *cfg;
     pthread_t thread;
     rd_kafka_t *rk;
     rd_kafka_t *producer;
@@ -151,6 +152,20 @@ static void handle(ns_retrier_t *r, rd_kafka_message_t *m)
         store(r, m);
         return;
     }
+    /* The tiers are shared by every deployment on the cluster; another's
+     * items (or those of a job since removed) are not ours to hand back. A
+     * new group reading the tiers from the start skips them quickly. */
+    size_t plen = strlen("ns.items.");
+    if (strncmp(origin, "ns.items.", plen) != 0 ||
+        ns_config_job(r->cfg, origin + plen) == NULL) {
+        NS_DEBUG(NULL,
+                 "retrier: %s/%d@%lld is for %s, not a job of ours; "
+                 "skipped",
+                 rd_kafka_topic_name(m->rkt), (int)m->partition,
+                 (long long)m->offset, origin);
+        store(r, m);
+        return;
+    }
     int64_t not_before = 0;
     if (header_str(m, "ns-not-before", nb, sizeof(nb)))
         not_before = strtoll(nb, NULL, 10);
@@ -184,6 +199,7 @@ ns_retrier_t *ns_retrier_start(const ns_config_t *cfg, rd_kafka_t *producer,
         ns_error_set(err, NS_ERR_NOMEM, "out of memory");
         return NULL;
     }
+    r->cfg = cfg;
     r->producer = producer;
     r->running = running;
     rd_kafka_conf_t *conf = ns_kafka_conf(cfg, err);

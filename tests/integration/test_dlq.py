@@ -133,6 +133,38 @@ class DlqTest(unittest.TestCase):
         self.assertIn("/hook/" + self.one, report)
 
     # -- dlq list / show / replay -----------------------------------------
+    def test_1b_retries_of_other_deployments_are_left_alone(self):
+        # The retry tiers are shared by every deployment on the cluster: a
+        # retry whose job is not in this worker's config is not handed
+        # back (a new group reads the tiers from the start, and used to
+        # re-inject every old retry of every other deployment, one
+        # synchronous produce each). One waits in front of each partition
+        # of ns.retry.5s, then an item of ours is retried through it.
+        brokers = os.environ["NS_KAFKA_BROKERS"]
+        foreign = "ns.items.foreign-" + self.env.tag
+        marker = os.path.join(self.env.tmp, "marker")
+        with open(marker, "w") as f:
+            f.write("marker")
+        subprocess.run(["kcat", "-P", "-b", brokers, "-t", foreign, marker],
+                       check=True, timeout=60)
+        for p in range(4):
+            subprocess.run(["kcat", "-P", "-b", brokers, "-t", "ns.retry.5s",
+                            "-p", str(p), "-k", "foreign-%d" % p,
+                            "-H", "ns-origin-topic=" + foreign,
+                            "-H", "ns-not-before=0", marker],
+                           check=True, timeout=60)
+        self.hook.faults({"kind": "status", "status": 500})
+        run_id, res = self.run_job(self.one)
+        self.assertEqual(res.returncode, 0, res.stderr[-2000:])
+        self.assertEqual([p["status"] for p in self.run_posts(self.one,
+                                                               run_id)],
+                         [500, 200])
+        out = subprocess.run(["kcat", "-C", "-b", brokers, "-t", foreign,
+                              "-o", "beginning", "-e", "-q"],
+                             capture_output=True, text=True, timeout=60,
+                             check=True).stdout
+        self.assertEqual(out.split(), ["marker"])
+
     def test_2_all_items_fail_into_dead_letters(self):
         env = self.env
         self.hook.control("config", {"status": 400})
