@@ -1,0 +1,324 @@
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unicode/ubrk.h>
+#include <unicode/uscript.h>
+#include <unicode/ustring.h>
+#include <utf8proc.h>
+
+#include "ns/text.h"
+
+/* Raw bytes kept of a word before normalisation (which may grow it: "ß"
+ * folds to "ss"); beyond this the word is too long anyway. */
+#define RAW_MAX (4 * NS_WORD_MAX)
+
+struct ns_tokenizer {
+    char raw[RAW_MAX + 8]; /* the current word as written */
+    size_t raw_len;
+    bool raw_ascii;
+    bool raw_long;
+    char *run; /* the current run of a script without spaces (UTF-8) */
+    size_t run_len, run_cap;
+    UChar *u16;
+    int32_t u16_cap;
+    char out[RAW_MAX * 4 + 8]; /* one ICU segment as UTF-8 */
+    UBreakIterator *brk;       /* opened on the first such run */
+};
+
+typedef struct pass {
+    ns_tokenizer_t *t;
+    bool elision;
+    ns_word_fn fn;
+    void *arg;
+    ns_text_stats_t *stats;
+    ns_error_t *err;
+    ns_err_t rc;
+} pass_t;
+
+ns_tokenizer_t *ns_tokenizer_new(ns_error_t *err)
+{
+    ns_tokenizer_t *t = calloc(1, sizeof(*t));
+    if (t == NULL)
+        ns_error_set(err, NS_ERR_NOMEM, "tokenizer: out of memory");
+    return t;
+}
+
+void ns_tokenizer_destroy(ns_tokenizer_t *t)
+{
+    if (t == NULL)
+        return;
+    if (t->brk != NULL)
+        ubrk_close(t->brk);
+    free(t->run);
+    free(t->u16);
+    free(t);
+}
+
+/* Letters, marks and numbers (general categories L*, M*, N*). */
+static bool is_word(utf8proc_int32_t cp)
+{
+    if (cp < 0x80)
+        return (cp >= 'a' && cp <= 'z') || (cp >= 'A' && cp <= 'Z') ||
+               (cp >= '0' && cp <= '9');
+    utf8proc_category_t c = utf8proc_category(cp);
+    return c >= UTF8PROC_CATEGORY_LU && c <= UTF8PROC_CATEGORY_NO;
+}
+
+/* Scripts written without spaces between words. */
+static bool spaceless(utf8proc_int32_t cp)
+{
+    if (cp < 0x0E00)
+        return false; /* below Thai: nothing of these scripts */
+    UErrorCode st = U_ZERO_ERROR;
+    UScriptCode s = uscript_getScript(cp, &st);
+    return U_SUCCESS(st) &&
+           (s == USCRIPT_HAN || s == USCRIPT_HIRAGANA ||
+            s == USCRIPT_KATAKANA || s == USCRIPT_THAI || s == USCRIPT_LAO ||
+            s == USCRIPT_KHMER || s == USCRIPT_MYANMAR);
+}
+
+/* Signs shared by scripts (Common, Inherited: the Japanese prolonged sound
+ * mark, combining marks) continue a run of a spaceless script. */
+static bool shared_script(utf8proc_int32_t cp)
+{
+    UErrorCode st = U_ZERO_ERROR;
+    UScriptCode s = uscript_getScript(cp, &st);
+    return U_SUCCESS(st) && (s == USCRIPT_COMMON || s == USCRIPT_INHERITED);
+}
+
+static bool is_apostrophe(utf8proc_int32_t cp)
+{
+    return cp == '\'' || cp == 0x2019 || cp == 0x02BC;
+}
+
+static bool is_hyphen(utf8proc_int32_t cp)
+{
+    return cp == '-' || cp == 0x2010 || cp == 0x2011;
+}
+
+/* Languages that elide a vowel before an apostrophe ("l'homme"). */
+static bool elides(const char *lang)
+{
+    static const char *const langs[] = {"fr", "it", "ca", "oc", NULL};
+    for (int i = 0; lang != NULL && langs[i] != NULL; i++)
+        if (strncmp(lang, langs[i], 2) == 0 &&
+            (lang[2] == '\0' || lang[2] == '-' || lang[2] == '_'))
+            return true;
+    return false;
+}
+
+/* Normalises (NFKC + case folding) and hands over one word. */
+static void emit(pass_t *p, const char *w, size_t len, bool ascii)
+{
+    if (len == 0)
+        return;
+    if (ascii) {
+        if (len > NS_WORD_MAX) {
+            p->stats->long_words++;
+            return;
+        }
+        char low[NS_WORD_MAX];
+        for (size_t i = 0; i < len; i++)
+            low[i] = (char)(w[i] >= 'A' && w[i] <= 'Z' ? w[i] + 32 : w[i]);
+        p->stats->words++;
+        p->fn(low, len, p->arg);
+        return;
+    }
+    utf8proc_uint8_t *norm = NULL;
+    utf8proc_ssize_t n =
+        utf8proc_map((const utf8proc_uint8_t *)w, (utf8proc_ssize_t)len, &norm,
+                     UTF8PROC_STABLE | UTF8PROC_COMPAT | UTF8PROC_COMPOSE |
+                         UTF8PROC_CASEFOLD);
+    if (n < 0) {
+        if (n == UTF8PROC_ERROR_NOMEM && p->rc == NS_OK)
+            p->rc =
+                ns_error_set(p->err, NS_ERR_NOMEM, "tokenizer: out of memory");
+        free(norm);
+        return;
+    }
+    if ((size_t)n > NS_WORD_MAX)
+        p->stats->long_words++;
+    else if (n > 0) {
+        p->stats->words++;
+        p->fn((const char *)norm, (size_t)n, p->arg);
+    }
+    free(norm);
+}
+
+static void end_word(pass_t *p)
+{
+    ns_tokenizer_t *t = p->t;
+    if (t->raw_long)
+        p->stats->long_words++;
+    else
+        emit(p, t->raw, t->raw_len, t->raw_ascii);
+    t->raw_len = 0;
+    t->raw_ascii = true;
+    t->raw_long = false;
+}
+
+static void add_to_word(ns_tokenizer_t *t, const char *bytes, size_t n,
+                        bool ascii)
+{
+    if (t->raw_len + n > RAW_MAX) {
+        t->raw_long = true;
+        return;
+    }
+    memcpy(t->raw + t->raw_len, bytes, n);
+    t->raw_len += n;
+    t->raw_ascii = t->raw_ascii && ascii;
+}
+
+static bool add_to_run(pass_t *p, const char *bytes, size_t n)
+{
+    ns_tokenizer_t *t = p->t;
+    if (t->run_len + n > t->run_cap) {
+        size_t cap = t->run_cap ? t->run_cap * 2 : 256;
+        while (cap < t->run_len + n)
+            cap *= 2;
+        char *r = realloc(t->run, cap);
+        if (r == NULL) {
+            if (p->rc == NS_OK)
+                p->rc = ns_error_set(p->err, NS_ERR_NOMEM,
+                                     "tokenizer: out of memory");
+            return false;
+        }
+        t->run = r;
+        t->run_cap = cap;
+    }
+    memcpy(t->run + t->run_len, bytes, n);
+    t->run_len += n;
+    return true;
+}
+
+/* Segments the current run with ICU's dictionary-based word breaker. */
+static void end_run(pass_t *p)
+{
+    ns_tokenizer_t *t = p->t;
+    if (t->run_len == 0)
+        return;
+    size_t run_len = t->run_len;
+    t->run_len = 0;
+    p->stats->segmented++;
+    UErrorCode st = U_ZERO_ERROR;
+    if (t->brk == NULL) {
+        t->brk = ubrk_open(UBRK_WORD, "", NULL, 0, &st);
+        if (U_FAILURE(st)) {
+            t->brk = NULL;
+            if (p->rc == NS_OK)
+                p->rc = ns_error_set(p->err, NS_ERR_IO,
+                                     "tokenizer: ICU word breaker: %s",
+                                     u_errorName(st));
+            return;
+        }
+    }
+    /* UTF-16 never has more units than UTF-8 has bytes. */
+    if ((size_t)t->u16_cap < run_len) {
+        UChar *u = realloc(t->u16, run_len * sizeof(UChar));
+        if (u == NULL) {
+            if (p->rc == NS_OK)
+                p->rc = ns_error_set(p->err, NS_ERR_NOMEM,
+                                     "tokenizer: out of memory");
+            return;
+        }
+        t->u16 = u;
+        t->u16_cap = (int32_t)run_len;
+    }
+    int32_t n16 = 0;
+    st = U_ZERO_ERROR;
+    u_strFromUTF8(t->u16, t->u16_cap, &n16, t->run, (int32_t)run_len, &st);
+    if (U_FAILURE(st))
+        return; /* the run was valid UTF-8; nothing else can go wrong */
+    st = U_ZERO_ERROR;
+    ubrk_setText(t->brk, t->u16, n16, &st);
+    if (U_FAILURE(st))
+        return;
+    for (int32_t start = ubrk_first(t->brk), end = ubrk_next(t->brk);
+         end != UBRK_DONE; start = end, end = ubrk_next(t->brk)) {
+        if (ubrk_getRuleStatus(t->brk) < UBRK_WORD_NONE_LIMIT)
+            continue; /* not a word */
+        int32_t n8 = 0;
+        st = U_ZERO_ERROR;
+        u_strToUTF8(t->out, (int32_t)sizeof(t->out), &n8, t->u16 + start,
+                    end - start, &st);
+        if (U_FAILURE(st) || st == U_STRING_NOT_TERMINATED_WARNING) {
+            p->stats->long_words++;
+            continue;
+        }
+        emit(p, t->out, (size_t)n8, false);
+    }
+}
+
+/* Decodes the code point at s (n bytes left): its length, or -1 when the
+ * bytes are not valid UTF-8 (then one byte is skipped). */
+static utf8proc_ssize_t decode(const char *s, size_t n, utf8proc_int32_t *cp)
+{
+    if ((unsigned char)s[0] < 0x80) {
+        *cp = (unsigned char)s[0];
+        return 1;
+    }
+    utf8proc_ssize_t k = utf8proc_iterate(
+        (const utf8proc_uint8_t *)s, (utf8proc_ssize_t)(n < 4 ? n : 4), cp);
+    return k > 0 && *cp >= 0 ? k : -1;
+}
+
+ns_err_t ns_tokenize(ns_tokenizer_t *t, const char *lang, const char *text,
+                     size_t len, ns_word_fn fn, void *arg,
+                     ns_text_stats_t *stats, ns_error_t *err)
+{
+    pass_t p = {.t = t,
+                .elision = elides(lang),
+                .fn = fn,
+                .arg = arg,
+                .stats = stats,
+                .err = err,
+                .rc = NS_OK};
+    t->raw_len = 0;
+    t->raw_ascii = true;
+    t->raw_long = false;
+    t->run_len = 0;
+    size_t pos = 0;
+    while (pos < len && p.rc == NS_OK) {
+        utf8proc_int32_t cp;
+        utf8proc_ssize_t k = decode(text + pos, len - pos, &cp);
+        if (k < 0) {
+            stats->invalid_bytes++;
+            end_word(&p);
+            end_run(&p);
+            pos++;
+            continue;
+        }
+        const char *bytes = text + pos;
+        pos += (size_t)k;
+        if (is_word(cp)) {
+            if (cp >= 0x0E00 &&
+                (spaceless(cp) || (t->run_len > 0 && shared_script(cp)))) {
+                end_word(&p);
+                add_to_run(&p, bytes, (size_t)k);
+            } else {
+                end_run(&p);
+                add_to_word(t, bytes, (size_t)k, k == 1);
+            }
+            continue;
+        }
+        /* An apostrophe or hyphen between two word characters joins them
+         * (or, eliding, ends the first word after the apostrophe). */
+        bool apos = is_apostrophe(cp), hyph = !apos && is_hyphen(cp);
+        if ((apos || hyph) && t->raw_len > 0 && pos < len) {
+            utf8proc_int32_t next;
+            utf8proc_ssize_t kn = decode(text + pos, len - pos, &next);
+            if (kn > 0 && is_word(next) &&
+                !(next >= 0x0E00 && spaceless(next))) {
+                add_to_word(t, apos ? "'" : "-", 1, true);
+                if (apos && p.elision)
+                    end_word(&p);
+                continue;
+            }
+        }
+        end_word(&p);
+        end_run(&p);
+    }
+    end_word(&p);
+    end_run(&p);
+    return p.rc;
+}
