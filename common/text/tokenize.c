@@ -22,7 +22,9 @@ struct ns_tokenizer {
     UChar *u16;
     int32_t u16_cap;
     char out[RAW_MAX * 4 + 8]; /* one ICU segment as UTF-8 */
-    UBreakIterator *brk;       /* opened on the first such run */
+    /* normalisation, in place: code points, then their UTF-8 */
+    utf8proc_int32_t norm[RAW_MAX * 4];
+    UBreakIterator *brk; /* opened on the first such run */
 };
 
 typedef struct pass {
@@ -124,25 +126,31 @@ static void emit(pass_t *p, const char *w, size_t len, bool ascii)
         p->fn(low, len, p->arg);
         return;
     }
-    utf8proc_uint8_t *norm = NULL;
-    utf8proc_ssize_t n =
-        utf8proc_map((const utf8proc_uint8_t *)w, (utf8proc_ssize_t)len, &norm,
-                     UTF8PROC_STABLE | UTF8PROC_COMPAT | UTF8PROC_COMPOSE |
-                         UTF8PROC_CASEFOLD);
-    if (n < 0) {
-        if (n == UTF8PROC_ERROR_NOMEM && p->rc == NS_OK)
-            p->rc =
-                ns_error_set(p->err, NS_ERR_NOMEM, "tokenizer: out of memory");
-        free(norm);
+    /* utf8proc_map() without its allocation: decompose into the
+     * tokenizer's buffer, compose, re-encode in place. */
+    const utf8proc_option_t opt = UTF8PROC_STABLE | UTF8PROC_COMPAT |
+                                  UTF8PROC_COMPOSE | UTF8PROC_CASEFOLD;
+    utf8proc_int32_t *buf = p->t->norm;
+    utf8proc_ssize_t cap =
+        (utf8proc_ssize_t)(sizeof(p->t->norm) / sizeof(p->t->norm[0]));
+    utf8proc_ssize_t n = utf8proc_decompose(
+        (const utf8proc_uint8_t *)w, (utf8proc_ssize_t)len, buf, cap, opt);
+    if (n > cap) {
+        p->stats->long_words++;
         return;
     }
-    if ((size_t)n > NS_WORD_MAX)
+    if (n > 0)
+        n = utf8proc_normalize_utf32(buf, n, opt);
+    if (n > 0)
+        n = utf8proc_reencode(buf, n, opt);
+    if (n <= 0)
+        return; /* nothing left (the input was checked to be valid) */
+    if ((size_t)n > NS_WORD_MAX) {
         p->stats->long_words++;
-    else if (n > 0) {
-        p->stats->words++;
-        p->fn((const char *)norm, (size_t)n, p->arg);
+        return;
     }
-    free(norm);
+    p->stats->words++;
+    p->fn((const char *)buf, (size_t)n, p->arg);
 }
 
 static void end_word(pass_t *p)

@@ -1,0 +1,250 @@
+/* test_termstats.c: per-language term statistics (common/text/termstats.c):
+ * counting, the exact binary form, and the property the stopword job
+ * rests on: totals − a shard's old partial + its new partial equal a full
+ * recount, on random edits, inserts and deletions. */
+#include "ns/termstats.h"
+
+#include <math.h>
+#include <stdbool.h>
+
+#include "ns/text.h"
+#include "nstest.h"
+
+static ns_error_t err;
+
+static void add_doc(ns_termstats_t *s, const char *lang, const char *text)
+{
+    ASSERT_EQ(ns_termstats_doc_begin(s, lang, &err), NS_OK);
+    const char *p = text;
+    while (*p) {
+        while (*p == ' ')
+            p++;
+        const char *w = p;
+        while (*p && *p != ' ')
+            p++;
+        if (p > w)
+            ASSERT_EQ(ns_termstats_word(s, w, (size_t)(p - w), &err), NS_OK);
+    }
+    ASSERT_EQ(ns_termstats_doc_end(s, &err), NS_OK);
+}
+
+TEST(counts_documents_words_and_n_log_n)
+{
+    ns_termstats_t *s = ns_termstats_new();
+    add_doc(s, "en", "the cat the");
+    add_doc(s, "en", "the dog");
+    add_doc(s, "fr", "le chat");
+    add_doc(s, NULL, "");
+    ns_term_t t;
+    ASSERT(ns_termstats_get(s, "en", "the", &t));
+    ASSERT_EQ(t.df, 2);
+    ASSERT_EQ(t.count, 3);
+    ASSERT_EQ(t.nlogn, llround(2 * log(2) * NS_NLOGN_SCALE));
+    ASSERT(ns_termstats_get(s, "en", "cat", &t));
+    ASSERT_EQ(t.df, 1);
+    ASSERT_EQ(t.nlogn, 0);
+    ASSERT(!ns_termstats_get(s, "fr", "the", &t));
+    ns_lang_stats_t l;
+    ASSERT(ns_termstats_lang(s, "en", &l));
+    ASSERT_EQ(l.docs, 2);
+    ASSERT_EQ(l.words, 5);
+    ASSERT(ns_termstats_lang(s, "", &l));
+    ASSERT_EQ(l.docs, 1);
+    ASSERT_EQ(l.words, 0);
+    ASSERT_EQ(ns_termstats_terms(s), 5);
+    ASSERT_EQ(ns_termstats_langs(s), 3);
+    /* A word outside a document is an error, not a crash. */
+    ASSERT_EQ(ns_termstats_word(s, "x", 1, &err), NS_ERR_INVALID);
+    ns_termstats_destroy(s);
+}
+
+TEST(encoding_is_exact_and_canonical)
+{
+    ns_termstats_t *a = ns_termstats_new(), *b = ns_termstats_new();
+    add_doc(a, "en", "alpha beta beta");
+    add_doc(a, "de", "straße über");
+    add_doc(b, "de", "straße über");
+    add_doc(b, "en", "alpha beta beta");
+    char *ea, *eb;
+    size_t la, lb;
+    ASSERT_EQ(ns_termstats_encode(a, &ea, &la, &err), NS_OK);
+    ASSERT_EQ(ns_termstats_encode(b, &eb, &lb, &err), NS_OK);
+    ASSERT_EQ(la, lb);
+    ASSERT(memcmp(ea, eb, la) == 0);
+    ns_termstats_t *c = ns_termstats_decode(ea, la, &err);
+    ASSERT(c != NULL);
+    ASSERT(ns_termstats_equal(a, c));
+    /* Corrupt input is refused, whatever byte is wrong (the frame has a
+     * checksum). */
+    for (size_t i = 0; i < la; i++) {
+        char *bad = malloc(la);
+        memcpy(bad, ea, la);
+        bad[i] ^= 0x5a;
+        ns_termstats_t *d = ns_termstats_decode(bad, la, &err);
+        if (d != NULL)
+            NSTEST_FAIL("byte %zu flipped and still decoded", i);
+        free(bad);
+    }
+    for (size_t n = 0; n < la; n++) {
+        ns_termstats_t *d = ns_termstats_decode(ea, n, &err);
+        ASSERT(d == NULL);
+    }
+    ASSERT(ns_termstats_decode("NSTS\x01garbage", 12, &err) == NULL);
+    free(ea);
+    free(eb);
+    ns_termstats_destroy(a);
+    ns_termstats_destroy(b);
+    ns_termstats_destroy(c);
+}
+
+TEST(subtracting_a_partial_removes_its_terms)
+{
+    ns_termstats_t *a = ns_termstats_new(), *b = ns_termstats_new();
+    add_doc(a, "en", "one two");
+    add_doc(b, "en", "two three");
+    ns_termstats_t *sum = ns_termstats_new();
+    ASSERT_EQ(ns_termstats_merge(sum, a, 1, &err), NS_OK);
+    ASSERT_EQ(ns_termstats_merge(sum, b, 1, &err), NS_OK);
+    ASSERT_EQ(ns_termstats_terms(sum), 3);
+    ASSERT_EQ(ns_termstats_merge(sum, b, -1, &err), NS_OK);
+    ASSERT_EQ(ns_termstats_terms(sum), 2);
+    ASSERT(ns_termstats_equal(sum, a));
+    char *e1, *e2;
+    size_t l1, l2;
+    ASSERT_EQ(ns_termstats_encode(sum, &e1, &l1, &err), NS_OK);
+    ASSERT_EQ(ns_termstats_encode(a, &e2, &l2, &err), NS_OK);
+    ASSERT(l1 == l2 && memcmp(e1, e2, l1) == 0);
+    free(e1);
+    free(e2);
+    ns_termstats_destroy(a);
+    ns_termstats_destroy(b);
+    ns_termstats_destroy(sum);
+}
+
+/* ---- incremental = full, on random edits ---------------------------- */
+
+enum { DOCS = 400, SHARDS = 8, ROUNDS = 12 };
+
+typedef struct corpus {
+    bool present[DOCS];
+    int lang[DOCS];
+    char text[DOCS][200];
+} corpus_t;
+
+static const char *const langs[] = {"en", "fr", "de", "ru", "zh", ""};
+static const char *const vocab[] = {
+    "the",  "of",    "and",     "a",    "to",     "le",      "la",
+    "de",   "der",   "die",     "und",  "и",      "в",       "не",
+    "的",   "是",    "了",      "cat",  "straße", "город",   "données",
+    "学生", "zebra", "quantum", "ОДОС", "Ａ",     "l'homme", "don't",
+};
+
+static unsigned rnd(unsigned *seed)
+{
+    *seed = *seed * 1103515245u + 12345u;
+    return (*seed >> 16) & 0x7fff;
+}
+
+static void random_doc(corpus_t *c, int d, unsigned *seed)
+{
+    c->present[d] = true;
+    c->lang[d] = (int)(rnd(seed) % 6);
+    size_t n = rnd(seed) % 12, len = 0;
+    c->text[d][0] = '\0';
+    for (size_t i = 0; i < n; i++) {
+        /* Zipf-like: small indexes far more often. */
+        unsigned r = rnd(seed) % 1000;
+        size_t w =
+            (size_t)(r * r) / 1000 * (sizeof(vocab) / sizeof(vocab[0])) / 1000;
+        len += (size_t)snprintf(c->text[d] + len, sizeof(c->text[d]) - len,
+                                "%s%s", i ? " " : "", vocab[w]);
+    }
+}
+
+static void word_cb(const char *w, size_t n, void *arg)
+{
+    ns_termstats_word(arg, w, n, &err);
+}
+
+/* Counts shard k (documents d with d % SHARDS == k) through the tokenizer. */
+static ns_termstats_t *count_shard(const corpus_t *c, int k,
+                                   ns_tokenizer_t *tok)
+{
+    ns_termstats_t *s = ns_termstats_new();
+    for (int d = k; d < DOCS; d += SHARDS) {
+        if (!c->present[d])
+            continue;
+        ns_text_stats_t ts = {0};
+        ASSERT_EQ(ns_termstats_doc_begin(s, langs[c->lang[d]], &err), NS_OK);
+        ASSERT_EQ(ns_tokenize(tok, langs[c->lang[d]], c->text[d],
+                              strlen(c->text[d]), word_cb, s, &ts, &err),
+                  NS_OK);
+        ASSERT_EQ(ns_termstats_doc_end(s, &err), NS_OK);
+    }
+    return s;
+}
+
+TEST(incremental_equals_full_on_random_edits)
+{
+    static corpus_t c;
+    unsigned seed = 20261130;
+    ns_tokenizer_t *tok = ns_tokenizer_new(&err);
+    for (int d = 0; d < DOCS; d++)
+        if (rnd(&seed) % 4 != 0)
+            random_doc(&c, d, &seed);
+    ns_termstats_t *part[SHARDS], *totals = ns_termstats_new();
+    for (int k = 0; k < SHARDS; k++) {
+        part[k] = count_shard(&c, k, tok);
+        ASSERT_EQ(ns_termstats_merge(totals, part[k], 1, &err), NS_OK);
+    }
+    for (int round = 0; round < ROUNDS; round++) {
+        /* Random edits, inserts and deletions; remember the shards hit. */
+        bool dirty[SHARDS] = {false};
+        int edits = 1 + (int)(rnd(&seed) % 30);
+        for (int e = 0; e < edits; e++) {
+            int d = (int)(rnd(&seed) % DOCS);
+            if (c.present[d] && rnd(&seed) % 3 == 0)
+                c.present[d] = false; /* deleted */
+            else
+                random_doc(&c, d, &seed); /* edited or inserted */
+            dirty[d % SHARDS] = true;
+        }
+        /* Incremental: only the dirty shards are counted again. */
+        for (int k = 0; k < SHARDS; k++) {
+            if (!dirty[k])
+                continue;
+            ns_termstats_t *fresh = count_shard(&c, k, tok);
+            ASSERT_EQ(ns_termstats_merge(totals, part[k], -1, &err), NS_OK);
+            ASSERT_EQ(ns_termstats_merge(totals, fresh, 1, &err), NS_OK);
+            ns_termstats_destroy(part[k]);
+            part[k] = fresh;
+        }
+        /* Full: everything counted from scratch. */
+        ns_termstats_t *full = ns_termstats_new();
+        for (int k = 0; k < SHARDS; k++) {
+            ns_termstats_t *p = count_shard(&c, k, tok);
+            ASSERT_EQ(ns_termstats_merge(full, p, 1, &err), NS_OK);
+            ns_termstats_destroy(p);
+        }
+        ASSERT(ns_termstats_equal(totals, full));
+        char *a, *b;
+        size_t la, lb;
+        ASSERT_EQ(ns_termstats_encode(totals, &a, &la, &err), NS_OK);
+        ASSERT_EQ(ns_termstats_encode(full, &b, &lb, &err), NS_OK);
+        ASSERT(la == lb && memcmp(a, b, la) == 0);
+        /* And through the binary form, as the partials are stored. */
+        ns_termstats_t *back = ns_termstats_decode(a, la, &err);
+        ASSERT(back != NULL && ns_termstats_equal(back, full));
+        ns_termstats_destroy(back);
+        free(a);
+        free(b);
+        ns_termstats_destroy(full);
+    }
+    ASSERT(ns_termstats_terms(totals) > 10);
+    for (int k = 0; k < SHARDS; k++)
+        ns_termstats_destroy(part[k]);
+    ns_termstats_destroy(totals);
+    ns_tokenizer_destroy(tok);
+}
+
+NSTEST_MAIN
