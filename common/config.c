@@ -230,9 +230,12 @@ static ns_err_t parse_source_type(loader_t *ld, const yaml_node_t *value,
         job->source.kind = NS_SOURCE_SQL;
     else if (strcmp(type, "one") == 0)
         job->source.kind = NS_SOURCE_ONE;
+    else if (strcmp(type, "shards") == 0)
+        job->source.kind = NS_SOURCE_SHARDS;
     else
         rc = ns_yaml_fail(&ld->y, value,
-                          "unknown source type \"%s\" (sql or one)", type);
+                          "unknown source type \"%s\" (sql, shards or one)",
+                          type);
     free(type);
     return rc;
 }
@@ -241,6 +244,10 @@ static const field_t source_fields[] = {
     F_FN_("type", parse_source_type),
     F_STR_("query", ns_job_t, source.query),
     F_STR_("key", ns_job_t, source.key_column),
+    F_STR_("table", ns_job_t, source.table),
+    F_INT_("shard_size", ns_job_t, source.shard_size, 1, INT_MAX),
+    F_INT_("watermark_overlap_seconds", ns_job_t, source.overlap_s, 0,
+           86400 * 7),
     F_END,
 };
 
@@ -276,6 +283,7 @@ static ns_err_t job_defaults(loader_t *ld, ns_job_t *job)
     job->concurrency = NS_CONC_FORBID;
     job->starting_deadline_s = 300;
     job->source.kind = NS_SOURCE_ONE;
+    job->source.overlap_s = -1;
     job->retry = (ns_retry_t){3, 1.0, 60.0};
     job->max_parallelism = 4;
     job->notify = cJSON_CreateObject();
@@ -311,6 +319,19 @@ static ns_err_t check_job(loader_t *ld, const yaml_node_t *map,
         return ns_yaml_fail(y, source, "sql source of %s has no query", noun);
     if (src->kind == NS_SOURCE_SQL && src->key_column == NULL)
         return ns_yaml_fail(y, source, "sql source of %s has no key", noun);
+    if (src->kind == NS_SOURCE_SHARDS &&
+        (src->query != NULL || src->key_column != NULL))
+        return ns_yaml_fail(y, source,
+                            "source of %s: \"shards\" takes table and "
+                            "shard_size, not query or key",
+                            noun);
+    if (src->kind != NS_SOURCE_SHARDS &&
+        (src->table != NULL || src->shard_size != 0 || src->overlap_s >= 0))
+        return ns_yaml_fail(y, source,
+                            "source of %s: table, shard_size and "
+                            "watermark_overlap_seconds are for "
+                            "\"shards\"",
+                            noun);
     if (src->kind == NS_SOURCE_ONE &&
         (src->query != NULL || src->key_column != NULL))
         return ns_yaml_fail(
@@ -695,6 +716,7 @@ static void job_free(ns_job_t *job)
     free(job->timezone);
     free(job->source.query);
     free(job->source.key_column);
+    free(job->source.table);
     free(job->handler);
     free(job->finalizer);
     cJSON_Delete(job->notify);

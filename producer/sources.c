@@ -66,6 +66,53 @@ static ns_err_t enumerate_one(PGconn *conn, const char *run_id, int64_t *count,
     return rc;
 }
 
+/* shards: one item per id range [k * size, (k+1) * size) of the table with
+ * rows in it; once the job has a watermark (its last successful run's
+ * start), only the ranges with rows changed since then. The run records
+ * its own start as the next watermark. An overlap (default ten minutes)
+ * covers rows whose transaction started before the watermark and
+ * committed after it (counting a shard again is exact, missing one is
+ * not). */
+static ns_err_t enumerate_shards(PGconn *conn, const ns_job_t *job,
+                                 const char *run_id, int64_t *count,
+                                 ns_error_t *err)
+{
+    const char *table = ns_source_table(&job->source);
+    char *ident = PQescapeIdentifier(conn, table, strlen(table));
+    if (ident == NULL)
+        return ns_error_set(err, NS_ERR_PERMANENT, "shards source: table %s",
+                            PQerrorMessage(conn));
+    char size[24];
+    ns_pg_i64str(ns_source_shard_size(&job->source), size);
+    ns_buf_t sql;
+    ns_buf_init(&sql, 1 << 16);
+    ns_buf_addf(&sql,
+                "WITH since AS (SELECT coalesce((SELECT watermark - $4 * "
+                "interval '1 second' FROM shard_watermarks WHERE job = $2), "
+                "'-infinity') AS t) "
+                "INSERT INTO items (run_id, item_key, payload) "
+                "SELECT $1::bigint, s::text, jsonb_build_object('shard', s, "
+                "'first_id', s * $3::bigint, 'last_id', (s + 1) * $3::bigint "
+                "- 1) FROM (SELECT DISTINCT floor(id::numeric / $3::bigint)"
+                "::bigint AS s FROM %s, since WHERE updated_at > since.t) q "
+                "ON CONFLICT DO NOTHING",
+                ident);
+    PQfreemem(ident);
+    char overlap[24];
+    ns_pg_i64str(ns_source_overlap_s(&job->source), overlap);
+    const char *params[] = {run_id, job->name, size, overlap};
+    PGresult *res = ns_pg_query(conn, sql.data, 4, params, err);
+    ns_buf_free(&sql);
+    if (res == NULL)
+        return err->code;
+    *count = strtoll(PQcmdTuples(res), NULL, 10);
+    PQclear(res);
+    return ns_pg_exec(conn,
+                      "UPDATE runs SET watermark = now() WHERE run_id = "
+                      "$1::bigint",
+                      1, params, err);
+}
+
 ns_err_t ns_source_enumerate(PGconn *conn, const ns_job_t *job, int64_t run_id,
                              int64_t *count, ns_error_t *err)
 {
@@ -74,6 +121,7 @@ ns_err_t ns_source_enumerate(PGconn *conn, const ns_job_t *job, int64_t run_id,
     switch (job->source.kind) {
     case NS_SOURCE_SQL: return enumerate_sql(conn, job, id, count, err);
     case NS_SOURCE_ONE: return enumerate_one(conn, id, count, err);
+    case NS_SOURCE_SHARDS: return enumerate_shards(conn, job, id, count, err);
     }
     return ns_error_set(err, NS_ERR_INVALID, "job %s: unknown source",
                         job->name);

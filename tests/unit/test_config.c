@@ -26,8 +26,10 @@ static ns_config_t *load_yaml(const char *yaml, ns_handler_known_fn known,
 
 static int known_module(const char *name, int is_finalizer)
 {
-    static const char *const handlers[] = {"analyzer.project", "h", NULL};
-    static const char *const finalizers[] = {"analyzer.summary", "f", NULL};
+    static const char *const handlers[] = {"analyzer.project",
+                                           "stopwords.count", "h", NULL};
+    static const char *const finalizers[] = {"analyzer.summary",
+                                             "stopwords.merge", "f", NULL};
     for (const char *const *n = is_finalizer ? finalizers : handlers;
          *n != NULL; n++)
         if (strcmp(*n, name) == 0)
@@ -276,6 +278,22 @@ TEST(defaults)
     ns_config_destroy(cfg);
 }
 
+TEST(shards_source)
+{
+    ns_config_t *cfg = load_ok("jobs:\n  - name: a\n    handler: h\n"
+                               "    source: {type: shards, table: docs2, "
+                               "shard_size: 5000}\n");
+    ASSERT_EQ(cfg->jobs[0].source.kind, NS_SOURCE_SHARDS);
+    ASSERT_STREQ(ns_source_table(&cfg->jobs[0].source), "docs2");
+    ASSERT_EQ(ns_source_shard_size(&cfg->jobs[0].source), 5000);
+    ns_config_destroy(cfg);
+    cfg = load_ok("jobs:\n  - name: a\n    handler: h\n"
+                  "    source: {type: shards}\n");
+    ASSERT_STREQ(ns_source_table(&cfg->jobs[0].source), "documents");
+    ASSERT_EQ(ns_source_shard_size(&cfg->jobs[0].source), 100000);
+    ns_config_destroy(cfg);
+}
+
 TEST(job_max_in_flight)
 {
     ns_config_t *cfg = load_ok(MIN_JOB "    max_in_flight: 3\n");
@@ -464,8 +482,22 @@ TEST(value_errors)
     ASSERT_ERROR("jobs:\n"
                  "  - name: a\n"
                  "    handler: h\n"
-                 "    source: {type: shards}\n",
-                 4, "unknown source type \"shards\" (sql or one)");
+                 "    source: {type: mongo}\n",
+                 4, "unknown source type \"mongo\" (sql, shards or one)");
+    ASSERT_ERROR("jobs:\n"
+                 "  - name: a\n"
+                 "    handler: h\n"
+                 "    source: {type: shards, query: \"SELECT 1\"}\n",
+                 4,
+                 "source of job \"a\": \"shards\" takes table and "
+                 "shard_size, not query or key");
+    ASSERT_ERROR("jobs:\n"
+                 "  - name: a\n"
+                 "    handler: h\n"
+                 "    source: {type: one, shard_size: 5}\n",
+                 4,
+                 "source of job \"a\": table, shard_size and "
+                 "watermark_overlap_seconds are for \"shards\"");
     ASSERT_ERROR("jobs:\n"
                  "  - name: a\n"
                  "    handler: h\n"
@@ -747,7 +779,14 @@ TEST(repo_example_loads)
     ns_config_t *cfg = ns_config_load(path, known_module, &err);
     if (cfg == NULL)
         NSTEST_FAIL("%s", err.msg);
-    ASSERT_EQ(cfg->n_jobs, 1);
+    ASSERT_EQ(cfg->n_jobs, 2);
+    const ns_job_t *sw = ns_config_job(cfg, "stopword-refresh");
+    ASSERT(sw != NULL);
+    ASSERT_EQ(sw->source.kind, NS_SOURCE_SHARDS);
+    ASSERT_STREQ(ns_source_table(&sw->source), "documents");
+    ASSERT_EQ(ns_source_shard_size(&sw->source), 100000);
+    ASSERT_STREQ(sw->handler, "stopwords.count");
+    ASSERT_STREQ(sw->finalizer, "stopwords.merge");
     const ns_job_t *job = ns_config_job(cfg, "batch-analyzer");
     ASSERT(job != NULL);
     ASSERT_STREQ(job->schedule, "0 2 * * *");

@@ -12,4 +12,8 @@ ns_err_t ns_analyzer_summary(ns_item_ctx_t *ctx, ns_error_t *err);
 ns_err_t ns_noop(ns_item_ctx_t *ctx, ns_error_t *err);
 ns_err_t ns_webhook_post(ns_item_ctx_t *ctx, ns_error_t *err);
 
+/* stopwords.c: the stopword refresh (seed 004). */
+ns_err_t ns_stopwords_count(ns_item_ctx_t *ctx, ns_error_t *err);
+ns_err_t ns_stopwords_merge(ns_item_ctx_t *ctx, ns_error_t *err);
+
 #endif

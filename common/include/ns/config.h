@@ -20,13 +20,38 @@ typedef enum ns_concurrency {
 typedef enum ns_source_kind {
     NS_SOURCE_ONE = 0,
     NS_SOURCE_SQL,
+    NS_SOURCE_SHARDS,
 } ns_source_kind_t;
 
 typedef struct ns_source {
     ns_source_kind_t kind;
     char *query;      /**< sql: the query; every column goes to the payload */
     char *key_column; /**< sql: the column that is the item key */
+    /** shards: fixed id ranges [k * shard_size, (k+1) * shard_size) over
+     *  table (bigint id, updated_at); only those with rows changed since
+     *  the job's watermark once it has one. */
+    char *table;
+    int shard_size;
+    /** shards: how far before the watermark changes are looked for again
+     *  (a writer's transaction that began before it and committed after
+     *  the enumeration); default 600 s. -1: the default. */
+    int overlap_s;
 } ns_source_t;
+
+/** The shards source's table (default "documents") and shard size
+ *  (default 100,000 ids). */
+static inline const char *ns_source_table(const ns_source_t *s)
+{
+    return s->table != NULL ? s->table : "documents";
+}
+static inline int ns_source_shard_size(const ns_source_t *s)
+{
+    return s->shard_size > 0 ? s->shard_size : 100000;
+}
+static inline int ns_source_overlap_s(const ns_source_t *s)
+{
+    return s->overlap_s >= 0 ? s->overlap_s : 600;
+}
 
 typedef struct ns_retry {
     int max_attempts;     /**< total attempts, default 3 */

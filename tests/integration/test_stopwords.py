@@ -1,0 +1,172 @@
+"""The stopword refresh on the real stack, counting slice: the `shards`
+source, `stopwords.count` (COPY, tokenize, count, partial per shard) and
+`stopwords.merge` (totals = previous − replaced partials + new ones).
+
+A full run counts every shard; after edits, insertions and soft deletions
+an incremental run counts only the shards that changed, and its totals are
+exactly those of a full recount of the edited corpus (a second job with no
+watermark). A dry run writes nothing."""
+import random
+import re
+import unittest
+
+import harness
+
+SHARD = 50
+N_DOCS = 500
+
+SENTENCES = {
+    "en": ["The quick brown fox jumps over the lazy dog.",
+           "It is a truth universally acknowledged that a single man is in "
+           "want of a wife.",
+           "We shall fight on the beaches, we shall fight on the landing "
+           "grounds.",
+           "The weather in the north of the country is cold and wet.",
+           "Don't count your chickens before they hatch."],
+    "fr": ["Le petit prince est parti à la recherche d'un ami.",
+           "L'homme et la mer sont deux thèmes de la littérature.",
+           "Il fait beau aujourd'hui dans le sud de la France.",
+           "C'est la vie, et elle est belle."],
+    "de": ["Der schnelle braune Fuchs springt über den faulen Hund.",
+           "Die Straße ist lang und die Nacht ist dunkel.",
+           "Ich bin ein Berliner, sagte er in der Rede."],
+    "ru": ["Москва — столица России и крупнейший город страны.",
+           "Война и мир — роман Льва Толстого.",
+           "В лесу родилась ёлочка, в лесу она росла."],
+    "zh": ["我们是学生，我们在北京学习中文。",
+           "今天天气很好，我们去公园散步。"],
+    "ja": ["私はコーヒーが好きです。東京は大きい都市です。",
+           "日本語を勉強しています。"],
+    "th": ["ภาษาไทยง่ายนิดเดียว", "สวัสดีครับ ยินดีที่ได้รู้จัก"],
+}
+
+
+def document(rng):
+    lang = rng.choice(sorted(SENTENCES))
+    body = " ".join(rng.choice(SENTENCES[lang])
+                    for _ in range(rng.randint(1, 6)))
+    # Some documents arrive without their language.
+    return (None if rng.random() < 0.1 else lang), body
+
+
+class StopwordsTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        env = cls.env = harness.Env("stopwords")
+        cls.job = env.job("sw")
+        cls.full = env.job("swfull")
+        job = ("  - name: %s\n"
+               "    source: {type: shards, table: documents, shard_size: %d,"
+               " watermark_overlap_seconds: 0}\n"
+               "    handler: stopwords.count\n"
+               "    finalizer: stopwords.merge\n"
+               "    max_parallelism: 4\n")
+        cls.cfg = env.config("jobs:\n" + job % (cls.job, SHARD) +
+                             job % (cls.full, SHARD))
+        cls.rng = random.Random(5)
+        rows = [(i,) + document(cls.rng) for i in range(1, N_DOCS + 1)]
+        for i, lang, body in rows:
+            env.sql("INSERT INTO documents (id, lang, body) VALUES "
+                    "(%s, %s, %s)", (i, lang, body))
+        cls.workers = [env.start("worker", "-c", cls.cfg, log="w%d" % i)
+                       for i in range(2)]
+        for w in cls.workers:
+            env.wait_log(w, "assigned")
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.env.close()
+
+    def run_job(self, job, *flags):
+        res = self.env.nightshift("run", job, "--wait", "--timeout", "120",
+                                  "-c", self.cfg, *flags)
+        return int(re.search(r"run (\d+) of", res.stdout).group(1))
+
+    def terms(self, job):
+        return {(r[0], r[1]): r[2:] for r in self.env.sql(
+            "SELECT lang, term, df, count, nlogn FROM stopword_terms "
+            "WHERE job = %s", (job,))}
+
+    def test_1_full_run_counts_every_shard(self):
+        run_id = self.run_job(self.job)
+        env = self.env
+        self.assertEqual(env.scalar(
+            "SELECT items_total FROM runs WHERE run_id = %s", (run_id,)),
+            N_DOCS // SHARD + 1)  # ids 1..500: shards 0..10
+        self.assertEqual(env.scalar(
+            "SELECT sum(docs) FROM stopword_partials WHERE job = %s",
+            (self.job,)), N_DOCS)
+        terms = self.terms(self.job)
+        # "the" in English documents: df = English documents containing
+        # it, counted here the simple way (ASCII words, lower case).
+        english = env.sql("SELECT body FROM documents WHERE lang = 'en'")
+        df = sum(1 for (b,) in english
+                 if "the" in re.findall(r"[a-z']+", b.lower()))
+        self.assertEqual(terms[("en", "the")][0], df)
+        # Dictionary segmentation and folding reached the totals.
+        self.assertIn(("zh", "学生"), terms)
+        self.assertIn(("ja", "東京"), terms)
+        self.assertIn(("th", "ภาษา"), terms)
+        self.assertIn(("de", "strasse"), terms)
+        self.assertIn(("fr", "l'"), terms)
+        self.assertIn(("", "the"), terms)  # documents without a language
+        self.assertEqual(env.scalar(
+            "SELECT run_id FROM shard_watermarks WHERE job = %s",
+            (self.job,)), run_id)
+
+    def test_2_incremental_equals_full(self):
+        env = self.env
+        before = env.scalar("SELECT count(*) FROM stopword_partials "
+                            "WHERE job = %s", (self.job,))
+        # Edits in shard 1, a deletion in shard 3, new documents in a new
+        # shard 12.
+        env.sql("UPDATE documents SET body = 'Le chat noir dort sur le "
+                "canapé.', lang = 'fr', updated_at = now() WHERE id IN "
+                "(60, 61, 75)")
+        env.sql("UPDATE documents SET deleted = true, updated_at = now() "
+                "WHERE id BETWEEN 150 AND 160")
+        for i in range(600, 620):
+            lang, body = document(self.rng)
+            env.sql("INSERT INTO documents (id, lang, body) VALUES "
+                    "(%s, %s, %s)", (i, lang, body))
+        run_id = self.run_job(self.job)
+        shards = sorted(int(k) for (k,) in env.sql(
+            "SELECT item_key FROM items WHERE run_id = %s", (run_id,)))
+        self.assertEqual(shards, [1, 3, 12])
+        # Replaced partials are gone; one partial per shard is left.
+        self.assertEqual(env.scalar(
+            "SELECT count(*) FROM stopword_partials WHERE job = %s",
+            (self.job,)), before + 1)
+        full_run = self.run_job(self.full)
+        self.assertEqual(env.scalar(
+            "SELECT items_total FROM runs WHERE run_id = %s", (full_run,)),
+            12)  # shards 0..10 and 12
+        incremental, full = self.terms(self.job), self.terms(self.full)
+        self.assertGreater(len(full), 100)
+        self.assertEqual(incremental, full)
+        self.assertEqual(env.scalar(
+            "SELECT sum(docs) FROM stopword_partials WHERE job = %s",
+            (self.job,)), N_DOCS - 11 + 20)
+
+    def test_3_dry_run_writes_nothing(self):
+        env = self.env
+        terms = self.terms(self.job)
+        mark = env.sql("SELECT watermark, run_id FROM shard_watermarks "
+                       "WHERE job = %s", (self.job,))
+        env.sql("UPDATE documents SET body = 'Nouveau texte', "
+                "updated_at = now() WHERE id = 42")
+        run_id = self.run_job(self.job, "--dry-run")
+        self.assertEqual(env.scalar(
+            "SELECT status FROM runs WHERE run_id = %s", (run_id,)),
+            "succeeded")
+        self.assertEqual(self.terms(self.job), terms)
+        self.assertEqual(env.sql("SELECT watermark, run_id FROM "
+                                 "shard_watermarks WHERE job = %s",
+                                 (self.job,)), mark)
+        self.assertEqual(env.scalar(
+            "SELECT count(*) FROM stopword_partials WHERE run_id = %s",
+            (run_id,)), 0)
+
+
+if __name__ == "__main__":
+    harness.run(globals())

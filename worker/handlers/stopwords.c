@@ -1,0 +1,463 @@
+/* The stopword refresh job (seed 004).
+ *
+ * `stopwords.count` (an item = a shard, an id range of the documents
+ * table): reads the shard with COPY, tokenizes and counts per-language term
+ * statistics (common/text/termstats.c), and stores the encoded partial,
+ * keyed by (job, shard, run), in the item's transaction. A resumed run
+ * skips the shards already counted: their items are done.
+ *
+ * `stopwords.merge` (the finalizer): totals = previous totals − the
+ * replaced partials of the shards counted in this run + their new ones, so
+ * an incremental run touches only what changed and ends exactly where a
+ * full run would. It rewrites the per-term table and moves the job's
+ * watermark. A run with failed shards merges nothing: the current totals
+ * stay. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "handlers.h"
+#include "ns/buf.h"
+#include "ns/log.h"
+#include "ns/pg.h"
+#include "ns/termstats.h"
+#include "ns/text.h"
+
+/* ---- COPY text format --------------------------------------------------- */
+
+/* Decodes one COPY text field in place (backslash escapes); returns its
+ * length. */
+static size_t copy_unescape(char *s, size_t len)
+{
+    size_t o = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] != '\\' || i + 1 == len) {
+            s[o++] = s[i];
+            continue;
+        }
+        char c = s[++i];
+        switch (c) {
+        case 'b': s[o++] = '\b'; break;
+        case 'f': s[o++] = '\f'; break;
+        case 'n': s[o++] = '\n'; break;
+        case 'r': s[o++] = '\r'; break;
+        case 't': s[o++] = '\t'; break;
+        case 'v': s[o++] = '\v'; break;
+        case 'x': {
+            int v = 0, k = 0;
+            while (k < 2 && i + 1 < len &&
+                   strchr("0123456789abcdefABCDEF", s[i + 1]) != NULL) {
+                char h = s[++i];
+                v = v * 16 + (h <= '9' ? h - '0' : (h | 32) - 'a' + 10);
+                k++;
+            }
+            s[o++] = (char)v;
+            break;
+        }
+        default:
+            if (c >= '0' && c <= '7') {
+                int v = c - '0', k = 1;
+                while (k < 3 && i + 1 < len && s[i + 1] >= '0' &&
+                       s[i + 1] <= '7') {
+                    v = v * 8 + (s[++i] - '0');
+                    k++;
+                }
+                s[o++] = (char)v;
+            } else {
+                s[o++] = c; /* \\ and any other escaped character */
+            }
+        }
+    }
+    return o;
+}
+
+typedef struct shard_count {
+    ns_termstats_t *stats;
+    ns_tokenizer_t *tok;
+    ns_text_stats_t text;
+    int64_t docs, bytes, lang_missing;
+    ns_error_t *err;
+    ns_err_t rc;
+} shard_count_t;
+
+static void on_word(const char *w, size_t n, void *arg)
+{
+    shard_count_t *sc = arg;
+    if (sc->rc == NS_OK)
+        sc->rc = ns_termstats_word(sc->stats, w, n, sc->err);
+}
+
+/* One COPY row: "lang\tbody\n" (lang may be \N). */
+static void count_row(shard_count_t *sc, char *row, size_t len)
+{
+    if (len > 0 && row[len - 1] == '\n')
+        len--;
+    char *tab = memchr(row, '\t', len);
+    if (tab == NULL)
+        return;
+    char lang[32] = "";
+    size_t lang_len = (size_t)(tab - row);
+    if (lang_len == 2 && memcmp(row, "\\N", 2) == 0) {
+        sc->lang_missing++;
+    } else {
+        lang_len = copy_unescape(row, lang_len);
+        if (lang_len >= sizeof(lang))
+            lang_len = sizeof(lang) - 1;
+        memcpy(lang, row, lang_len);
+        lang[lang_len] = '\0';
+    }
+    char *body = tab + 1;
+    size_t body_len = copy_unescape(body, len - (size_t)(body - row));
+    sc->docs++;
+    sc->bytes += (int64_t)body_len;
+    if (sc->rc == NS_OK)
+        sc->rc = ns_termstats_doc_begin(sc->stats, lang, sc->err);
+    if (sc->rc == NS_OK)
+        sc->rc = ns_tokenize(sc->tok, lang, body, body_len, on_word, sc,
+                             &sc->text, sc->err);
+    if (sc->rc == NS_OK)
+        sc->rc = ns_termstats_doc_end(sc->stats, sc->err);
+}
+
+/* Reads the shard's live documents with COPY and counts them. */
+static ns_err_t count_shard(PGconn *pg, const char *table, int64_t first,
+                            int64_t last, shard_count_t *sc, ns_error_t *err)
+{
+    char *ident = PQescapeIdentifier(pg, table, strlen(table));
+    if (ident == NULL)
+        return ns_error_set(err, NS_ERR_TRANSIENT, "stopwords.count: %s",
+                            PQerrorMessage(pg));
+    char sql[512];
+    snprintf(sql, sizeof(sql),
+             "COPY (SELECT lang, body FROM %s WHERE id BETWEEN %lld AND %lld "
+             "AND NOT deleted) TO STDOUT",
+             ident, (long long)first, (long long)last);
+    PQfreemem(ident);
+    PGresult *r = PQexec(pg, sql);
+    if (PQresultStatus(r) != PGRES_COPY_OUT) {
+        ns_error_set(err,
+                     PQstatus(pg) == CONNECTION_OK ? NS_ERR_PERMANENT
+                                                   : NS_ERR_TRANSIENT,
+                     "stopwords.count: %s", PQerrorMessage(pg));
+        PQclear(r);
+        return err->code;
+    }
+    PQclear(r);
+    char *row;
+    int n;
+    while ((n = PQgetCopyData(pg, &row, 0)) > 0) {
+        count_row(sc, row, (size_t)n);
+        PQfreemem(row);
+    }
+    r = PQgetResult(pg);
+    ns_err_t rc = NS_OK;
+    if (n == -2 || PQresultStatus(r) != PGRES_COMMAND_OK)
+        rc = ns_error_set(err, NS_ERR_TRANSIENT, "stopwords.count: COPY: %s",
+                          PQerrorMessage(pg));
+    PQclear(r);
+    while ((r = PQgetResult(pg)) != NULL)
+        PQclear(r);
+    return rc != NS_OK ? rc : sc->rc;
+}
+
+static int64_t payload_int(const ns_item_ctx_t *ctx, const char *name)
+{
+    const cJSON *v =
+        cJSON_GetObjectItemCaseSensitive(ns_item_payload(ctx), name);
+    return cJSON_IsNumber(v) ? (int64_t)v->valuedouble : -1;
+}
+
+ns_err_t ns_stopwords_count(ns_item_ctx_t *ctx, ns_error_t *err)
+{
+    const ns_job_t *job = ns_item_job(ctx);
+    int64_t shard = payload_int(ctx, "shard"),
+            first = payload_int(ctx, "first_id"),
+            last = payload_int(ctx, "last_id");
+    if (shard < 0 || first < 0 || last < first)
+        return ns_error_set(err, NS_ERR_PERMANENT,
+                            "stopwords.count: the payload has no valid "
+                            "shard, first_id and last_id");
+    PGconn *pg = ns_item_pg(ctx, err);
+    if (pg == NULL)
+        return err->code;
+    shard_count_t sc = {.stats = ns_termstats_new(),
+                        .tok = ns_tokenizer_new(err),
+                        .err = err,
+                        .rc = NS_OK};
+    ns_err_t rc = sc.stats == NULL || sc.tok == NULL
+                      ? ns_error_set(err, NS_ERR_NOMEM, "out of memory")
+                      : count_shard(pg, ns_source_table(&job->source), first,
+                                    last, &sc, err);
+    char *data = NULL;
+    size_t len = 0;
+    if (rc == NS_OK)
+        rc = ns_termstats_encode(sc.stats, &data, &len, err);
+    size_t terms = sc.stats ? ns_termstats_terms(sc.stats) : 0;
+    ns_termstats_destroy(sc.stats);
+    ns_tokenizer_destroy(sc.tok);
+    if (rc != NS_OK) {
+        free(data);
+        return rc;
+    }
+    if (ns_item_dry_run(ctx)) {
+        cJSON *d = cJSON_CreateObject();
+        cJSON_AddNumberToObject(d, "shard", (double)shard);
+        cJSON_AddNumberToObject(d, "documents", (double)sc.docs);
+        cJSON_AddNumberToObject(d, "terms", (double)terms);
+        ns_item_report(ctx, "count shard", d);
+        free(data);
+        return NS_OK;
+    }
+    PGconn *tx = ns_item_tx(ctx, err);
+    if (tx == NULL) {
+        free(data);
+        return err->code;
+    }
+    char run[24], sh[24], docs[24], bytes[24], words[24], missing[24],
+        invalid[24];
+    ns_pg_i64str(ns_item_run_id(ctx), run);
+    ns_pg_i64str(shard, sh);
+    ns_pg_i64str(sc.docs, docs);
+    ns_pg_i64str(sc.bytes, bytes);
+    ns_pg_i64str((int64_t)sc.text.words, words);
+    ns_pg_i64str(sc.lang_missing, missing);
+    ns_pg_i64str((int64_t)sc.text.invalid_bytes, invalid);
+    const char *params[] = {job->name, sh,      run,     docs, bytes,
+                            words,     missing, invalid, data};
+    int lengths[] = {0, 0, 0, 0, 0, 0, 0, 0, (int)len};
+    int formats[] = {0, 0, 0, 0, 0, 0, 0, 0, 1};
+    PGresult *r = PQexecParams(
+        tx,
+        "INSERT INTO stopword_partials (job, shard, run_id, docs, bytes, "
+        "words, lang_missing, invalid_bytes, data) VALUES ($1, $2, $3, $4, "
+        "$5, $6, $7, $8, $9) ON CONFLICT (job, shard, run_id) DO UPDATE SET "
+        "docs = EXCLUDED.docs, bytes = EXCLUDED.bytes, words = "
+        "EXCLUDED.words, lang_missing = EXCLUDED.lang_missing, "
+        "invalid_bytes = EXCLUDED.invalid_bytes, data = EXCLUDED.data",
+        9, NULL, params, lengths, formats, 0);
+    free(data);
+    rc = PQresultStatus(r) == PGRES_COMMAND_OK
+             ? NS_OK
+             : ns_error_set(err, NS_ERR_TRANSIENT, "stopwords.count: %s",
+                            PQresultErrorMessage(r));
+    PQclear(r);
+    return rc;
+}
+
+/* ---- the merge ---------------------------------------------------------- */
+
+/* A bytea column of a text-format result ("\\x..."). */
+static ns_termstats_t *decode_col(PGresult *r, int row, int col,
+                                  ns_error_t *err)
+{
+    size_t len = 0;
+    unsigned char *raw =
+        PQunescapeBytea((const unsigned char *)PQgetvalue(r, row, col), &len);
+    if (raw == NULL) {
+        ns_error_set(err, NS_ERR_NOMEM, "out of memory");
+        return NULL;
+    }
+    ns_termstats_t *s = ns_termstats_decode((const char *)raw, len, err);
+    PQfreemem(raw);
+    return s;
+}
+
+/* Prefixes err's message (which must not be an argument of its own
+ * ns_error_set). */
+static ns_err_t fail_with(ns_error_t *err, const char *what)
+{
+    char why[sizeof(err->msg)];
+    snprintf(why, sizeof(why), "%s", err->msg);
+    return ns_error_set(err, NS_ERR_PERMANENT, "stopwords.merge: %s: %s", what,
+                        why);
+}
+
+typedef struct copy_out {
+    PGconn *pg;
+    const char *job;
+    ns_buf_t line;
+    bool failed;
+} copy_out_t;
+
+/* Appends s to b as a COPY text field. */
+static void copy_field(ns_buf_t *b, const char *s)
+{
+    for (; *s; s++) {
+        switch (*s) {
+        case '\\': ns_buf_add(b, "\\\\", 2); break;
+        case '\t': ns_buf_add(b, "\\t", 2); break;
+        case '\n': ns_buf_add(b, "\\n", 2); break;
+        case '\r': ns_buf_add(b, "\\r", 2); break;
+        default: ns_buf_add(b, s, 1);
+        }
+    }
+}
+
+static void copy_term(const ns_term_t *t, void *arg)
+{
+    copy_out_t *c = arg;
+    if (c->failed)
+        return;
+    ns_buf_reset(&c->line);
+    copy_field(&c->line, c->job);
+    ns_buf_add(&c->line, "\t", 1);
+    copy_field(&c->line, t->lang);
+    ns_buf_add(&c->line, "\t", 1);
+    copy_field(&c->line, t->term);
+    ns_buf_addf(&c->line, "\t%lld\t%lld\t%lld\n", (long long)t->df,
+                (long long)t->count, (long long)t->nlogn);
+    c->failed = PQputCopyData(c->pg, c->line.data, (int)c->line.len) != 1;
+}
+
+/* Replaces the job's rows of stopword_terms with the totals (COPY in). */
+static ns_err_t write_terms(PGconn *tx, const char *job,
+                            const ns_termstats_t *totals, ns_error_t *err)
+{
+    const char *params[] = {job};
+    if (ns_pg_exec(tx, "DELETE FROM stopword_terms WHERE job = $1", 1, params,
+                   err) != NS_OK)
+        return err->code;
+    PGresult *r = PQexec(tx, "COPY stopword_terms (job, lang, term, df, "
+                             "count, nlogn) FROM STDIN");
+    bool ok = PQresultStatus(r) == PGRES_COPY_IN;
+    PQclear(r);
+    if (!ok)
+        return ns_error_set(err, NS_ERR_TRANSIENT, "stopwords.merge: %s",
+                            PQerrorMessage(tx));
+    copy_out_t c = {.pg = tx, .job = job};
+    ns_buf_init(&c.line, 1 << 16);
+    ns_termstats_each(totals, copy_term, &c);
+    ns_buf_free(&c.line);
+    PQputCopyEnd(tx, c.failed ? "client failed" : NULL);
+    r = PQgetResult(tx);
+    ok = !c.failed && PQresultStatus(r) == PGRES_COMMAND_OK;
+    PQclear(r);
+    while ((r = PQgetResult(tx)) != NULL)
+        PQclear(r);
+    return ok ? NS_OK
+              : ns_error_set(err, NS_ERR_TRANSIENT,
+                             "stopwords.merge: COPY terms: %s",
+                             PQerrorMessage(tx));
+}
+
+ns_err_t ns_stopwords_merge(ns_item_ctx_t *ctx, ns_error_t *err)
+{
+    ns_run_stats_t st;
+    ns_item_run_stats(ctx, &st);
+    if (st.failed > 0) {
+        NS_WARN(ns_item_log(ctx),
+                "%lld shard(s) failed: the current stopword statistics stay",
+                (long long)st.failed);
+        return NS_OK;
+    }
+    const char *job = ns_item_job(ctx)->name;
+    bool dry = ns_item_dry_run(ctx);
+    PGconn *pg = dry ? ns_item_pg(ctx, err) : ns_item_tx(ctx, err);
+    if (pg == NULL)
+        return err->code;
+    char run[24];
+    ns_pg_i64str(ns_item_run_id(ctx), run);
+    const char *params[] = {job, run};
+    /* The totals row is locked: two runs of the job never merge at once. */
+    PGresult *r = ns_pg_query(pg,
+                              dry ? "SELECT data FROM stopword_totals WHERE "
+                                    "job = $1"
+                                  : "SELECT data FROM stopword_totals WHERE "
+                                    "job = $1 FOR UPDATE",
+                              1, params, err);
+    if (r == NULL)
+        return err->code;
+    ns_termstats_t *totals =
+        PQntuples(r) == 1 ? decode_col(r, 0, 0, err) : ns_termstats_new();
+    PQclear(r);
+    if (totals == NULL)
+        return fail_with(err, "the stored totals");
+    /* Each shard of this run, with the partial it replaces (if any). */
+    r = ns_pg_query(
+        pg,
+        "SELECT p.shard, p.data, old.data FROM stopword_partials p LEFT JOIN "
+        "stopword_shards s ON s.job = p.job AND s.shard = p.shard AND "
+        "s.run_id <> p.run_id LEFT JOIN stopword_partials old ON old.job = "
+        "s.job AND old.shard = s.shard AND old.run_id = s.run_id WHERE "
+        "p.job = $1 AND p.run_id = $2::bigint",
+        2, params, err);
+    ns_err_t rc = r != NULL ? NS_OK : err->code;
+    int shards = r != NULL ? PQntuples(r) : 0;
+    for (int i = 0; i < shards && rc == NS_OK; i++) {
+        ns_termstats_t *fresh = decode_col(r, i, 1, err);
+        ns_termstats_t *old =
+            PQgetisnull(r, i, 2) ? NULL : decode_col(r, i, 2, err);
+        if (fresh == NULL || (!PQgetisnull(r, i, 2) && old == NULL)) {
+            char what[64];
+            snprintf(what, sizeof(what), "shard %s", PQgetvalue(r, i, 0));
+            rc = fail_with(err, what);
+        }
+        if (rc == NS_OK && old != NULL)
+            rc = ns_termstats_merge(totals, old, -1, err);
+        if (rc == NS_OK)
+            rc = ns_termstats_merge(totals, fresh, 1, err);
+        ns_termstats_destroy(fresh);
+        ns_termstats_destroy(old);
+    }
+    PQclear(r);
+    char *data = NULL;
+    size_t len = 0;
+    if (rc == NS_OK)
+        rc = ns_termstats_encode(totals, &data, &len, err);
+    if (rc == NS_OK && dry) {
+        cJSON *d = cJSON_CreateObject();
+        cJSON_AddNumberToObject(d, "shards", shards);
+        cJSON_AddNumberToObject(d, "languages",
+                                (double)ns_termstats_langs(totals));
+        cJSON_AddNumberToObject(d, "terms", (double)ns_termstats_terms(totals));
+        ns_item_report(ctx, "merge stopword statistics", d);
+    } else if (rc == NS_OK) {
+        const char *p3[] = {job, run, data};
+        int lengths[] = {0, 0, (int)len};
+        int formats[] = {0, 0, 1};
+        r = PQexecParams(pg,
+                         "INSERT INTO stopword_totals (job, run_id, data) "
+                         "VALUES ($1, $2, $3) ON CONFLICT (job) DO UPDATE "
+                         "SET run_id = EXCLUDED.run_id, data = EXCLUDED.data, "
+                         "updated_at = now()",
+                         3, NULL, p3, lengths, formats, 0);
+        if (PQresultStatus(r) != PGRES_COMMAND_OK)
+            rc = ns_error_set(err, NS_ERR_TRANSIENT, "stopwords.merge: %s",
+                              PQresultErrorMessage(r));
+        PQclear(r);
+        /* The shards now point at this run's partials; the replaced ones
+         * go; the watermark moves to this run's start. */
+        if (rc == NS_OK &&
+            (ns_pg_exec(pg,
+                        "INSERT INTO stopword_shards (job, shard, run_id) "
+                        "SELECT job, shard, run_id FROM stopword_partials "
+                        "WHERE job = $1 AND run_id = $2::bigint ON CONFLICT "
+                        "(job, shard) DO UPDATE SET run_id = "
+                        "EXCLUDED.run_id",
+                        2, params, err) != NS_OK ||
+             ns_pg_exec(pg,
+                        "DELETE FROM stopword_partials p USING "
+                        "stopword_shards s WHERE p.job = $1 AND s.job = "
+                        "p.job AND s.shard = p.shard AND p.run_id <> "
+                        "s.run_id",
+                        1, params, err) != NS_OK ||
+             ns_pg_exec(pg,
+                        "INSERT INTO shard_watermarks (job, watermark, "
+                        "run_id) SELECT job, watermark, run_id FROM runs "
+                        "WHERE run_id = $1::bigint AND watermark IS NOT NULL "
+                        "ON CONFLICT (job) DO UPDATE SET watermark = "
+                        "EXCLUDED.watermark, run_id = EXCLUDED.run_id",
+                        1, params + 1, err) != NS_OK))
+            rc = err->code;
+        if (rc == NS_OK)
+            rc = write_terms(pg, job, totals, err);
+    }
+    if (rc == NS_OK)
+        NS_INFO(ns_item_log(ctx),
+                "stopword statistics merged: %d shard(s), %zu languages, "
+                "%zu terms",
+                shards, ns_termstats_langs(totals), ns_termstats_terms(totals));
+    free(data);
+    ns_termstats_destroy(totals);
+    return rc;
+}
