@@ -8,6 +8,7 @@ exactly those of a full recount of the edited corpus (a second job with no
 watermark). A dry run writes nothing."""
 import random
 import re
+import signal
 import unittest
 
 import harness
@@ -167,6 +168,53 @@ class StopwordsTest(unittest.TestCase):
             "SELECT count(*) FROM stopword_partials WHERE run_id = %s",
             (run_id,)), 0)
 
+
+    def test_4_a_worker_killed_mid_run_resumes(self):
+        # A third job over a table of its own with many small shards, so
+        # that a worker dies with shards counted, shards in flight and
+        # shards not started; the run finishes on the survivor and equals
+        # a full recount (the swfull-style reference job) exactly.
+        env = self.env
+        env.sql("CREATE TABLE docs_crash (LIKE documents INCLUDING ALL)")
+        rng = random.Random(11)
+        for i in range(2000):
+            lang, body = document(rng)
+            env.sql("INSERT INTO docs_crash (id, lang, body) VALUES "
+                    "(%s, %s, %s)", (i, lang, body))
+        crash, ref = env.job("swcrash"), env.job("swref")
+        job = ("  - name: %s\n"
+               "    source: {type: shards, table: docs_crash, shard_size: 5}\n"
+               "    handler: stopwords.count\n"
+               "    finalizer: stopwords.merge\n"
+               "    max_parallelism: 4\n")
+        cfg = env.config("jobs:\n" + job % (crash,) + job % (ref,),
+                         name="crash.yaml")
+        workers = [env.start("worker", "-c", cfg, log="crash-w%d" % i)
+                   for i in range(2)]
+        for w in workers:
+            env.wait_log(w, "assigned")
+        res = env.nightshift("run", crash, "-c", cfg)
+        run_id = int(re.search(r"run (\d+) of", res.stdout).group(1))
+        harness.wait_for(lambda: env.scalar(
+            "SELECT count(*) FROM items WHERE run_id = %s AND status = "
+            "'done'", (run_id,)) >= 100, 120, "100 shards counted", 0.01)
+        workers[0].send_signal(signal.SIGKILL)
+        workers[0].wait(10)
+        print("\n  killed a worker with %d of 400 shards counted" % env.scalar(
+            "SELECT count(*) FROM items WHERE run_id = %s AND status = "
+            "'done'", (run_id,)))
+        status = harness.wait_for(lambda: env.scalar(
+            "SELECT status FROM runs WHERE run_id = %s AND status IN "
+            "('succeeded', 'failed')", (run_id,)), 180, "run end")
+        self.assertEqual(status, "succeeded")
+        self.assertEqual(env.scalar(
+            "SELECT count(*) FROM stopword_partials WHERE job = %s",
+            (crash,)), 400)
+        ref_run = env.nightshift("run", ref, "--wait", "--timeout", "180",
+                                 "-c", cfg)
+        self.assertEqual(ref_run.returncode, 0)
+        self.assertEqual(self.terms(crash), self.terms(ref))
+        self.assertEqual(env.stop(workers[1]), 0)
 
 if __name__ == "__main__":
     harness.run(globals())
