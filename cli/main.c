@@ -57,6 +57,9 @@ static int usage(FILE *out)
             "job's topic\n"
             "                           T: 2026-11-23, "
             "2026-11-23T10:00:00Z, or an age: 30m, 1h, 2d\n"
+            "  stopwords rollback [--job J] [--lang L]\n"
+            "                           make the previous stopword sets "
+            "current again\n"
             "  migrate                  apply database migrations\n"
             "  config check [FILE]      validate a jobs file\n"
             "  dev-broker [--port-file F]\n"
@@ -79,6 +82,7 @@ typedef struct args {
     int timeout_s;
     const char *port_file;
     const char *job, *item, *since, *id, *limit; /* dlq filters */
+    const char *lang;                            /* stopwords rollback */
 } args_t;
 
 static int parse(int argc, char **argv, args_t *a)
@@ -110,6 +114,8 @@ static int parse(int argc, char **argv, args_t *a)
             a->id = argv[++i];
         else if (strcmp(s, "--limit") == 0 && i + 1 < argc)
             a->limit = argv[++i];
+        else if (strcmp(s, "--lang") == 0 && i + 1 < argc)
+            a->lang = argv[++i];
         else if (s[0] == '-') {
             fprintf(stderr, "nightshift: unknown option %s\n", s);
             return -1;
@@ -246,6 +252,16 @@ int main(int argc, char **argv)
     }
     if (strcmp(cmd, "dlq") == 0)
         return cmd_dlq(&a);
+    if (strcmp(cmd, "stopwords") == 0) {
+        if (a.n_positional != 1 || strcmp(a.positional[0], "rollback") != 0)
+            return usage(stderr);
+        ns_config_t *cfg = load(a.config);
+        if (cfg == NULL)
+            return 2;
+        int rc = ns_ops_stopwords_rollback(cfg, a.job, a.lang, stdout);
+        ns_config_destroy(cfg);
+        return rc;
+    }
     if (strcmp(cmd, "run") == 0 || strcmp(cmd, "status") == 0) {
         ns_config_t *cfg = load(a.config);
         if (cfg == NULL)

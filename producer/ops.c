@@ -10,6 +10,8 @@
 #include "ns/kafka.h"
 #include "ns/migrations.h"
 #include "ns/pg.h"
+#include "ns/redis.h"
+#include "ns/stopsets.h"
 #include "planner.h"
 
 static void nap_ms(long ms)
@@ -165,5 +167,65 @@ int ns_ops_dev_broker(const ns_config_t *cfg, const char *port_file, FILE *out,
         nap_ms(100);
     rd_kafka_mock_cluster_destroy(mc);
     rd_kafka_destroy(rk);
+    return 0;
+}
+
+int ns_ops_stopwords_rollback(const ns_config_t *cfg, const char *job_name,
+                              const char *lang, FILE *out)
+{
+    ns_error_t err;
+    ns_error_clear(&err);
+    ns_redis_url_t url;
+    if (cfg->redis_url == NULL || cfg->redis_url[0] == '\0') {
+        fprintf(stderr, "nightshift: the stopword sets are in Redis: set "
+                        "NS_REDIS_URL\n");
+        return 2;
+    }
+    if (ns_redis_url_parse(cfg->redis_url, &url, &err) != NS_OK) {
+        fprintf(stderr, "nightshift: %s\n", err.msg);
+        return 2;
+    }
+    redisContext *rc = ns_redis_connect(&url, "ops", 10000, &err);
+    if (rc == NULL) {
+        fprintf(stderr, "nightshift: %s\n", err.msg);
+        return 1;
+    }
+    /* The sets of the given job, or of every stopword job. */
+    int jobs = 0, swapped = 0, status = 0;
+    for (size_t i = 0; i < cfg->n_jobs && status == 0; i++) {
+        const ns_job_t *job = &cfg->jobs[i];
+        if (job_name ? strcmp(job->name, job_name) != 0
+                     : strcmp(job->handler, "stopwords.count") != 0)
+            continue;
+        jobs++;
+        const cJSON *p =
+            cJSON_GetObjectItemCaseSensitive(job->params, "redis_prefix");
+        const char *prefix = cJSON_IsString(p) && p->valuestring[0]
+                                 ? p->valuestring
+                                 : "stopwords";
+        int n = 0;
+        if (ns_stopsets_rollback(rc, prefix, lang, &n, &err) != NS_OK) {
+            fprintf(stderr, "nightshift: %s\n", err.msg);
+            status = 1;
+        }
+        swapped += n;
+    }
+    redisFree(rc);
+    if (status != 0)
+        return status;
+    if (jobs == 0) {
+        fprintf(stderr, "nightshift: no stopword job%s%s in %s\n",
+                job_name ? " " : "", job_name ? job_name : "", cfg->path);
+        return 2;
+    }
+    if (swapped == 0) {
+        fprintf(out, "nothing to roll back: no previous stopword set%s%s\n",
+                lang ? " for " : "", lang ? lang : "");
+        return 1;
+    }
+    fprintf(out,
+            "rolled back the stopword sets of %d language%s (the replaced "
+            "sets are now the previous ones)\n",
+            swapped, swapped == 1 ? "" : "s");
     return 0;
 }

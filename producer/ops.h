@@ -35,4 +35,10 @@ int ns_ops_migrate(const char *dsn, FILE *out);
 int ns_ops_dev_broker(const ns_config_t *cfg, const char *port_file, FILE *out,
                       volatile sig_atomic_t *running);
 
+/** @brief `nightshift stopwords rollback [--job J] [--lang L]`: swaps the
+ *  current and previous stopword sets in Redis (of job J, or of every job
+ *  with the stopwords.count handler). @returns the exit status. */
+int ns_ops_stopwords_rollback(const ns_config_t *cfg, const char *job,
+                              const char *lang, FILE *out);
+
 #endif

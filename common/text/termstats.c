@@ -366,6 +366,28 @@ int ns_termstats_lang(const ns_termstats_t *s, const char *lang,
     return 1;
 }
 
+size_t ns_termstats_lang_names(const ns_termstats_t *s, const char **out,
+                               size_t max)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < s->n_langs; i++) {
+        const lang_t *l = &s->langs[i];
+        if (l->docs == 0 && l->words == 0)
+            continue;
+        /* insertion into name order */
+        size_t j = n < max ? n : max;
+        while (j > 0 && strcmp(out[j - 1], l->name) > 0) {
+            if (j < max)
+                out[j] = out[j - 1];
+            j--;
+        }
+        if (j < max)
+            out[j] = l->name;
+        n++;
+    }
+    return n;
+}
+
 void ns_termstats_each(const ns_termstats_t *s,
                        void (*fn)(const ns_term_t *t, void *arg), void *arg)
 {

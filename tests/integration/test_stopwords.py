@@ -5,10 +5,13 @@ source, `stopwords.count` (COPY, tokenize, count, partial per shard) and
 A full run counts every shard; after edits, insertions and soft deletions
 an incremental run counts only the shards that changed, and its totals are
 exactly those of a full recount of the edited corpus (a second job with no
-watermark). A dry run writes nothing."""
+watermark). The stopword sets go to Redis as hashes switched at once, and
+`nightshift stopwords rollback` swaps back. A dry run writes nothing."""
+import os
 import random
 import re
 import signal
+import subprocess
 import unittest
 
 import harness
@@ -42,6 +45,29 @@ SENTENCES = {
 }
 
 
+def redis(*args):
+    """redis-cli against the stack's Redis (NS_REDIS_URL)."""
+    m = re.match(r"redis://([^:/]+):(\d+)/?(\d*)",
+                 os.environ["NS_REDIS_URL"])
+    out = subprocess.run(["redis-cli", "-h", m.group(1), "-p", m.group(2),
+                          "-n", m.group(3) or "0", "--no-raw"] + list(args),
+                         capture_output=True, text=True, check=True,
+                         timeout=30).stdout
+    return out
+
+
+def hash_of(key):
+    """HGETALL as a dict (raw output: field, value, field, value...)."""
+    m = re.match(r"redis://([^:/]+):(\d+)/?(\d*)",
+                 os.environ["NS_REDIS_URL"])
+    out = subprocess.run(["redis-cli", "-h", m.group(1), "-p", m.group(2),
+                          "-n", m.group(3) or "0", "--raw", "HGETALL", key],
+                         capture_output=True, text=True, check=True,
+                         timeout=30).stdout.split("\n")
+    out = [x for x in out if x != ""]
+    return dict(zip(out[0::2], (float(v) for v in out[1::2])))
+
+
 def document(rng):
     lang = rng.choice(sorted(SENTENCES))
     body = " ".join(rng.choice(SENTENCES[lang])
@@ -56,14 +82,19 @@ class StopwordsTest(unittest.TestCase):
         env = cls.env = harness.Env("stopwords")
         cls.job = env.job("sw")
         cls.full = env.job("swfull")
+        cls.prefix = "sw-" + env.tag
+        cls.full_prefix = "swfull-" + env.tag
         job = ("  - name: %s\n"
                "    source: {type: shards, table: documents, shard_size: %d,"
                " watermark_overlap_seconds: 0}\n"
                "    handler: stopwords.count\n"
                "    finalizer: stopwords.merge\n"
-               "    max_parallelism: 4\n")
-        cls.cfg = env.config("jobs:\n" + job % (cls.job, SHARD) +
-                             job % (cls.full, SHARD))
+               "    max_parallelism: 4\n"
+               "    params: {redis_prefix: %s, top_n: 20, min_score: 0.05,"
+               " min_docs: 10}\n")
+        cls.cfg = env.config("jobs:\n" +
+                             job % (cls.job, SHARD, cls.prefix) +
+                             job % (cls.full, SHARD, cls.full_prefix))
         cls.rng = random.Random(5)
         rows = [(i,) + document(cls.rng) for i in range(1, N_DOCS + 1)]
         for i, lang, body in rows:
@@ -114,6 +145,16 @@ class StopwordsTest(unittest.TestCase):
         self.assertEqual(env.scalar(
             "SELECT run_id FROM shard_watermarks WHERE job = %s",
             (self.job,)), run_id)
+        # The sets: one hash per language with documents enough; none for
+        # documents without a language.
+        en = hash_of(self.prefix + ":en")
+        self.assertIn("the", en)
+        self.assertLessEqual(len(en), 20)
+        self.assertTrue(all(0.05 <= v <= 1 for v in en.values()), en)
+        langs = set(redis("SMEMBERS", self.prefix + ":langs").split())
+        self.assertIn('"en"', langs)
+        self.assertNotIn('""', langs)
+        self.assertEqual(hash_of(self.prefix + ":"), {})
 
     def test_2_incremental_equals_full(self):
         env = self.env
@@ -145,6 +186,10 @@ class StopwordsTest(unittest.TestCase):
         incremental, full = self.terms(self.job), self.terms(self.full)
         self.assertGreater(len(full), 100)
         self.assertEqual(incremental, full)
+        for lang in SENTENCES:
+            self.assertEqual(hash_of("%s:%s" % (self.prefix, lang)),
+                             hash_of("%s:%s" % (self.full_prefix, lang)),
+                             lang)
         self.assertEqual(env.scalar(
             "SELECT sum(docs) FROM stopword_partials WHERE job = %s",
             (self.job,)), N_DOCS - 11 + 20)
@@ -161,6 +206,10 @@ class StopwordsTest(unittest.TestCase):
             "SELECT status FROM runs WHERE run_id = %s", (run_id,)),
             "succeeded")
         self.assertEqual(self.terms(self.job), terms)
+        report = env.scalar("SELECT report FROM runs WHERE run_id = %s",
+                            (run_id,))
+        self.assertIn("would publish stopword sets", str(report))
+        self.assertIn("'added'", str(report))
         self.assertEqual(env.sql("SELECT watermark, run_id FROM "
                                  "shard_watermarks WHERE job = %s",
                                  (self.job,)), mark)
@@ -168,6 +217,30 @@ class StopwordsTest(unittest.TestCase):
             "SELECT count(*) FROM stopword_partials WHERE run_id = %s",
             (run_id,)), 0)
 
+
+    def test_3b_rollback_swaps_current_and_previous(self):
+        # Two publishes so far (the full and the incremental run): the
+        # second replaced French sentences, so the sets differ somewhere.
+        key = self.prefix + ":fr"
+        cur, prev = hash_of(key), hash_of(key + ":prev")
+        self.assertTrue(cur and prev)
+        self.assertNotEqual(cur, prev)  # the scores moved at least
+        res = self.env.nightshift("stopwords", "rollback", "--job", self.job,
+                                  "--lang", "fr", "-c", self.cfg)
+        self.assertIn("rolled back the stopword sets of 1 language",
+                      res.stdout)
+        self.assertEqual(hash_of(key), prev)
+        self.assertEqual(hash_of(key + ":prev"), cur)
+        # And back again, all languages of the job.
+        res = self.env.nightshift("stopwords", "rollback", "--job", self.job,
+                                  "-c", self.cfg)
+        self.assertRegex(res.stdout, r"of \d+ languages")
+        self.assertEqual(hash_of(key), cur)
+        res = self.env.nightshift("stopwords", "rollback", "--job", self.job,
+                                  "--lang", "xx", "-c", self.cfg,
+                                  check=False)
+        self.assertEqual(res.returncode, 1)
+        self.assertIn("nothing to roll back", res.stdout)
 
     def test_4_a_worker_killed_mid_run_resumes(self):
         # A third job over a table of its own with many small shards, so
@@ -186,8 +259,9 @@ class StopwordsTest(unittest.TestCase):
                "    source: {type: shards, table: docs_crash, shard_size: 5}\n"
                "    handler: stopwords.count\n"
                "    finalizer: stopwords.merge\n"
-               "    max_parallelism: 4\n")
-        cfg = env.config("jobs:\n" + job % (crash,) + job % (ref,),
+               "    max_parallelism: 4\n"
+               "    params: {redis_prefix: %s}\n")
+        cfg = env.config("jobs:\n" + job % (crash, crash) + job % (ref, ref),
                          name="crash.yaml")
         workers = [env.start("worker", "-c", cfg, log="crash-w%d" % i)
                    for i in range(2)]

@@ -20,6 +20,9 @@
 #include "ns/buf.h"
 #include "ns/log.h"
 #include "ns/pg.h"
+#include "ns/redis.h"
+#include "ns/stopscore.h"
+#include "ns/stopsets.h"
 #include "ns/termstats.h"
 #include "ns/text.h"
 
@@ -340,6 +343,150 @@ static ns_err_t write_terms(PGconn *tx, const char *job,
                              PQerrorMessage(tx));
 }
 
+/* ---- the sets in Redis --------------------------------------------------- */
+
+/* The Redis key prefix of the job's sets: params.redis_prefix, default
+ * "stopwords" (stopwords:{lang}). */
+static const char *set_prefix(const ns_job_t *job)
+{
+    const cJSON *v =
+        cJSON_GetObjectItemCaseSensitive(job->params, "redis_prefix");
+    return cJSON_IsString(v) && v->valuestring[0] ? v->valuestring
+                                                  : "stopwords";
+}
+
+typedef struct lang_set {
+    const char *words[4096];
+    double scores[4096];
+    size_t n;
+} lang_set_t;
+
+static void add_word(const ns_stopword_t *w, void *arg)
+{
+    lang_set_t *set = arg;
+    if (set->n < 4096) {
+        set->words[set->n] = w->term;
+        set->scores[set->n] = w->score;
+        set->n++;
+    }
+}
+
+static double param_num(const cJSON *params, const char *name, double dflt)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(params, name);
+    return cJSON_IsNumber(v) ? v->valuedouble : dflt;
+}
+
+static bool in_list(char **list, size_t n, const char *w)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(list[i], w) == 0)
+            return true;
+    return false;
+}
+
+/* The candidates per language (params top_n, min_score, min_docs) go to
+ * Redis as the new version, switched at once. A dry run reports, per
+ * language, what would be added and removed. Documents without a language
+ * count towards nothing here. */
+static ns_err_t publish_sets(ns_item_ctx_t *ctx, const ns_termstats_t *totals,
+                             bool dry, ns_error_t *err)
+{
+    const ns_job_t *job = ns_item_job(ctx);
+    const cJSON *jp = job->params;
+    int top_n = (int)param_num(jp, "top_n", 200);
+    ns_stop_params_t sp = {.top_n = top_n < 1      ? 1
+                                    : top_n > 4096 ? 4096
+                                                   : top_n,
+                           .min_score = param_num(jp, "min_score", 0.05),
+                           .min_docs = (int64_t)param_num(jp, "min_docs", 100)};
+    const char *langs[256];
+    size_t n_langs = ns_termstats_lang_names(totals, langs, 256);
+    if (n_langs > 256)
+        n_langs = 256;
+    lang_set_t *sets = calloc(n_langs ? n_langs : 1, sizeof(*sets));
+    ns_stopset_t *out = calloc(n_langs ? n_langs : 1, sizeof(*out));
+    if (sets == NULL || out == NULL) {
+        free(sets);
+        free(out);
+        return ns_error_set(err, NS_ERR_NOMEM, "out of memory");
+    }
+    size_t n_out = 0;
+    ns_err_t rc = NS_OK;
+    cJSON *per_lang = cJSON_CreateObject();
+    for (size_t i = 0; i < n_langs && rc == NS_OK; i++) {
+        if (langs[i][0] == '\0')
+            continue;
+        if (ns_stopwords_select(totals, langs[i], &sp, add_word, &sets[i],
+                                err) < 0)
+            rc = err->code;
+        else if (sets[i].n > 0)
+            out[n_out++] = (ns_stopset_t){.lang = langs[i],
+                                          .n = sets[i].n,
+                                          .words = sets[i].words,
+                                          .scores = sets[i].scores};
+        cJSON_AddNumberToObject(per_lang, langs[i], (double)sets[i].n);
+    }
+    const ns_config_t *cfg = ns_item_config(ctx);
+    redisContext *redis = NULL;
+    ns_redis_url_t url;
+    if (rc == NS_OK && (cfg->redis_url == NULL || cfg->redis_url[0] == '\0'))
+        rc = ns_error_set(err, NS_ERR_PERMANENT,
+                          "stopwords.merge: the sets go to Redis: set "
+                          "NS_REDIS_URL");
+    if (rc == NS_OK && ns_redis_url_parse(cfg->redis_url, &url, err) != NS_OK)
+        rc = err->code;
+    if (rc == NS_OK) {
+        redis = ns_redis_connect(&url, "stopwords", 10000, err);
+        if (redis == NULL)
+            rc = err->code;
+    }
+    cJSON *report = cJSON_CreateObject();
+    cJSON_AddItemToObject(report, "candidates", per_lang);
+    if (rc == NS_OK && dry) {
+        cJSON *changes = cJSON_AddObjectToObject(report, "changes");
+        for (size_t i = 0; i < n_out && rc == NS_OK; i++) {
+            char **cur = NULL;
+            size_t n_cur = 0;
+            if (ns_stopsets_current(redis, set_prefix(job), out[i].lang, &cur,
+                                    &n_cur, err) != NS_OK) {
+                rc = err->code;
+                break;
+            }
+            cJSON *added = cJSON_CreateArray(), *removed = cJSON_CreateArray();
+            for (size_t k = 0; k < out[i].n; k++)
+                if (!in_list(cur, n_cur, out[i].words[k]))
+                    cJSON_AddItemToArray(added,
+                                         cJSON_CreateString(out[i].words[k]));
+            for (size_t k = 0; k < n_cur; k++) {
+                bool kept = false;
+                for (size_t m = 0; m < out[i].n && !kept; m++)
+                    kept = strcmp(out[i].words[m], cur[k]) == 0;
+                if (!kept)
+                    cJSON_AddItemToArray(removed, cJSON_CreateString(cur[k]));
+                free(cur[k]);
+            }
+            free(cur);
+            cJSON *l = cJSON_AddObjectToObject(changes, out[i].lang);
+            cJSON_AddItemToObject(l, "added", added);
+            cJSON_AddItemToObject(l, "removed", removed);
+        }
+    } else if (rc == NS_OK) {
+        rc = ns_stopsets_publish(redis, set_prefix(job), out, n_out, err);
+    }
+    if (redis != NULL)
+        redisFree(redis);
+    ns_item_report(
+        ctx, dry ? "would publish stopword sets" : "published stopword sets",
+        report);
+    if (rc == NS_OK)
+        NS_INFO(ns_item_log(ctx), "stopword sets %s for %zu language(s)",
+                dry ? "computed (dry run)" : "published", n_out);
+    free(sets);
+    free(out);
+    return rc;
+}
+
 ns_err_t ns_stopwords_merge(ns_item_ctx_t *ctx, ns_error_t *err)
 {
     ns_run_stats_t st;
@@ -452,6 +599,11 @@ ns_err_t ns_stopwords_merge(ns_item_ctx_t *ctx, ns_error_t *err)
         if (rc == NS_OK)
             rc = write_terms(pg, job, totals, err);
     }
+    /* Last: the sets change only once everything else is in place (the
+     * transaction commits right after; should that fail, the finalizer
+     * runs again and publishes the same sets). */
+    if (rc == NS_OK)
+        rc = publish_sets(ctx, totals, dry, err);
     if (rc == NS_OK)
         NS_INFO(ns_item_log(ctx),
                 "stopword statistics merged: %d shard(s), %zu languages, "

@@ -64,6 +64,10 @@ int ns_termstats_get(const ns_termstats_t *s, const char *lang,
 /** @brief One language's totals; 0 when absent. */
 int ns_termstats_lang(const ns_termstats_t *s, const char *lang,
                       ns_lang_stats_t *out);
+/** @brief The languages with documents or words, in name order: up to max
+ *  names (valid while s lives) in out. @returns how many there are. */
+size_t ns_termstats_lang_names(const ns_termstats_t *s, const char **out,
+                               size_t max);
 /** @brief Calls fn for every term (in no particular order). */
 void ns_termstats_each(const ns_termstats_t *s,
                        void (*fn)(const ns_term_t *t, void *arg), void *arg);
