@@ -103,3 +103,91 @@ int ns_stopwords_select(const ns_termstats_t *s, const char *lang,
     free(pick.words);
     return (int)n;
 }
+
+/* ---- every language in one pass -------------------------------------- */
+
+typedef struct lang_pick {
+    const char *name;
+    int64_t docs;
+    ns_stopword_t *words;
+    size_t n, cap;
+} lang_pick_t;
+
+typedef struct all_pick {
+    lang_pick_t *langs;
+    size_t n_langs;
+    double min_score;
+    bool failed;
+} all_pick_t;
+
+static void consider_all(const ns_term_t *t, void *arg)
+{
+    all_pick_t *a = arg;
+    if (a->failed || t->count <= 0 || t->lang[0] == '\0')
+        return;
+    lang_pick_t *l = NULL;
+    for (size_t i = 0; i < a->n_langs && l == NULL; i++)
+        if (a->langs[i].name == t->lang ||
+            strcmp(a->langs[i].name, t->lang) == 0)
+            l = &a->langs[i];
+    if (l == NULL || l->docs <= 0)
+        return;
+    pick_t p = {.lang = t->lang,
+                .docs = l->docs,
+                .min_score = a->min_score,
+                .words = l->words,
+                .n = l->n,
+                .cap = l->cap};
+    consider(t, &p);
+    l->words = p.words;
+    l->n = p.n;
+    l->cap = p.cap;
+    a->failed = p.failed;
+}
+
+int ns_stopwords_select_all(const ns_termstats_t *s,
+                            const ns_stop_params_t *params,
+                            void (*fn)(const char *lang,
+                                       const ns_stopword_t *words, size_t n,
+                                       void *arg),
+                            void *arg, ns_error_t *err)
+{
+    ns_stop_params_t p = params ? *params : (ns_stop_params_t){200, 0.05, 100};
+    const char *names[256];
+    size_t n = ns_termstats_lang_names(s, names, 256);
+    if (n > 256)
+        n = 256;
+    all_pick_t a = {.langs = calloc(n ? n : 1, sizeof(lang_pick_t)),
+                    .n_langs = n,
+                    .min_score = p.min_score};
+    if (a.langs == NULL) {
+        ns_error_set(err, NS_ERR_NOMEM, "stopwords: out of memory");
+        return -1;
+    }
+    for (size_t i = 0; i < n; i++) {
+        ns_lang_stats_t ls;
+        a.langs[i].name = names[i];
+        if (ns_termstats_lang(s, names[i], &ls) && ls.docs >= p.min_docs)
+            a.langs[i].docs = ls.docs;
+    }
+    ns_termstats_each(s, consider_all, &a);
+    int out = 0;
+    for (size_t i = 0; i < n; i++) {
+        lang_pick_t *l = &a.langs[i];
+        if (!a.failed && l->n > 0) {
+            qsort(l->words, l->n, sizeof(l->words[0]), by_score);
+            fn(l->name, l->words,
+               l->n < (size_t)p.top_n ? l->n
+                                      : (size_t)(p.top_n > 0 ? p.top_n : 0),
+               arg);
+            out++;
+        }
+        free(l->words);
+    }
+    free(a.langs);
+    if (a.failed) {
+        ns_error_set(err, NS_ERR_NOMEM, "stopwords: out of memory");
+        return -1;
+    }
+    return out;
+}

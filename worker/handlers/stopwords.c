@@ -18,6 +18,7 @@
 
 #include "handlers.h"
 #include "ns/buf.h"
+#include "ns/clock.h"
 #include "ns/log.h"
 #include "ns/pg.h"
 #include "ns/redis.h"
@@ -278,6 +279,7 @@ static ns_err_t fail_with(ns_error_t *err, const char *what)
 typedef struct copy_out {
     PGconn *pg;
     const char *job;
+    int64_t min_df;
     ns_buf_t line;
     bool failed;
 } copy_out_t;
@@ -299,7 +301,7 @@ static void copy_field(ns_buf_t *b, const char *s)
 static void copy_term(const ns_term_t *t, void *arg)
 {
     copy_out_t *c = arg;
-    if (c->failed)
+    if (c->failed || t->df < c->min_df)
         return;
     ns_buf_reset(&c->line);
     copy_field(&c->line, c->job);
@@ -312,8 +314,11 @@ static void copy_term(const ns_term_t *t, void *arg)
     c->failed = PQputCopyData(c->pg, c->line.data, (int)c->line.len) != 1;
 }
 
-/* Replaces the job's rows of stopword_terms with the totals (COPY in). */
-static ns_err_t write_terms(PGconn *tx, const char *job,
+/* Replaces the job's rows of stopword_terms with the totals' terms found
+ * in at least min_df documents (params.terms_min_df, default 2: the words
+ * seen once are most of a vocabulary and say nothing per term; they stay
+ * in the encoded totals). */
+static ns_err_t write_terms(PGconn *tx, const char *job, int64_t min_df,
                             const ns_termstats_t *totals, ns_error_t *err)
 {
     const char *params[] = {job};
@@ -327,7 +332,7 @@ static ns_err_t write_terms(PGconn *tx, const char *job,
     if (!ok)
         return ns_error_set(err, NS_ERR_TRANSIENT, "stopwords.merge: %s",
                             PQerrorMessage(tx));
-    copy_out_t c = {.pg = tx, .job = job};
+    copy_out_t c = {.pg = tx, .job = job, .min_df = min_df};
     ns_buf_init(&c.line, 1 << 16);
     ns_termstats_each(totals, copy_term, &c);
     ns_buf_free(&c.line);
@@ -355,20 +360,46 @@ static const char *set_prefix(const ns_job_t *job)
                                                   : "stopwords";
 }
 
-typedef struct lang_set {
-    const char *words[4096];
-    double scores[4096];
-    size_t n;
-} lang_set_t;
+/* The new sets, one per language, as ns_stopwords_select_all hands them
+ * over (terms point into the totals). */
+typedef struct new_sets {
+    ns_stopset_t *sets;
+    size_t n, cap;
+    cJSON *per_lang; /* candidates per language, for the report */
+    bool failed;
+} new_sets_t;
 
-static void add_word(const ns_stopword_t *w, void *arg)
+static void take_set(const char *lang, const ns_stopword_t *words, size_t n,
+                     void *arg)
 {
-    lang_set_t *set = arg;
-    if (set->n < 4096) {
-        set->words[set->n] = w->term;
-        set->scores[set->n] = w->score;
-        set->n++;
+    new_sets_t *ns = arg;
+    cJSON_AddNumberToObject(ns->per_lang, lang, (double)n);
+    if (ns->failed || n == 0)
+        return;
+    if (ns->n == ns->cap) {
+        size_t cap = ns->cap ? ns->cap * 2 : 16;
+        ns_stopset_t *g = realloc(ns->sets, cap * sizeof(*g));
+        if (g == NULL) {
+            ns->failed = true;
+            return;
+        }
+        ns->sets = g;
+        ns->cap = cap;
     }
+    const char **w = malloc(n * sizeof(*w));
+    double *sc = malloc(n * sizeof(*sc));
+    if (w == NULL || sc == NULL) {
+        free(w);
+        free(sc);
+        ns->failed = true;
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        w[i] = words[i].term;
+        sc[i] = words[i].score;
+    }
+    ns->sets[ns->n++] =
+        (ns_stopset_t){.lang = lang, .n = n, .words = w, .scores = sc};
 }
 
 static double param_num(const cJSON *params, const char *name, double dflt)
@@ -400,33 +431,15 @@ static ns_err_t publish_sets(ns_item_ctx_t *ctx, const ns_termstats_t *totals,
                                                    : top_n,
                            .min_score = param_num(jp, "min_score", 0.05),
                            .min_docs = (int64_t)param_num(jp, "min_docs", 100)};
-    const char *langs[256];
-    size_t n_langs = ns_termstats_lang_names(totals, langs, 256);
-    if (n_langs > 256)
-        n_langs = 256;
-    lang_set_t *sets = calloc(n_langs ? n_langs : 1, sizeof(*sets));
-    ns_stopset_t *out = calloc(n_langs ? n_langs : 1, sizeof(*out));
-    if (sets == NULL || out == NULL) {
-        free(sets);
-        free(out);
-        return ns_error_set(err, NS_ERR_NOMEM, "out of memory");
-    }
-    size_t n_out = 0;
+    new_sets_t sets = {.per_lang = cJSON_CreateObject()};
     ns_err_t rc = NS_OK;
-    cJSON *per_lang = cJSON_CreateObject();
-    for (size_t i = 0; i < n_langs && rc == NS_OK; i++) {
-        if (langs[i][0] == '\0')
-            continue;
-        if (ns_stopwords_select(totals, langs[i], &sp, add_word, &sets[i],
-                                err) < 0)
-            rc = err->code;
-        else if (sets[i].n > 0)
-            out[n_out++] = (ns_stopset_t){.lang = langs[i],
-                                          .n = sets[i].n,
-                                          .words = sets[i].words,
-                                          .scores = sets[i].scores};
-        cJSON_AddNumberToObject(per_lang, langs[i], (double)sets[i].n);
-    }
+    if (ns_stopwords_select_all(totals, &sp, take_set, &sets, err) < 0)
+        rc = err->code;
+    else if (sets.failed)
+        rc = ns_error_set(err, NS_ERR_NOMEM, "out of memory");
+    ns_stopset_t *out = sets.sets;
+    size_t n_out = sets.n;
+    cJSON *per_lang = sets.per_lang;
     const ns_config_t *cfg = ns_item_config(ctx);
     redisContext *redis = NULL;
     ns_redis_url_t url;
@@ -482,13 +495,17 @@ static ns_err_t publish_sets(ns_item_ctx_t *ctx, const ns_termstats_t *totals,
     if (rc == NS_OK)
         NS_INFO(ns_item_log(ctx), "stopword sets %s for %zu language(s)",
                 dry ? "computed (dry run)" : "published", n_out);
-    free(sets);
+    for (size_t i = 0; i < n_out; i++) {
+        free((void *)out[i].words);
+        free((void *)out[i].scores);
+    }
     free(out);
     return rc;
 }
 
 ns_err_t ns_stopwords_merge(ns_item_ctx_t *ctx, ns_error_t *err)
 {
+    int64_t t0 = ns_clock_mono_ms(), t_merged = 0, t_written = 0;
     ns_run_stats_t st;
     ns_item_run_stats(ctx, &st);
     if (st.failed > 0) {
@@ -547,6 +564,7 @@ ns_err_t ns_stopwords_merge(ns_item_ctx_t *ctx, ns_error_t *err)
         ns_termstats_destroy(old);
     }
     PQclear(r);
+    t_merged = ns_clock_mono_ms();
     char *data = NULL;
     size_t len = 0;
     if (rc == NS_OK)
@@ -597,8 +615,12 @@ ns_err_t ns_stopwords_merge(ns_item_ctx_t *ctx, ns_error_t *err)
                         1, params + 1, err) != NS_OK))
             rc = err->code;
         if (rc == NS_OK)
-            rc = write_terms(pg, job, totals, err);
+            rc = write_terms(
+                pg, job,
+                (int64_t)param_num(ns_item_job(ctx)->params, "terms_min_df", 2),
+                totals, err);
     }
+    t_written = ns_clock_mono_ms();
     /* Last: the sets change only once everything else is in place (the
      * transaction commits right after; should that fail, the finalizer
      * runs again and publishes the same sets). */
@@ -607,8 +629,10 @@ ns_err_t ns_stopwords_merge(ns_item_ctx_t *ctx, ns_error_t *err)
     if (rc == NS_OK)
         NS_INFO(ns_item_log(ctx),
                 "stopword statistics merged: %d shard(s), %zu languages, "
-                "%zu terms",
-                shards, ns_termstats_langs(totals), ns_termstats_terms(totals));
+                "%zu terms (merge %lld ms, tables %lld ms, sets %lld ms)",
+                shards, ns_termstats_langs(totals), ns_termstats_terms(totals),
+                (long long)(t_merged - t0), (long long)(t_written - t_merged),
+                (long long)(ns_clock_mono_ms() - t_written));
     free(data);
     ns_termstats_destroy(totals);
     return rc;

@@ -47,4 +47,14 @@ int ns_stopwords_select(const ns_termstats_t *s, const char *lang,
                         void (*fn)(const ns_stopword_t *w, void *arg),
                         void *arg, ns_error_t *err);
 
+/** @brief ns_stopwords_select for every language at once (one pass over
+ *  the terms): calls fn once per language that has stopwords (not the
+ *  unknown language ""), best first. @returns the number of languages, or
+ *  -1 with err set when out of memory. */
+int ns_stopwords_select_all(const ns_termstats_t *s, const ns_stop_params_t *p,
+                            void (*fn)(const char *lang,
+                                       const ns_stopword_t *words, size_t n,
+                                       void *arg),
+                            void *arg, ns_error_t *err);
+
 #endif
