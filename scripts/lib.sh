@@ -23,7 +23,7 @@
 # shellcheck disable=SC2034 # used by the scripts that source this file
 NS_BUILD_PACKAGES="build-essential cmake pkg-config librdkafka-dev \
 libcurl4-openssl-dev libcjson-dev libpq-dev libhiredis-dev libxlsxwriter-dev \
-libzstd-dev libyaml-dev libmicrohttpd-dev libutf8proc-dev libicu-dev postgresql \
+libzstd-dev libyaml-dev libmicrohttpd-dev libutf8proc-dev libicu-dev libexttextcat-dev postgresql \
 redis-server python3 curl"
 
 NS_ROOT=${NS_ROOT:-$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd -P)}

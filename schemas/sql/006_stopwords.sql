@@ -29,6 +29,7 @@ CREATE TABLE stopword_partials (
     bytes         bigint      NOT NULL,
     words         bigint      NOT NULL,
     lang_missing  bigint      NOT NULL,  -- documents without a language
+    lang_detected bigint      NOT NULL,  -- ... whose language was detected
     invalid_bytes bigint      NOT NULL,
     data          bytea       NOT NULL,  -- zstd, termstats encoding
     created_at    timestamptz NOT NULL DEFAULT now(),

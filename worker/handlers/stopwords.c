@@ -19,6 +19,7 @@
 #include "handlers.h"
 #include "ns/buf.h"
 #include "ns/clock.h"
+#include "ns/langdetect.h"
 #include "ns/log.h"
 #include "ns/pg.h"
 #include "ns/redis.h"
@@ -79,7 +80,8 @@ typedef struct shard_count {
     ns_termstats_t *stats;
     ns_tokenizer_t *tok;
     ns_text_stats_t text;
-    int64_t docs, bytes, lang_missing;
+    ns_langdetect_t *detect; /* loaded at the first document without one */
+    int64_t docs, bytes, lang_missing, lang_detected;
     ns_error_t *err;
     ns_err_t rc;
 } shard_count_t;
@@ -112,6 +114,14 @@ static void count_row(shard_count_t *sc, char *row, size_t len)
     }
     char *body = tab + 1;
     size_t body_len = copy_unescape(body, len - (size_t)(body - row));
+    if (lang[0] == '\0' && sc->rc == NS_OK) {
+        if (sc->detect == NULL)
+            sc->detect = ns_langdetect_new(sc->err);
+        if (sc->detect == NULL)
+            sc->rc = sc->err->code;
+        else if (ns_langdetect(sc->detect, body, body_len, lang, sizeof(lang)))
+            sc->lang_detected++;
+    }
     sc->docs++;
     sc->bytes += (int64_t)body_len;
     if (sc->rc == NS_OK)
@@ -199,6 +209,7 @@ ns_err_t ns_stopwords_count(ns_item_ctx_t *ctx, ns_error_t *err)
     size_t terms = sc.stats ? ns_termstats_terms(sc.stats) : 0;
     ns_termstats_destroy(sc.stats);
     ns_tokenizer_destroy(sc.tok);
+    ns_langdetect_destroy(sc.detect);
     if (rc != NS_OK) {
         free(data);
         return rc;
@@ -218,27 +229,29 @@ ns_err_t ns_stopwords_count(ns_item_ctx_t *ctx, ns_error_t *err)
         return err->code;
     }
     char run[24], sh[24], docs[24], bytes[24], words[24], missing[24],
-        invalid[24];
+        detected[24], invalid[24];
     ns_pg_i64str(ns_item_run_id(ctx), run);
     ns_pg_i64str(shard, sh);
     ns_pg_i64str(sc.docs, docs);
     ns_pg_i64str(sc.bytes, bytes);
     ns_pg_i64str((int64_t)sc.text.words, words);
     ns_pg_i64str(sc.lang_missing, missing);
+    ns_pg_i64str(sc.lang_detected, detected);
     ns_pg_i64str((int64_t)sc.text.invalid_bytes, invalid);
-    const char *params[] = {job->name, sh,      run,     docs, bytes,
-                            words,     missing, invalid, data};
-    int lengths[] = {0, 0, 0, 0, 0, 0, 0, 0, (int)len};
-    int formats[] = {0, 0, 0, 0, 0, 0, 0, 0, 1};
+    const char *params[] = {job->name, sh,      run,      docs,    bytes,
+                            words,     missing, detected, invalid, data};
+    int lengths[] = {0, 0, 0, 0, 0, 0, 0, 0, 0, (int)len};
+    int formats[] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
     PGresult *r = PQexecParams(
         tx,
         "INSERT INTO stopword_partials (job, shard, run_id, docs, bytes, "
-        "words, lang_missing, invalid_bytes, data) VALUES ($1, $2, $3, $4, "
-        "$5, $6, $7, $8, $9) ON CONFLICT (job, shard, run_id) DO UPDATE SET "
-        "docs = EXCLUDED.docs, bytes = EXCLUDED.bytes, words = "
-        "EXCLUDED.words, lang_missing = EXCLUDED.lang_missing, "
-        "invalid_bytes = EXCLUDED.invalid_bytes, data = EXCLUDED.data",
-        9, NULL, params, lengths, formats, 0);
+        "words, lang_missing, lang_detected, invalid_bytes, data) VALUES "
+        "($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (job, shard, "
+        "run_id) DO UPDATE SET docs = EXCLUDED.docs, bytes = EXCLUDED.bytes, "
+        "words = EXCLUDED.words, lang_missing = EXCLUDED.lang_missing, "
+        "lang_detected = EXCLUDED.lang_detected, invalid_bytes = "
+        "EXCLUDED.invalid_bytes, data = EXCLUDED.data",
+        10, NULL, params, lengths, formats, 0);
     free(data);
     rc = PQresultStatus(r) == PGRES_COMMAND_OK
              ? NS_OK
