@@ -128,6 +128,13 @@ class StopwordsTest(unittest.TestCase):
         self.assertEqual(env.scalar(
             "SELECT sum(docs) FROM stopword_partials WHERE job = %s",
             (self.job,)), N_DOCS)
+        report = {e["action"]: e for e in env.scalar(
+            "SELECT report FROM runs WHERE run_id = %s", (run_id,))}
+        figures = report["stopword statistics"]
+        self.assertEqual((figures["documents"], figures["shards"]),
+                         (N_DOCS, N_DOCS // SHARD + 1))
+        self.assertGreater(figures["languages"], 6)
+        self.assertIn("en", report["published stopword sets"]["candidates"])
         terms = self.terms(self.job)
         # "the" in English documents: df = English documents containing
         # it, counted here the simple way (ASCII words, lower case). Those
@@ -303,6 +310,47 @@ class StopwordsTest(unittest.TestCase):
         self.assertEqual(ref_run.returncode, 0)
         self.assertEqual(self.terms(crash), self.terms(ref))
         self.assertEqual(env.stop(workers[1]), 0)
+
+    def test_5_a_failed_shard_keeps_the_sets_and_alerts(self):
+        # A table the handler cannot read (no body column): every shard
+        # fails at once (a permanent error), the run fails, the merge
+        # changes nothing and the job's Telegram chat hears of it.
+        env = self.env
+        # The outbox dispatcher of every worker serves the whole database:
+        # the workers of the other cases (no Telegram configured) leave.
+        for w in self.workers:
+            if w.poll() is None:
+                self.assertEqual(env.stop(w), 0)
+        tg = harness.Fake(env, "fake_telegram.py", "--token",
+                          env.env["NS_TELEGRAM_BOT_TOKEN"])
+        env.sql("CREATE TABLE docs_bad (id bigint PRIMARY KEY, lang text, "
+                "updated_at timestamptz NOT NULL DEFAULT now())")
+        env.sql("INSERT INTO docs_bad (id) VALUES (1), (2), (3)")
+        bad = env.job("swbad")
+        cfg = env.config(
+            "jobs:\n  - name: %s\n    source: {type: shards, table: "
+            "docs_bad, shard_size: 2}\n    handler: stopwords.count\n"
+            "    finalizer: stopwords.merge\n    retry: {max_attempts: 1}\n"
+            "    notify: {telegram: {chat_id: \"77\"}}\n"
+            "    params: {redis_prefix: %s}\n" % (bad, bad),
+            name="bad.yaml", telegram=tg)
+        w = env.start("worker", "-c", cfg, log="bad-w")
+        env.wait_log(w, "assigned")
+        res = env.nightshift("run", bad, "--wait", "--timeout", "120", "-c",
+                             cfg, check=False)
+        self.assertEqual(res.returncode, 1, res.stdout + res.stderr)
+        self.assertIn("failed", res.stdout)
+        self.assertEqual(env.scalar(
+            "SELECT count(*) FROM stopword_totals WHERE job = %s", (bad,)), 0)
+        self.assertEqual(redis("EXISTS", bad + ":langs").strip(),
+                         "(integer) 0")
+        texts = harness.wait_for(lambda: [
+            m["json"]["text"] for m in tg.delivered("sendMessage")], 60,
+            "the alert")
+        self.assertEqual(len(texts), 1)
+        self.assertIn("Stopword refresh failed", texts[0])
+        self.assertIn("2 of 2 shard(s) failed", texts[0])
+        self.assertEqual(env.stop(w), 0)
 
 if __name__ == "__main__":
     harness.run(globals())

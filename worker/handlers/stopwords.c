@@ -21,6 +21,7 @@
 #include "ns/clock.h"
 #include "ns/langdetect.h"
 #include "ns/log.h"
+#include "ns/metrics.h"
 #include "ns/pg.h"
 #include "ns/redis.h"
 #include "ns/stopscore.h"
@@ -516,6 +517,65 @@ static ns_err_t publish_sets(ns_item_ctx_t *ctx, const ns_termstats_t *totals,
     return rc;
 }
 
+/* The figures of the statistics now current: in the run's report and in
+ * /metrics. Documents, bytes and detection are those of the partials in
+ * the totals after this run (this run's shards replacing theirs). */
+static ns_err_t run_figures(ns_item_ctx_t *ctx, PGconn *pg, const char *job,
+                            const ns_termstats_t *totals, int shards,
+                            ns_error_t *err)
+{
+    char run[24];
+    ns_pg_i64str(ns_item_run_id(ctx), run);
+    const char *params[] = {job, run};
+    PGresult *r = ns_pg_query(
+        pg,
+        "SELECT coalesce(sum(p.docs), 0), coalesce(sum(p.bytes), 0), "
+        "coalesce(sum(p.lang_missing), 0), coalesce(sum(p.lang_detected), "
+        "0), coalesce(sum(p.invalid_bytes), 0), count(*) FROM "
+        "stopword_partials p WHERE p.job = $1 AND (p.run_id = $2::bigint OR "
+        "(p.run_id = (SELECT s.run_id FROM stopword_shards s WHERE s.job = "
+        "p.job AND s.shard = p.shard) AND NOT EXISTS (SELECT 1 FROM "
+        "stopword_partials n WHERE n.job = p.job AND n.shard = p.shard AND "
+        "n.run_id = $2::bigint)))",
+        2, params, err);
+    if (r == NULL)
+        return err->code;
+    double docs = (double)ns_pg_int64(r, 0, 0),
+           bytes = (double)ns_pg_int64(r, 0, 1),
+           missing = (double)ns_pg_int64(r, 0, 2),
+           detected = (double)ns_pg_int64(r, 0, 3),
+           invalid = (double)ns_pg_int64(r, 0, 4),
+           all_shards = (double)ns_pg_int64(r, 0, 5);
+    PQclear(r);
+    cJSON *d = cJSON_CreateObject();
+    cJSON_AddNumberToObject(d, "shards_counted", shards);
+    cJSON_AddNumberToObject(d, "shards", all_shards);
+    cJSON_AddNumberToObject(d, "documents", docs);
+    cJSON_AddNumberToObject(d, "bytes", bytes);
+    cJSON_AddNumberToObject(d, "languages", (double)ns_termstats_langs(totals));
+    cJSON_AddNumberToObject(d, "terms", (double)ns_termstats_terms(totals));
+    cJSON_AddNumberToObject(d, "language_missing", missing);
+    cJSON_AddNumberToObject(d, "language_detected", detected);
+    cJSON_AddNumberToObject(d, "invalid_utf8_bytes", invalid);
+    ns_item_report(ctx, "stopword statistics", d);
+    char esc[200], labels[256];
+    ns_metrics_label_escape(job, esc, sizeof(esc));
+    snprintf(labels, sizeof(labels), "job=\"%s\"", esc);
+    ns_metrics_gauge_set("nightshift_stopwords_documents",
+                         "Documents in the current stopword statistics.",
+                         labels, docs);
+    ns_metrics_gauge_set("nightshift_stopwords_languages",
+                         "Languages in the current stopword statistics.",
+                         labels, (double)ns_termstats_langs(totals));
+    ns_metrics_gauge_set("nightshift_stopwords_terms",
+                         "Distinct (language, term) pairs counted.", labels,
+                         (double)ns_termstats_terms(totals));
+    ns_metrics_gauge_set("nightshift_stopwords_language_detected",
+                         "Documents whose language had to be detected.", labels,
+                         detected);
+    return NS_OK;
+}
+
 ns_err_t ns_stopwords_merge(ns_item_ctx_t *ctx, ns_error_t *err)
 {
     int64_t t0 = ns_clock_mono_ms(), t_merged = 0, t_written = 0;
@@ -525,7 +585,20 @@ ns_err_t ns_stopwords_merge(ns_item_ctx_t *ctx, ns_error_t *err)
         NS_WARN(ns_item_log(ctx),
                 "%lld shard(s) failed: the current stopword statistics stay",
                 (long long)st.failed);
-        return NS_OK;
+        /* The run ends failed; whoever the job notifies hears of it. */
+        const char *chat = ns_item_telegram_chat(ctx);
+        if (chat == NULL)
+            return NS_OK;
+        char html[512], key[64];
+        snprintf(html, sizeof(html),
+                 "⚠️ <b>Stopword refresh failed</b>\n\nRun %lld: %lld of "
+                 "%lld shard(s) failed. The current stopword sets stay; "
+                 "see <code>nightshift status %lld</code>.",
+                 (long long)ns_item_run_id(ctx), (long long)st.failed,
+                 (long long)st.total, (long long)ns_item_run_id(ctx));
+        snprintf(key, sizeof(key), "stopwords-failed:%lld",
+                 (long long)ns_item_run_id(ctx));
+        return ns_item_telegram(ctx, chat, html, key, err);
     }
     const char *job = ns_item_job(ctx)->name;
     bool dry = ns_item_dry_run(ctx);
@@ -578,6 +651,8 @@ ns_err_t ns_stopwords_merge(ns_item_ctx_t *ctx, ns_error_t *err)
     }
     PQclear(r);
     t_merged = ns_clock_mono_ms();
+    if (rc == NS_OK)
+        rc = run_figures(ctx, pg, job, totals, shards, err);
     char *data = NULL;
     size_t len = 0;
     if (rc == NS_OK)
