@@ -31,8 +31,20 @@ cmake --build "$build_dir" -j"$(nproc)"
 stack_dir=$(mktemp -d /tmp/nightshift-test-stack.XXXXXX)
 export NS_STACK_DIR=$stack_dir
 cleanup() {
-    bash tests/stack.sh down >/dev/null 2>&1 || true
-    rm -rf "$stack_dir"
+    # An absolute path: the tests run from the build directory. (A relative
+    # one failed there, and deleting the stack's directory under them then
+    # stopped PostgreSQL and Kafka but left Redis running.)
+    bash "$NS_ROOT/tests/stack.sh" down >/dev/null 2>&1 || true
+    # Nothing of the stack may outlive it: say so loudly, and stop it.
+    local p cwd
+    for p in /proc/[0-9]*; do
+        cwd=$(readlink "$p/cwd" 2>/dev/null) || continue
+        if [[ $cwd == "$stack_dir"/* ]]; then
+            echo "warning: left running by the stack: pid ${p#/proc/} ($(tr '\0' ' ' <"$p/cmdline" 2>/dev/null))" >&2
+            kill "${p#/proc/}" 2>/dev/null || true
+        fi
+    done
+    rm -rf "$stack_dir" "$stack_dir.lock"
 }
 trap cleanup EXIT
 echo "== stack"
