@@ -263,3 +263,19 @@ const ns_retry_tier_t *ns_retry_tier_for(const ns_retry_tier_t *tiers, int n,
             return &tiers[i];
     return n > 0 ? &tiers[n - 1] : NULL;
 }
+
+int ns_kafka_header_str(const rd_kafka_message_t *m, const char *name,
+                        char *out, size_t outlen)
+{
+    rd_kafka_headers_t *hdrs = NULL;
+    const void *v = NULL;
+    size_t len = 0;
+    if (rd_kafka_message_headers(m, &hdrs) != RD_KAFKA_RESP_ERR_NO_ERROR ||
+        rd_kafka_header_get_last(hdrs, name, &v, &len) !=
+            RD_KAFKA_RESP_ERR_NO_ERROR ||
+        v == NULL || len >= outlen)
+        return 0;
+    memcpy(out, v, len);
+    out[len] = '\0';
+    return 1;
+}

@@ -69,6 +69,18 @@ ns_err_t ns_pg_ensure(PGconn **conn, const char *dsn, ns_error_t *err)
     return *conn ? NS_OK : NS_ERR_TRANSIENT;
 }
 
+/* A statement failed: err says why, classified for retries; res freed. */
+static PGresult *failed(PGconn *conn, PGresult *res, ns_error_t *err)
+{
+    ns_err_t code = classify(conn, res);
+    ns_error_set(err, code, "postgres: %s",
+                 res ? PQresultErrorMessage(res) : PQerrorMessage(conn));
+    if (err)
+        trim_newline(err->msg);
+    PQclear(res);
+    return NULL;
+}
+
 PGresult *ns_pg_query(PGconn *conn, const char *sql, int n_params,
                       const char *const *params, ns_error_t *err)
 {
@@ -84,13 +96,7 @@ PGresult *ns_pg_query(PGconn *conn, const char *sql, int n_params,
     if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK ||
         st == PGRES_COPY_IN || st == PGRES_COPY_OUT)
         return res;
-    ns_err_t code = classify(conn, res);
-    ns_error_set(err, code, "postgres: %s",
-                 res ? PQresultErrorMessage(res) : PQerrorMessage(conn));
-    if (err)
-        trim_newline(err->msg);
-    PQclear(res);
-    return NULL;
+    return failed(conn, res, err);
 }
 
 static bool is_ok(const PGresult *res)
@@ -120,13 +126,7 @@ PGresult *ns_pg_query_prepared(PGconn *conn, const char *name, const char *sql,
     }
     if (is_ok(res))
         return res;
-    ns_err_t code = classify(conn, res);
-    ns_error_set(err, code, "postgres: %s",
-                 res ? PQresultErrorMessage(res) : PQerrorMessage(conn));
-    if (err)
-        trim_newline(err->msg);
-    PQclear(res);
-    return NULL;
+    return failed(conn, res, err);
 }
 
 ns_err_t ns_pg_exec(PGconn *conn, const char *sql, int n_params,

@@ -18,20 +18,6 @@
 
 /* ---- the pool ---------------------------------------------------------- */
 
-static int header_copy(rd_kafka_headers_t *hdrs, const char *name, char *out,
-                       size_t outlen)
-{
-    const void *v = NULL;
-    size_t len = 0;
-    if (rd_kafka_header_get_last(hdrs, name, &v, &len) !=
-            RD_KAFKA_RESP_ERR_NO_ERROR ||
-        v == NULL || len >= outlen)
-        return 0;
-    memcpy(out, v, len);
-    out[len] = '\0';
-    return 1;
-}
-
 #define BATCH_MAX 64
 
 /* The ready-queue lane of a job's topic: its index in the config (the last
@@ -86,17 +72,12 @@ static void message_of(const rd_kafka_message_t *m, ns_msg_t *msg, char *origin,
         .value = m->payload ? m->payload : "",
         .len = m->len,
     };
-    rd_kafka_headers_t *hdrs = NULL;
-    const void *enc = NULL;
-    size_t enc_len = 0;
-    if (rd_kafka_message_headers(m, &hdrs) != RD_KAFKA_RESP_ERR_NO_ERROR)
-        return;
-    if (rd_kafka_header_get_last(hdrs, "ns-encoding", &enc, &enc_len) ==
-        RD_KAFKA_RESP_ERR_NO_ERROR)
-        msg->compressed = enc_len == 4 && memcmp(enc, "zstd", 4) == 0;
-    if (header_copy(hdrs, "ns-origin-topic", origin, origin_len))
+    char enc[8];
+    msg->compressed = ns_kafka_header_str(m, "ns-encoding", enc, sizeof(enc)) &&
+                      strcmp(enc, "zstd") == 0;
+    if (ns_kafka_header_str(m, "ns-origin-topic", origin, origin_len))
         msg->origin_topic = origin;
-    if (header_copy(hdrs, "ns-first-failure", first, first_len))
+    if (ns_kafka_header_str(m, "ns-first-failure", first, first_len))
         msg->first_failure = first;
 }
 

@@ -35,22 +35,6 @@ const char *ns_worker_group(const ns_config_t *cfg)
     return "nightshift-workers";
 }
 
-static int header_str(const rd_kafka_message_t *m, const char *name, char *out,
-                      size_t outlen)
-{
-    rd_kafka_headers_t *hdrs = NULL;
-    const void *v = NULL;
-    size_t len = 0;
-    if (rd_kafka_message_headers(m, &hdrs) != RD_KAFKA_RESP_ERR_NO_ERROR ||
-        rd_kafka_header_get_last(hdrs, name, &v, &len) !=
-            RD_KAFKA_RESP_ERR_NO_ERROR ||
-        v == NULL || len >= outlen)
-        return 0;
-    memcpy(out, v, len);
-    out[len] = '\0';
-    return 1;
-}
-
 /* Holds the partition at this message until not_before. */
 static void hold(ns_retrier_t *r, rd_kafka_message_t *m, int64_t not_before)
 {
@@ -143,7 +127,7 @@ static void handle(ns_retrier_t *r, rd_kafka_message_t *m)
         return;
     }
     char origin[NS_TOPIC_MAX], nb[32];
-    if (!header_str(m, "ns-origin-topic", origin, sizeof(origin))) {
+    if (!ns_kafka_header_str(m, "ns-origin-topic", origin, sizeof(origin))) {
         NS_ERROR(NULL,
                  "retrier: %s/%d@%lld has no ns-origin-topic header; "
                  "skipped",
@@ -167,7 +151,7 @@ static void handle(ns_retrier_t *r, rd_kafka_message_t *m)
         return;
     }
     int64_t not_before = 0;
-    if (header_str(m, "ns-not-before", nb, sizeof(nb)))
+    if (ns_kafka_header_str(m, "ns-not-before", nb, sizeof(nb)))
         not_before = strtoll(nb, NULL, 10);
     if (not_before > ns_clock_now_ms())
         hold(r, m, not_before);

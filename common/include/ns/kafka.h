@@ -76,4 +76,9 @@ int ns_retry_tiers_parse(const char *spec, ns_retry_tier_t *tiers, int max,
 const ns_retry_tier_t *ns_retry_tier_for(const ns_retry_tier_t *tiers, int n,
                                          int64_t delay_ms);
 
+/** @brief Copies the last header `name` of m into out (NUL-terminated).
+ *  @returns 0 when m has no such header or it does not fit. */
+int ns_kafka_header_str(const rd_kafka_message_t *m, const char *name,
+                        char *out, size_t outlen);
+
 #endif

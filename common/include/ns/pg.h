@@ -26,9 +26,9 @@ PGresult *ns_pg_query(PGconn *conn, const char *sql, int n_params,
 /** @brief ns_pg_query through a named prepared statement (parsed and
  *  planned once per connection): prepared on first use, and again on a
  *  new connection. For statements run very often. */
-PGresult *ns_pg_query_prepared(PGconn *conn, const char *name,
-                               const char *sql, int n_params,
-                               const char *const *params, ns_error_t *err);
+PGresult *ns_pg_query_prepared(PGconn *conn, const char *name, const char *sql,
+                               int n_params, const char *const *params,
+                               ns_error_t *err);
 
 /** @brief ns_pg_query for statements whose result is not needed. */
 ns_err_t ns_pg_exec(PGconn *conn, const char *sql, int n_params,
