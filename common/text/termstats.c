@@ -53,6 +53,7 @@ struct ns_termstats {
     int64_t doc_words;
     doc_word_t *dw;
     size_t dw_cap, dw_used;
+    uint32_t *dw_slots; /* the slots in use, dw_used of them */
     arena_t doc_keys;
 };
 
@@ -105,6 +106,7 @@ void ns_termstats_destroy(ns_termstats_t *s)
     free(s->terms.slots);
     free(s->keys.data);
     free(s->dw);
+    free(s->dw_slots);
     free(s->doc_keys.data);
     free(s);
 }
@@ -202,10 +204,11 @@ ns_err_t ns_termstats_doc_begin(ns_termstats_t *s, const char *lang,
     s->in_doc = true;
     s->doc_lang = (uint32_t)li;
     s->doc_words = 0;
+    /* Only the slots the last document used are cleared. */
+    for (size_t i = 0; i < s->dw_used; i++)
+        s->dw[s->dw_slots[i]].hash = 0;
     s->dw_used = 0;
     s->doc_keys.len = 0;
-    if (s->dw_cap > 0)
-        memset(s->dw, 0, s->dw_cap * sizeof(*s->dw));
     return NS_OK;
 }
 
@@ -213,18 +216,24 @@ static bool dw_grow(ns_termstats_t *s)
 {
     size_t cap = s->dw_cap ? s->dw_cap * 2 : 256;
     doc_word_t *d = calloc(cap, sizeof(*d));
-    if (d == NULL)
+    uint32_t *slots = malloc(cap / 2 * sizeof(*slots));
+    if (d == NULL || slots == NULL) {
+        free(d);
+        free(slots);
         return false;
-    for (size_t i = 0; i < s->dw_cap; i++) {
-        if (s->dw[i].hash == 0)
-            continue;
-        size_t j = s->dw[i].hash & (cap - 1);
+    }
+    for (size_t k = 0; k < s->dw_used; k++) {
+        const doc_word_t *w = &s->dw[s->dw_slots[k]];
+        size_t j = w->hash & (cap - 1);
         while (d[j].hash != 0)
             j = (j + 1) & (cap - 1);
-        d[j] = s->dw[i];
+        d[j] = *w;
+        slots[k] = (uint32_t)j;
     }
     free(s->dw);
+    free(s->dw_slots);
     s->dw = d;
+    s->dw_slots = slots;
     s->dw_cap = cap;
     return true;
 }
@@ -247,7 +256,7 @@ ns_err_t ns_termstats_word(ns_termstats_t *s, const char *word, size_t len,
             if (!arena_add(&s->doc_keys, word, len, &off))
                 return oom(err);
             *d = (doc_word_t){.hash = h, .key = off, .len = (uint32_t)len};
-            s->dw_used++;
+            s->dw_slots[s->dw_used++] = (uint32_t)i;
             break;
         }
         if (d->hash == h && d->len == len &&
@@ -276,10 +285,8 @@ ns_err_t ns_termstats_doc_end(ns_termstats_t *s, ns_error_t *err)
     lang_t *l = &s->langs[s->doc_lang];
     l->docs++;
     l->words += s->doc_words;
-    for (size_t i = 0; i < s->dw_cap; i++) {
-        doc_word_t *d = &s->dw[i];
-        if (d->hash == 0)
-            continue;
+    for (size_t k = 0; k < s->dw_used; k++) {
+        const doc_word_t *d = &s->dw[s->dw_slots[k]];
         if (add_term(s, s->doc_lang, s->doc_keys.data + d->key, d->len, 1, d->n,
                      nlogn_fixed(d->n), err) != NS_OK)
             return err->code;

@@ -56,6 +56,19 @@ void ns_tokenizer_destroy(ns_tokenizer_t *t)
     free(t);
 }
 
+/* ASCII letters and digits (the rest of the bytes: 0). */
+static const unsigned char ascii_word[256] = {
+    ['0'] = 1, ['1'] = 1, ['2'] = 1, ['3'] = 1, ['4'] = 1, ['5'] = 1, ['6'] = 1,
+    ['7'] = 1, ['8'] = 1, ['9'] = 1, ['A'] = 1, ['B'] = 1, ['C'] = 1, ['D'] = 1,
+    ['E'] = 1, ['F'] = 1, ['G'] = 1, ['H'] = 1, ['I'] = 1, ['J'] = 1, ['K'] = 1,
+    ['L'] = 1, ['M'] = 1, ['N'] = 1, ['O'] = 1, ['P'] = 1, ['Q'] = 1, ['R'] = 1,
+    ['S'] = 1, ['T'] = 1, ['U'] = 1, ['V'] = 1, ['W'] = 1, ['X'] = 1, ['Y'] = 1,
+    ['Z'] = 1, ['a'] = 1, ['b'] = 1, ['c'] = 1, ['d'] = 1, ['e'] = 1, ['f'] = 1,
+    ['g'] = 1, ['h'] = 1, ['i'] = 1, ['j'] = 1, ['k'] = 1, ['l'] = 1, ['m'] = 1,
+    ['n'] = 1, ['o'] = 1, ['p'] = 1, ['q'] = 1, ['r'] = 1, ['s'] = 1, ['t'] = 1,
+    ['u'] = 1, ['v'] = 1, ['w'] = 1, ['x'] = 1, ['y'] = 1, ['z'] = 1,
+};
+
 /* Letters, marks and numbers (general categories L*, M*, N*). */
 static bool is_word(utf8proc_int32_t cp)
 {
@@ -287,6 +300,16 @@ ns_err_t ns_tokenize(ns_tokenizer_t *t, const char *lang, const char *text,
     t->run_len = 0;
     size_t pos = 0;
     while (pos < len && p.rc == NS_OK) {
+        /* The fast path: a run of ASCII letters and digits at once. */
+        size_t a = pos;
+        while (a < len && ascii_word[(unsigned char)text[a]])
+            a++;
+        if (a > pos) {
+            end_run(&p);
+            add_to_word(t, text + pos, a - pos, true);
+            pos = a;
+            continue;
+        }
         utf8proc_int32_t cp;
         utf8proc_ssize_t k = decode(text + pos, len - pos, &cp);
         if (k < 0) {
