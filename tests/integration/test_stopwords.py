@@ -182,28 +182,28 @@ class StopwordsTest(unittest.TestCase):
         before = env.scalar("SELECT count(*) FROM stopword_partials "
                             "WHERE job = %s", (self.job,))
         # Edits in shard 1, a deletion in shard 3, new documents in a new
-        # shard 12.
+        # shard 12 and in shard -1 (negative ids).
         env.sql("UPDATE documents SET body = 'Le chat noir dort sur le "
                 "canapé.', lang = 'fr', updated_at = now() WHERE id IN "
                 "(60, 61, 75)")
         env.sql("UPDATE documents SET deleted = true, updated_at = now() "
                 "WHERE id BETWEEN 150 AND 160")
-        for i in range(600, 620):
+        for i in list(range(600, 620)) + [-3, -2, -1]:
             lang, body = document(self.rng)
             env.sql("INSERT INTO documents (id, lang, body) VALUES "
                     "(%s, %s, %s)", (i, lang, body))
         run_id = self.run_job(self.job)
         shards = sorted(int(k) for (k,) in env.sql(
             "SELECT item_key FROM items WHERE run_id = %s", (run_id,)))
-        self.assertEqual(shards, [1, 3, 12])
+        self.assertEqual(shards, [-1, 1, 3, 12])
         # Replaced partials are gone; one partial per shard is left.
         self.assertEqual(env.scalar(
             "SELECT count(*) FROM stopword_partials WHERE job = %s",
-            (self.job,)), before + 1)
+            (self.job,)), before + 2)
         full_run = self.run_job(self.full)
         self.assertEqual(env.scalar(
             "SELECT items_total FROM runs WHERE run_id = %s", (full_run,)),
-            12)  # shards 0..10 and 12
+            13)  # shards -1, 0..10 and 12
         incremental, full = self.terms(self.job), self.terms(self.full)
         self.assertGreater(len(full), 100)
         self.assertEqual(incremental, full)
@@ -213,7 +213,7 @@ class StopwordsTest(unittest.TestCase):
                              lang)
         self.assertEqual(env.scalar(
             "SELECT sum(docs) FROM stopword_partials WHERE job = %s",
-            (self.job,)), N_DOCS - 11 + 20)
+            (self.job,)), N_DOCS - 11 + 23)
 
     def test_3_dry_run_writes_nothing(self):
         env = self.env

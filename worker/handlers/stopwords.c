@@ -175,20 +175,25 @@ static ns_err_t count_shard(PGconn *pg, const char *table, int64_t first,
     return rc != NS_OK ? rc : sc->rc;
 }
 
-static int64_t payload_int(const ns_item_ctx_t *ctx, const char *name)
+/* An integer of the payload (ids may be negative). */
+static bool payload_int(const ns_item_ctx_t *ctx, const char *name,
+                        int64_t *out)
 {
     const cJSON *v =
         cJSON_GetObjectItemCaseSensitive(ns_item_payload(ctx), name);
-    return cJSON_IsNumber(v) ? (int64_t)v->valuedouble : -1;
+    if (!cJSON_IsNumber(v))
+        return false;
+    *out = (int64_t)v->valuedouble;
+    return true;
 }
 
 ns_err_t ns_stopwords_count(ns_item_ctx_t *ctx, ns_error_t *err)
 {
     const ns_job_t *job = ns_item_job(ctx);
-    int64_t shard = payload_int(ctx, "shard"),
-            first = payload_int(ctx, "first_id"),
-            last = payload_int(ctx, "last_id");
-    if (shard < 0 || first < 0 || last < first)
+    int64_t shard = 0, first = 0, last = -1;
+    if (!payload_int(ctx, "shard", &shard) ||
+        !payload_int(ctx, "first_id", &first) ||
+        !payload_int(ctx, "last_id", &last) || last < first)
         return ns_error_set(err, NS_ERR_PERMANENT,
                             "stopwords.count: the payload has no valid "
                             "shard, first_id and last_id");
