@@ -1,5 +1,6 @@
 #include "ns/stopsets.h"
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -64,10 +65,27 @@ static const char ROLLBACK_LUA[] =
     "end\n"
     "return n\n";
 
+/* Errors a later try may not meet: the connection, or a server that
+ * cannot take writes for now. Anything else (WRONGTYPE, ...) is permanent. */
+static bool transient(redisContext *rc, const redisReply *r)
+{
+    static const char *const codes[] = {"LOADING",  "BUSY",        "MASTERDOWN",
+                                        "TRYAGAIN", "NOREPLICAS",  "READONLY",
+                                        "OOM",      "CLUSTERDOWN", NULL};
+    if (rc->err || r == NULL)
+        return true;
+    if (r->type != REDIS_REPLY_ERROR)
+        return false; /* an answer we do not understand */
+    for (int i = 0; codes[i] != NULL; i++)
+        if (strncmp(r->str, codes[i], strlen(codes[i])) == 0)
+            return true;
+    return false;
+}
+
 static ns_err_t reply_error(redisContext *rc, redisReply *r, const char *what,
                             ns_error_t *err)
 {
-    ns_err_t code = rc->err ? NS_ERR_TRANSIENT : NS_ERR_PERMANENT;
+    ns_err_t code = transient(rc, r) ? NS_ERR_TRANSIENT : NS_ERR_PERMANENT;
     ns_error_set(err, code, "redis %s: %s", what,
                  rc->err                             ? rc->errstr
                  : r && r->type == REDIS_REPLY_ERROR ? r->str

@@ -311,6 +311,48 @@ class StopwordsTest(unittest.TestCase):
         self.assertEqual(self.terms(crash), self.terms(ref))
         self.assertEqual(env.stop(workers[1]), 0)
 
+    def test_4b_redis_failing_at_the_switch_keeps_the_sets(self):
+        # Redis refuses writes (as without its replicas: reads still work,
+        # the data stays): the merge fails before the switch, its
+        # transaction rolls back, the current sets and totals stay; once
+        # Redis takes writes again the finalizer's retry completes the run.
+        env = self.env
+        key = self.prefix + ":fr"
+        before = hash_of(key)
+        totals_run = env.scalar("SELECT run_id FROM stopword_totals WHERE "
+                                "job = %s", (self.job,))
+        env.sql("UPDATE documents SET body = 'Le soleil brille sur la mer "
+                "et la plage.', lang = 'fr', updated_at = now() WHERE id = 7")
+        redis("CONFIG", "SET", "min-replicas-to-write", "1")
+        try:
+            res = env.nightshift("run", self.job, "-c", self.cfg)
+            run_id = int(re.search(r"run (\d+) of", res.stdout).group(1))
+
+            def refused():
+                for w in self.workers:
+                    with open(w.log_path, errors="replace") as f:
+                        if "NOREPLICAS" in f.read():
+                            return True
+                return False
+            harness.wait_for(refused, 60, "the merge refused by Redis")
+            self.assertEqual(env.scalar(
+                "SELECT status FROM runs WHERE run_id = %s", (run_id,)),
+                "finalizing")
+            self.assertEqual(hash_of(key), before)
+            self.assertEqual(env.scalar(
+                "SELECT run_id FROM stopword_totals WHERE job = %s",
+                (self.job,)), totals_run)
+        finally:
+            redis("CONFIG", "SET", "min-replicas-to-write", "0")
+        self.assertEqual(harness.wait_for(lambda: env.scalar(
+            "SELECT status FROM runs WHERE run_id = %s AND status IN "
+            "('succeeded', 'failed')", (run_id,)), 90, "the retried merge"),
+            "succeeded")
+        self.assertEqual(env.scalar(
+            "SELECT run_id FROM stopword_totals WHERE job = %s",
+            (self.job,)), run_id)
+        self.assertEqual(hash_of(key + ":prev"), before)
+
     def test_5_a_failed_shard_keeps_the_sets_and_alerts(self):
         # A table the handler cannot read (no body column): every shard
         # fails at once (a permanent error), the run fails, the merge
