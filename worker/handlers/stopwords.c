@@ -427,7 +427,7 @@ static double param_num(const cJSON *params, const char *name, double dflt)
     return cJSON_IsNumber(v) ? v->valuedouble : dflt;
 }
 
-static bool in_list(char **list, size_t n, const char *w)
+static bool in_list(const char *const *list, size_t n, const char *w)
 {
     for (size_t i = 0; i < n; i++)
         if (strcmp(list[i], w) == 0)
@@ -487,14 +487,11 @@ static ns_err_t publish_sets(ns_item_ctx_t *ctx, const ns_termstats_t *totals,
             }
             cJSON *added = cJSON_CreateArray(), *removed = cJSON_CreateArray();
             for (size_t k = 0; k < out[i].n; k++)
-                if (!in_list(cur, n_cur, out[i].words[k]))
+                if (!in_list((const char *const *)cur, n_cur, out[i].words[k]))
                     cJSON_AddItemToArray(added,
                                          cJSON_CreateString(out[i].words[k]));
             for (size_t k = 0; k < n_cur; k++) {
-                bool kept = false;
-                for (size_t m = 0; m < out[i].n && !kept; m++)
-                    kept = strcmp(out[i].words[m], cur[k]) == 0;
-                if (!kept)
+                if (!in_list(out[i].words, out[i].n, cur[k]))
                     cJSON_AddItemToArray(removed, cJSON_CreateString(cur[k]));
                 free(cur[k]);
             }
