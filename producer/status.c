@@ -123,6 +123,27 @@ static void print_items(const cJSON *items, FILE *out)
     }
 }
 
+/* What the run's finalizer reported (figures; for a dry run, what it
+ * would have changed), one line per entry. */
+static void print_run_report(const char *text, FILE *out)
+{
+    cJSON *report = cJSON_Parse(text);
+    const cJSON *entry;
+    cJSON_ArrayForEach(entry, report)
+    {
+        const cJSON *action = cJSON_GetObjectItem(entry, "action");
+        cJSON *rest = cJSON_Duplicate(entry, 1);
+        cJSON_DeleteItemFromObject(rest, "action");
+        char *body = cJSON_PrintUnformatted(rest);
+        fprintf(out, "  %s: %s\n",
+                cJSON_IsString(action) ? action->valuestring : "report",
+                body ? body : "?");
+        free(body);
+        cJSON_Delete(rest);
+    }
+    cJSON_Delete(report);
+}
+
 static int all_digits(const char *s)
 {
     if (s == NULL || *s == '\0')
@@ -201,6 +222,8 @@ int ns_ops_status(const ns_config_t *cfg, const char *arg, bool json, FILE *out)
         cJSON_Delete(root);
     } else {
         print_table(r, out);
+        if (one_run && !PQgetisnull(r, 0, 13))
+            print_run_report(PQgetvalue(r, 0, 13), out);
         if (items != NULL)
             print_items(items, out);
         if (!one_run && health != NULL) {

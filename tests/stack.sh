@@ -505,7 +505,14 @@ kafka_java_opts=(-XX:+UseG1GC -XX:MaxGCPauseMillis=20 -XX:+ExitOnOutOfMemoryErro
 
 kafka_format() {
     local cid
-    cid=$(python3 -c 'import base64, uuid; print(base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("="))')
+    # Like Kafka's own random-uuid: never one that starts with "-", which
+    # the option parser would take for an option (1 run in 64 failed so).
+    cid=$(python3 -c 'import base64, uuid
+while True:
+    c = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    if not c.startswith("-"):
+        break
+print(c)')
     if ! timeout 120 "$JAVA" -Xmx256m -XX:TieredStopAtLevel=1 "${kafka_java_opts[@]}" \
         -Dlog4j.configuration="file:$KAFKA_LOG4J" -Dkafka.logs.dir="$KAFKA_LOGS" \
         -cp "$KAFKA_LIBS/*" kafka.tools.StorageTool format -t "$cid" -c "$KAFKA_PROPS" \

@@ -61,6 +61,11 @@ PGconn *ns_item_tx(ns_item_ctx_t *ctx, ns_error_t *err)
 {
     if (ctx->dry_run)
         return NULL;
+    return ns_item_scratch_tx(ctx, err);
+}
+
+PGconn *ns_item_scratch_tx(ns_item_ctx_t *ctx, ns_error_t *err)
+{
     if (ctx->in_tx)
         return ctx->res->pg;
     PGconn *pg = ns_item_pg(ctx, err);

@@ -70,6 +70,11 @@ PGconn *ns_item_pg(ns_item_ctx_t *ctx, ns_error_t *err);
  *  run (then describe the write with ns_item_report instead). */
 PGconn *ns_item_tx(ns_item_ctx_t *ctx, ns_error_t *err);
 
+/** @brief The item's transaction even in a dry run: only for a dry run's
+ *  working state (scratch rows its own finalizer reads and removes, as
+ *  the stopword counts are), never for results. Otherwise as ns_item_tx. */
+PGconn *ns_item_scratch_tx(ns_item_ctx_t *ctx, ns_error_t *err);
+
 /** @brief Adds an entry to the item's report (what was or would have been
  *  written). detail is owned by the report. */
 void ns_item_report(ns_item_ctx_t *ctx, const char *action, cJSON *detail);

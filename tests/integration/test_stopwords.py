@@ -6,7 +6,8 @@ A full run counts every shard; after edits, insertions and soft deletions
 an incremental run counts only the shards that changed, and its totals are
 exactly those of a full recount of the edited corpus (a second job with no
 watermark). The stopword sets go to Redis as hashes switched at once, and
-`nightshift stopwords rollback` swaps back. A dry run writes nothing."""
+`nightshift stopwords rollback` swaps back. A dry run counts what changed
+and reports what would change, writing nothing."""
 import os
 import random
 import re
@@ -215,33 +216,73 @@ class StopwordsTest(unittest.TestCase):
             "SELECT sum(docs) FROM stopword_partials WHERE job = %s",
             (self.job,)), N_DOCS - 11 + 23)
 
-    def test_3_dry_run_writes_nothing(self):
+    def sets(self, job_prefix):
+        langs = [x.strip('"') for x in
+                 redis("SMEMBERS", job_prefix + ":langs").split()]
+        return {lang: set(hash_of("%s:%s" % (job_prefix, lang)))
+                for lang in langs}
+
+    def test_3_dry_run_computes_everything_and_writes_nothing(self):
         env = self.env
         terms = self.terms(self.job)
+        sets = self.sets(self.prefix)
         mark = env.sql("SELECT watermark, run_id FROM shard_watermarks "
                        "WHERE job = %s", (self.job,))
-        env.sql("UPDATE documents SET body = 'Nouveau texte', "
-                "updated_at = now() WHERE id = 42")
-        run_id = self.run_job(self.job, "--dry-run")
+        totals = env.sql("SELECT run_id, md5(data) FROM stopword_totals "
+                         "WHERE job = %s", (self.job,))
+        partials = env.sql("SELECT shard, run_id FROM stopword_partials "
+                           "WHERE job = %s ORDER BY 1", (self.job,))
+        # English documents of shards 4 and 5 turn French: the English and
+        # French sets must move.
+        env.sql("UPDATE documents SET lang = 'fr', body = 'Le chat noir dort "
+                "sur le canapé. Le chien noir dort dans le jardin.', "
+                "updated_at = now() WHERE id BETWEEN 200 AND 299 AND "
+                "lang = 'en'")
+        res = self.env.nightshift("run", self.job, "--wait", "--timeout",
+                                  "120", "-c", self.cfg, "--dry-run")
+        dry = int(re.search(r"run (\d+) of", res.stdout).group(1))
+        # `run --wait` prints, per language, what would be added/removed.
+        self.assertRegex(res.stdout, r'would publish stopword sets: .*'
+                         r'"changes":\{"[a-z]+":\{"added":')
         self.assertEqual(env.scalar(
-            "SELECT status FROM runs WHERE run_id = %s", (run_id,)),
+            "SELECT status FROM runs WHERE run_id = %s", (dry,)),
             "succeeded")
+        # Nothing written: statistics, watermark, partials, sets.
         self.assertEqual(self.terms(self.job), terms)
-        report = env.scalar("SELECT report FROM runs WHERE run_id = %s",
-                            (run_id,))
-        self.assertIn("would publish stopword sets", str(report))
-        self.assertIn("'added'", str(report))
+        self.assertEqual(self.sets(self.prefix), sets)
         self.assertEqual(env.sql("SELECT watermark, run_id FROM "
                                  "shard_watermarks WHERE job = %s",
                                  (self.job,)), mark)
-        self.assertEqual(env.scalar(
-            "SELECT count(*) FROM stopword_partials WHERE run_id = %s",
-            (run_id,)), 0)
-
+        self.assertEqual(env.sql("SELECT run_id, md5(data) FROM "
+                                 "stopword_totals WHERE job = %s",
+                                 (self.job,)), totals)
+        self.assertEqual(env.sql("SELECT shard, run_id FROM "
+                                 "stopword_partials WHERE job = %s ORDER "
+                                 "BY 1", (self.job,)), partials)
+        report = {e["action"]: e for e in env.scalar(
+            "SELECT report FROM runs WHERE run_id = %s", (dry,))}
+        changes = report["would publish stopword sets"]["changes"]
+        self.assertTrue(any(c["added"] or c["removed"]
+                            for c in changes.values()), changes)
+        # The real run that follows does exactly what the dry run said.
+        real = self.run_job(self.job)
+        after = self.sets(self.prefix)
+        for lang, c in changes.items():
+            self.assertEqual(sorted(after[lang] - sets.get(lang, set())),
+                             sorted(c["added"]), lang)
+            self.assertEqual(sorted(sets.get(lang, set()) - after[lang]),
+                             sorted(c["removed"]), lang)
+        real_report = {e["action"]: e for e in env.scalar(
+            "SELECT report FROM runs WHERE run_id = %s", (real,))}
+        self.assertEqual(real_report["stopword statistics"],
+                         report["stopword statistics"])
+        self.assertEqual(real_report["published stopword sets"]
+                         ["candidates"],
+                         report["would publish stopword sets"]["candidates"])
 
     def test_3b_rollback_swaps_current_and_previous(self):
-        # Two publishes so far (the full and the incremental run): the
-        # second replaced French sentences, so the sets differ somewhere.
+        # Three publishes so far; the last turned English documents French,
+        # so the French sets differ somewhere.
         key = self.prefix + ":fr"
         cur, prev = hash_of(key), hash_of(key + ":prev")
         self.assertTrue(cur and prev)

@@ -226,10 +226,10 @@ ns_err_t ns_stopwords_count(ns_item_ctx_t *ctx, ns_error_t *err)
         cJSON_AddNumberToObject(d, "documents", (double)sc.docs);
         cJSON_AddNumberToObject(d, "terms", (double)terms);
         ns_item_report(ctx, "count shard", d);
-        free(data);
-        return NS_OK;
     }
-    PGconn *tx = ns_item_tx(ctx, err);
+    /* A dry run's partial is scratch under its own run id: its merge
+     * reads it, computes what would change, and deletes it. */
+    PGconn *tx = ns_item_scratch_tx(ctx, err);
     if (tx == NULL) {
         free(data);
         return err->code;
@@ -560,6 +560,8 @@ static ns_err_t run_figures(ns_item_ctx_t *ctx, PGconn *pg, const char *job,
     cJSON_AddNumberToObject(d, "language_detected", detected);
     cJSON_AddNumberToObject(d, "invalid_utf8_bytes", invalid);
     ns_item_report(ctx, "stopword statistics", d);
+    if (ns_item_dry_run(ctx))
+        return NS_OK; /* the figures in /metrics stay those of the sets */
     char esc[200], labels[256];
     ns_metrics_label_escape(job, esc, sizeof(esc));
     snprintf(labels, sizeof(labels), "job=\"%s\"", esc);
@@ -578,6 +580,19 @@ static ns_err_t run_figures(ns_item_ctx_t *ctx, PGconn *pg, const char *job,
     return NS_OK;
 }
 
+/* A dry run's partials are scratch: they go, in the finalizer's
+ * transaction, with the run's status. */
+static ns_err_t drop_scratch(ns_item_ctx_t *ctx, PGconn *pg, ns_error_t *err)
+{
+    char run[24];
+    ns_pg_i64str(ns_item_run_id(ctx), run);
+    const char *params[] = {ns_item_job(ctx)->name, run};
+    return ns_pg_exec(pg,
+                      "DELETE FROM stopword_partials WHERE job = $1 AND "
+                      "run_id = $2::bigint",
+                      2, params, err);
+}
+
 ns_err_t ns_stopwords_merge(ns_item_ctx_t *ctx, ns_error_t *err)
 {
     int64_t t0 = ns_clock_mono_ms(), t_merged = 0, t_written = 0;
@@ -587,6 +602,10 @@ ns_err_t ns_stopwords_merge(ns_item_ctx_t *ctx, ns_error_t *err)
         NS_WARN(ns_item_log(ctx),
                 "%lld shard(s) failed: the current stopword statistics stay",
                 (long long)st.failed);
+        if (ns_item_dry_run(ctx)) {
+            PGconn *pg = ns_item_pg(ctx, err);
+            return pg == NULL ? err->code : drop_scratch(ctx, pg, err);
+        }
         /* The run ends failed; whoever the job notifies hears of it. */
         const char *chat = ns_item_telegram_chat(ctx);
         if (chat == NULL)
@@ -660,6 +679,7 @@ ns_err_t ns_stopwords_merge(ns_item_ctx_t *ctx, ns_error_t *err)
     if (rc == NS_OK)
         rc = ns_termstats_encode(totals, &data, &len, err);
     if (rc == NS_OK && dry) {
+        rc = drop_scratch(ctx, pg, err);
         cJSON *d = cJSON_CreateObject();
         cJSON_AddNumberToObject(d, "shards", shards);
         cJSON_AddNumberToObject(d, "languages",
@@ -694,7 +714,9 @@ ns_err_t ns_stopwords_merge(ns_item_ctx_t *ctx, ns_error_t *err)
                         "DELETE FROM stopword_partials p USING "
                         "stopword_shards s WHERE p.job = $1 AND s.job = "
                         "p.job AND s.shard = p.shard AND p.run_id <> "
-                        "s.run_id",
+                        "s.run_id AND NOT EXISTS (SELECT 1 FROM runs r "
+                        "WHERE r.run_id = p.run_id AND r.dry_run AND "
+                        "r.finished_at IS NULL)",
                         1, params, err) != NS_OK ||
              ns_pg_exec(pg,
                         "INSERT INTO shard_watermarks (job, watermark, "
