@@ -507,43 +507,82 @@ static int by_lang_term(const void *x, const void *y)
     return c != 0 ? c : (a->len > b->len) - (a->len < b->len);
 }
 
-ns_err_t ns_termstats_encode(const ns_termstats_t *s, char **out, size_t *len,
-                             ns_error_t *err)
+/* The sorted view of s: the non-empty languages in name order (order[],
+ * n_langs; rank[] maps a language index to its place) and the live terms
+ * by (language, bytes of the term); the terms array is malloc'd, NULL
+ * when out of memory. Both the encoding and the ordered walk use it. */
+typedef struct view {
+    uint32_t order[MAX_LANGS], rank[MAX_LANGS];
+    size_t n_langs, n_terms;
+    const entry_t **terms;
+} view_t;
+
+static bool view_build(const ns_termstats_t *s, view_t *v)
 {
-    /* The languages that are not empty, in name order (insertion sort:
-     * at most MAX_LANGS). */
     bool used[MAX_LANGS] = {false};
     for (size_t i = 0; i < s->n_langs; i++)
         used[i] = s->langs[i].docs != 0 || s->langs[i].words != 0;
     for (size_t i = 0; i < s->terms.cap; i++)
         if (live(&s->terms.slots[i]))
             used[s->terms.slots[i].lang] = true;
-    uint32_t order[MAX_LANGS], rank[MAX_LANGS];
-    size_t n_langs = 0;
+    /* Insertion sort: at most MAX_LANGS. */
+    v->n_langs = 0;
     for (size_t i = 0; i < s->n_langs; i++) {
         if (!used[i])
             continue;
-        size_t j = n_langs++;
+        size_t j = v->n_langs++;
         while (j > 0 &&
-               strcmp(s->langs[order[j - 1]].name, s->langs[i].name) > 0) {
-            order[j] = order[j - 1];
+               strcmp(s->langs[v->order[j - 1]].name, s->langs[i].name) > 0) {
+            v->order[j] = v->order[j - 1];
             j--;
         }
-        order[j] = (uint32_t)i;
+        v->order[j] = (uint32_t)i;
     }
-    for (size_t i = 0; i < n_langs; i++)
-        rank[order[i]] = (uint32_t)i;
-    size_t n_terms = ns_termstats_terms(s);
-    const entry_t **terms = malloc((n_terms ? n_terms : 1) * sizeof(*terms));
-    if (terms == NULL)
-        return oom(err);
+    for (size_t i = 0; i < v->n_langs; i++)
+        v->rank[v->order[i]] = (uint32_t)i;
+    v->n_terms = ns_termstats_terms(s);
+    v->terms = malloc((v->n_terms ? v->n_terms : 1) * sizeof(*v->terms));
+    if (v->terms == NULL)
+        return false;
     size_t k = 0;
     for (size_t i = 0; i < s->terms.cap; i++)
         if (live(&s->terms.slots[i]))
-            terms[k++] = &s->terms.slots[i];
-    sorted_t ctx = {s, rank};
+            v->terms[k++] = &s->terms.slots[i];
+    sorted_t ctx = {s, v->rank};
     sort_ctx = &ctx;
-    qsort(terms, n_terms, sizeof(terms[0]), by_lang_term);
+    qsort(v->terms, v->n_terms, sizeof(v->terms[0]), by_lang_term);
+    return true;
+}
+
+ns_err_t ns_termstats_each_sorted(const ns_termstats_t *s,
+                                  void (*fn)(const ns_term_t *t, void *arg),
+                                  void *arg, ns_error_t *err)
+{
+    view_t v;
+    if (!view_build(s, &v))
+        return oom(err);
+    for (size_t i = 0; i < v.n_terms; i++) {
+        const entry_t *e = v.terms[i];
+        ns_term_t t = {.lang = s->langs[e->lang].name,
+                       .term = s->keys.data + e->key,
+                       .df = e->df,
+                       .count = e->count,
+                       .nlogn = e->nlogn};
+        fn(&t, arg);
+    }
+    free(v.terms);
+    return NS_OK;
+}
+
+ns_err_t ns_termstats_encode(const ns_termstats_t *s, char **out, size_t *len,
+                             ns_error_t *err)
+{
+    view_t v;
+    if (!view_build(s, &v))
+        return oom(err);
+    const uint32_t *order = v.order, *rank = v.rank;
+    size_t n_langs = v.n_langs, n_terms = v.n_terms;
+    const entry_t **terms = v.terms;
     wbuf_t b = {0};
     put_varint(&b, (int64_t)n_langs);
     for (size_t i = 0; i < n_langs; i++) {

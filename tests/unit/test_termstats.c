@@ -97,6 +97,39 @@ TEST(encoding_is_exact_and_canonical)
     ns_termstats_destroy(c);
 }
 
+typedef struct walk {
+    char prev[64];
+    int n;
+    bool in_order;
+} walk_t;
+
+static void walk_term(const ns_term_t *t, void *arg)
+{
+    walk_t *w = arg;
+    char key[64];
+    /* "lang\x01term": bytewise order of (lang, term), as COLLATE "C". */
+    snprintf(key, sizeof(key), "%s\x01%s", t->lang, t->term);
+    if (w->n > 0 && strcmp(w->prev, key) >= 0)
+        w->in_order = false;
+    snprintf(w->prev, sizeof(w->prev), "%s", key);
+    w->n++;
+}
+
+TEST(the_ordered_walk_visits_every_term_by_language_then_bytes)
+{
+    ns_termstats_t *s = ns_termstats_new();
+    add_doc(s, "fr", "zèbre abeille été a");
+    add_doc(s, "en", "b a ab aa ba");
+    add_doc(s, "de", "über Zug zug");
+    add_doc(s, "", "x");
+    walk_t w = {.in_order = true};
+    ASSERT_EQ(ns_termstats_each_sorted(s, walk_term, &w, &err), NS_OK);
+    ASSERT_EQ(w.n, (int)ns_termstats_terms(s));
+    ASSERT(w.in_order);
+    ASSERT_STREQ(w.prev, "fr\x01été");
+    ns_termstats_destroy(s);
+}
+
 TEST(subtracting_a_partial_removes_its_terms)
 {
     ns_termstats_t *a = ns_termstats_new(), *b = ns_termstats_new();

@@ -72,6 +72,12 @@ size_t ns_termstats_lang_names(const ns_termstats_t *s, const char **out,
 void ns_termstats_each(const ns_termstats_t *s,
                        void (*fn)(const ns_term_t *t, void *arg), void *arg);
 
+/** @brief Calls fn for every term in order: languages by name, then terms
+ *  by their bytes (the order of COLLATE "C"). Needs a pointer per term. */
+ns_err_t ns_termstats_each_sorted(const ns_termstats_t *s,
+                                  void (*fn)(const ns_term_t *t, void *arg),
+                                  void *arg, ns_error_t *err);
+
 /** @brief A compact, zstd-compressed binary form (the shard partials in
  *  Postgres). *out is malloc'd. Equal statistics give equal bytes. */
 ns_err_t ns_termstats_encode(const ns_termstats_t *s, char **out, size_t *len,
