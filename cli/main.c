@@ -42,8 +42,11 @@ static int usage(FILE *out)
             "commands:\n"
             "  producer                 run the scheduler daemon\n"
             "  worker                   run a worker (consumer-group member)\n"
-            "  run JOB [--dry-run] [--wait] [--timeout S]\n"
-            "                           start a manual run of JOB\n"
+            "  run JOB [--dry-run] [--wait] [--timeout S] [--slot T]\n"
+            "                           start a manual run of JOB (--slot: "
+            "as the\n"
+            "                           scheduled run of time T, e.g. "
+            "2026-11-30T06:00Z)\n"
             "  status [JOB|RUN_ID] [--json]\n"
             "                           runs, item counts, last success\n"
             "  dlq list [--job J] [--since T] [--limit N] [--json]\n"
@@ -83,6 +86,7 @@ typedef struct args {
     const char *port_file;
     const char *job, *item, *since, *id, *limit; /* dlq filters */
     const char *lang;                            /* stopwords rollback */
+    const char *slot;                            /* run --slot */
 } args_t;
 
 static int parse(int argc, char **argv, args_t *a)
@@ -116,6 +120,8 @@ static int parse(int argc, char **argv, args_t *a)
             a->limit = argv[++i];
         else if (strcmp(s, "--lang") == 0 && i + 1 < argc)
             a->lang = argv[++i];
+        else if (strcmp(s, "--slot") == 0 && i + 1 < argc)
+            a->slot = argv[++i];
         else if (s[0] == '-') {
             fprintf(stderr, "nightshift: unknown option %s\n", s);
             return -1;
@@ -275,7 +281,8 @@ int main(int argc, char **argv)
             ns_run_opts_t opts = {.job = a.positional[0],
                                   .dry_run = a.dry_run,
                                   .wait = a.wait,
-                                  .timeout_s = a.timeout_s};
+                                  .timeout_s = a.timeout_s,
+                                  .slot = a.slot};
             rc = ns_ops_run(cfg, &opts, stdout, &running);
         } else {
             rc = ns_ops_status(cfg, a.n_positional ? a.positional[0] : NULL,

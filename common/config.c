@@ -7,6 +7,7 @@
 #include <yaml.h>
 
 #include "ns/log.h"
+#include "ns/mail.h"
 #include "ns/ratelimit.h"
 #include "yamlutil.h"
 
@@ -208,9 +209,63 @@ static ns_err_t parse_json(loader_t *ld, const yaml_node_t *value,
     return NS_OK;
 }
 
+/* notify.email: {to: [addresses] | "a@x, b@y"}: a string becomes the list
+ * of its comma-separated addresses, and every address is checked as the
+ * mailer will (no header injection through the configuration). */
+static ns_err_t check_email(loader_t *ld, const yaml_node_t *value,
+                            cJSON *email)
+{
+    cJSON *to = cJSON_GetObjectItemCaseSensitive(email, "to");
+    if (!cJSON_IsObject(email) || !(cJSON_IsString(to) || cJSON_IsArray(to)))
+        return ns_yaml_fail(&ld->y, value,
+                            "notify.email needs \"to\": an address or a "
+                            "list of them");
+    if (cJSON_IsString(to)) {
+        cJSON *list = cJSON_CreateArray();
+        char *copy = strdup(to->valuestring), *save = NULL;
+        if (list == NULL || copy == NULL) {
+            cJSON_Delete(list);
+            free(copy);
+            return ns_error_set(ld->y.err, NS_ERR_NOMEM, "out of memory");
+        }
+        for (char *a = strtok_r(copy, ",", &save); a != NULL;
+             a = strtok_r(NULL, ",", &save)) {
+            while (*a == ' ' || *a == '\t')
+                a++;
+            size_t n = strlen(a);
+            while (n > 0 && (a[n - 1] == ' ' || a[n - 1] == '\t'))
+                a[--n] = '\0';
+            if (n > 0)
+                cJSON_AddItemToArray(list, cJSON_CreateString(a));
+        }
+        free(copy);
+        cJSON_ReplaceItemInObjectCaseSensitive(email, "to", list);
+        to = list;
+    }
+    if (cJSON_GetArraySize(to) == 0)
+        return ns_yaml_fail(&ld->y, value, "notify.email.to is empty");
+    const cJSON *one;
+    cJSON_ArrayForEach(one, to)
+    {
+        ns_error_t why;
+        ns_error_clear(&why);
+        if (!cJSON_IsString(one))
+            return ns_yaml_fail(&ld->y, value,
+                                "notify.email.to: addresses are strings");
+        if (ns_mail_check_address(one->valuestring, &why) != NS_OK)
+            return ns_yaml_fail(&ld->y, value, "notify.email.to: %s", why.msg);
+    }
+    return NS_OK;
+}
+
 static ns_err_t parse_notify(loader_t *ld, const yaml_node_t *value, void *base)
 {
-    return parse_json(ld, value, "notify", &((ns_job_t *)base)->notify);
+    ns_job_t *job = base;
+    ns_err_t rc = parse_json(ld, value, "notify", &job->notify);
+    cJSON *email = cJSON_GetObjectItemCaseSensitive(job->notify, "email");
+    if (rc == NS_OK && email != NULL)
+        rc = check_email(ld, value, email);
+    return rc;
 }
 
 static ns_err_t parse_params(loader_t *ld, const yaml_node_t *value, void *base)
@@ -516,6 +571,16 @@ static const field_t telegram_fields[] = {
     F_END,
 };
 
+static const field_t smtp_fields[] = {
+    F_STR_("url", ns_config_t, smtp.url),
+    F_STR_("user", ns_config_t, smtp.user),
+    F_STR_("password", ns_config_t, smtp.password),
+    F_STR_("from", ns_config_t, smtp.from),
+    F_STR_("starttls", ns_config_t, smtp.starttls),
+    F_INT_("timeout_seconds", ns_config_t, smtp.timeout_s, 1, 86400),
+    F_END,
+};
+
 static const field_t top_fields[] = {
     F_FN_("version", parse_version),
     F_SECTION_("connections", connection_fields),
@@ -525,6 +590,7 @@ static const field_t top_fields[] = {
     F_SECTION_("producer", producer_fields),
     F_SECTION_("llm", llm_fields),
     F_SECTION_("telegram", telegram_fields),
+    F_SECTION_("smtp", smtp_fields),
     F_FN_("jobs", parse_jobs),
     F_END,
 };
@@ -617,6 +683,16 @@ static bool set_default(char **dst, const char *value)
     return *dst != NULL;
 }
 
+static bool replace_str(char **dst, const char *value)
+{
+    char *copy = strdup(value);
+    if (copy == NULL)
+        return false;
+    free(*dst);
+    *dst = copy;
+    return true;
+}
+
 /* Settings left out of the file come from the environment, as if written
  * "${VAR:-}": a program that needs one checks that it is not empty. */
 static bool env_default(char **dst, const char *var)
@@ -640,6 +716,7 @@ static ns_config_t *config_new(const char *path)
     cfg->llm.max_tokens = 500;
     cfg->llm.timeout_s = 60;
     cfg->telegram.timeout_s = 30;
+    cfg->smtp.timeout_s = 60;
     bool ok = set_default(&cfg->path, path) &&
               set_default(&cfg->llm.base_url, "https://api.perplexity.ai") &&
               set_default(&cfg->llm.model, "sonar-reasoning-pro") &&
@@ -669,9 +746,26 @@ static ns_err_t parse_root(loader_t *ld)
               env_default(&cfg->redis_url, "NS_REDIS_URL") &&
               env_default(&cfg->kafka_brokers, "NS_KAFKA_BROKERS") &&
               env_default(&cfg->llm.api_key, "NS_LLM_API_KEY") &&
-              env_default(&cfg->telegram.bot_token, "NS_TELEGRAM_BOT_TOKEN");
+              env_default(&cfg->telegram.bot_token, "NS_TELEGRAM_BOT_TOKEN") &&
+              env_default(&cfg->smtp.url, "NS_SMTP_URL") &&
+              env_default(&cfg->smtp.user, "NS_SMTP_USER") &&
+              env_default(&cfg->smtp.password, "NS_SMTP_PASSWORD") &&
+              env_default(&cfg->smtp.from, "NS_SMTP_FROM") &&
+              (cfg->smtp.from[0] != '\0' ||
+               replace_str(&cfg->smtp.from, "nightshift@localhost")) &&
+              set_default(&cfg->smtp.starttls, "required");
     if (!ok)
         return ns_error_set(y->err, NS_ERR_NOMEM, "%s: out of memory", y->path);
+    const char *tls = cfg->smtp.starttls;
+    if (strcmp(tls, "none") != 0 && strcmp(tls, "try") != 0 &&
+        strcmp(tls, "required") != 0)
+        return ns_error_set(y->err, NS_ERR_INVALID,
+                            "%s: smtp.starttls is \"%s\": use none, try or "
+                            "required",
+                            y->path, tls);
+    if (ns_mail_check_address(cfg->smtp.from, y->err) != NS_OK)
+        return ns_error_set(y->err, NS_ERR_INVALID, "%s: smtp.from: %s",
+                            y->path, y->err->msg);
     return NS_OK;
 }
 
@@ -704,6 +798,7 @@ ns_config_t *ns_config_load(const char *path, ns_handler_known_fn known,
     }
     ns_log_add_secret(ld.cfg->llm.api_key);
     ns_log_add_secret(ld.cfg->telegram.bot_token);
+    ns_log_add_secret(ld.cfg->smtp.password);
     return ld.cfg;
 }
 
@@ -747,6 +842,11 @@ void ns_config_destroy(ns_config_t *cfg)
     free(cfg->llm.api_key);
     free(cfg->telegram.api_url);
     free(cfg->telegram.bot_token);
+    free(cfg->smtp.url);
+    free(cfg->smtp.user);
+    free(cfg->smtp.password);
+    free(cfg->smtp.from);
+    free(cfg->smtp.starttls);
     for (size_t i = 0; i < cfg->n_jobs; i++)
         job_free(&cfg->jobs[i]);
     free(cfg->jobs);

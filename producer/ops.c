@@ -41,11 +41,30 @@ int ns_ops_run(const ns_config_t *cfg, const ns_run_opts_t *opts, FILE *out,
         fprintf(stderr, "nightshift run: %s\n", err.msg);
         return 1;
     }
+    int64_t slot_ms = -1;
+    if (opts->slot != NULL) {
+        /* Postgres reads the time: any ISO 8601 form it knows. */
+        const char *params[] = {opts->slot, job->timezone};
+        PGresult *r = ns_pg_query(
+            ns_planner_pg(p),
+            "SELECT (extract(epoch FROM CASE WHEN $1 ~ "
+            "'(Z|z|[+-][0-9][0-9](:?[0-9][0-9])?)$' THEN $1::timestamptz "
+            "ELSE $1::timestamp AT TIME ZONE $2 END) * 1000)::bigint",
+            2, params, &err);
+        if (r == NULL) {
+            fprintf(stderr, "nightshift run: --slot \"%s\": %s\n", opts->slot,
+                    err.msg);
+            ns_planner_destroy(p);
+            return 2;
+        }
+        slot_ms = ns_pg_int64(r, 0, 0);
+        PQclear(r);
+    }
     int64_t run_id = 0;
     bool skipped = false;
     int rc = 0;
-    if (ns_planner_create_run(p, job, NS_RUN_MANUAL, -1, opts->dry_run, &run_id,
-                              &skipped, &err) != NS_OK ||
+    if (ns_planner_create_run(p, job, NS_RUN_MANUAL, slot_ms, opts->dry_run,
+                              &run_id, &skipped, &err) != NS_OK ||
         ns_planner_emit(p, run_id, &err) != NS_OK) {
         fprintf(stderr, "nightshift run: %s\n", err.msg);
         if (run_id > 0)

@@ -14,6 +14,10 @@ typedef struct ns_run_opts {
     bool dry_run;
     bool wait;
     int timeout_s; /**< --wait gives up after this; 0 = no limit */
+    /** --slot: the time the run stands for (what a scheduled run of that
+     *  slot would have had), e.g. to send the 05:00 report again; NULL:
+     *  none. With a zone (2026-11-30T06:00Z, +01:00) or in the job's. */
+    const char *slot;
 } ns_run_opts_t;
 
 /** @brief Manual run: records it, emits its items; with wait, follows it

@@ -5,6 +5,8 @@
 #
 #   NS_BUILD_PACKAGES          Debian packages to build and run nightshift and
 #                              its embedded demo stack (space-separated string)
+#   NS_TEST_PACKAGES           Debian packages the integration tests need on top
+#                              (tests/stack.sh install checks them too)
 #   ns_install_packages PKG... apt-get install the given packages that are not
 #                              installed yet (arguments may also be
 #                              space-separated lists: "$NS_BUILD_PACKAGES")
@@ -25,6 +27,8 @@ NS_BUILD_PACKAGES="build-essential cmake pkg-config librdkafka-dev \
 libcurl4-openssl-dev libcjson-dev libpq-dev libhiredis-dev libxlsxwriter-dev \
 libzstd-dev libyaml-dev libmicrohttpd-dev libutf8proc-dev libicu-dev libexttextcat-dev postgresql \
 redis-server python3 curl"
+# shellcheck disable=SC2034
+NS_TEST_PACKAGES="python3-psycopg2 kcat python3-aiosmtpd openssl python3-openpyxl"
 
 NS_ROOT=${NS_ROOT:-$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd -P)}
 NS_BUILD_DIR=${NS_BUILD_DIR:-build}

@@ -21,7 +21,7 @@ if [[ ${1:-} == --sanitize ]]; then
 fi
 [[ ${1:-} == -- ]] && shift
 
-ns_install_packages $NS_BUILD_PACKAGES python3-psycopg2 kcat
+ns_install_packages $NS_BUILD_PACKAGES $NS_TEST_PACKAGES
 bash tests/stack.sh install
 
 echo "== build ($build_dir)"

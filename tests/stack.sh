@@ -1,29 +1,34 @@
 #!/usr/bin/env bash
 # tests/stack.sh — the REAL test stack for nightshift's integration tests, on loopback:
-# PostgreSQL 15 (Debian), Redis 7 (Debian) and Apache Kafka 3.9.x (KRaft, broker+controller
-# in one JVM, jars from Maven Central via tests/kafka/pom.xml).
+# PostgreSQL 15 (Debian), Redis 7 (Debian), Apache Kafka 3.9.x (KRaft, broker+controller
+# in one JVM, jars from Maven Central via tests/kafka/pom.xml) and an SMTP server
+# (Debian's python3-aiosmtpd, tests/fakes/smtp_sink.py: AUTH, STARTTLS, keeps every message).
 #
 #   tests/stack.sh install              apt-get what is missing (postgresql, redis-server, kcat,
-#                                       maven, openjdk-17-jre-headless); no-op when present
-#   tests/stack.sh up                   install, then start all three fresh on free ports
+#                                       maven, openjdk-17-jre-headless, python3-aiosmtpd,
+#                                       openssl); no-op when present
+#   tests/stack.sh up                   install, then start all four fresh on free ports
 #   eval "$(tests/stack.sh env)"        export NS_PG_DSN, NS_REDIS_URL, NS_KAFKA_BROKERS,
-#                                       NS_STACK_DIR
+#                                       NS_STACK_DIR, NS_SMTP_URL, NS_SMTP_USER,
+#                                       NS_SMTP_PASSWORD, NS_SMTP_MAILDIR, NS_SMTP_CA_FILE
 #   tests/stack.sh status               what is running, ports, pids, log files
 #   tests/stack.sh down                 stop everything, remove the stack dir (idempotent)
-#   tests/stack.sh stop    SERVICE...   fault injection; SERVICE = kafka | postgres | redis | all
+#   tests/stack.sh stop    SERVICE...   fault injection; SERVICE = kafka | postgres | redis |
+#                                       smtp | all
 #   tests/stack.sh start   SERVICE...     (same ports, same data; Kafka is not re-formatted)
 #   tests/stack.sh restart SERVICE...
-#   tests/stack.sh kill    SERVICE...   crash instead of a clean stop: SIGKILL for Kafka and
-#                                       Redis, `pg_ctl stop -m immediate` for PostgreSQL
+#   tests/stack.sh kill    SERVICE...   crash instead of a clean stop: SIGKILL for Kafka,
+#                                       Redis and SMTP, `pg_ctl stop -m immediate` for
+#                                       PostgreSQL
 #
 # Environment (all optional):
 #   NS_STACK_DIR   data, logs, pid and state files      (default /tmp/nightshift-stack)
 #   NS_CACHE_DIR   Kafka jar cache, kafka-<version>/    (default $HOME/.cache/nightshift)
 #   NS_STACK_PG_PORT, NS_STACK_REDIS_PORT, NS_STACK_KAFKA_PORT,
-#   NS_STACK_KAFKA_CONTROLLER_PORT                      fixed ports instead of free random ones
+#   NS_STACK_KAFKA_CONTROLLER_PORT, NS_STACK_SMTP_PORT  fixed ports instead of free random ones
 #   NS_KAFKA_START_TIMEOUT (90 s), NS_KAFKA_STOP_TIMEOUT (30 s, then SIGKILL),
 #   NS_KAFKA_HEAP_OPTS ("-Xms256m -Xmx768m"), NS_PG_TIMEOUT (60 s), NS_REDIS_TIMEOUT (20 s),
-#   NS_MVN_TIMEOUT (900 s), NS_PG_BIN (/usr/lib/postgresql/15/bin)
+#   NS_MVN_TIMEOUT (900 s), NS_PG_BIN (/usr/lib/postgresql/15/bin), NS_SMTP_TIMEOUT (20 s)
 #
 # Layout of the stack dir:
 #   stack.env                 state written by `up` (ports, versions); read by env/stop/start
@@ -31,6 +36,8 @@
 #   pg/run/                   PostgreSQL unix socket
 #   redis/redis.conf          redis.pid, redis.log
 #   kafka/server.properties   kafka.pid, data/ (log.dirs), logs/server.log, stdout.log
+#   smtp/cert.pem, key.pem    self-signed (127.0.0.1, localhost) for STARTTLS; smtp.pid,
+#                             smtp.log; smtp/mail/<n>.eml + <n>.json (envelope) per message
 set -euo pipefail
 
 SCRIPT_DIR=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd -P)
@@ -52,6 +59,7 @@ WANT_PG_PORT=${NS_STACK_PG_PORT:-}
 WANT_REDIS_PORT=${NS_STACK_REDIS_PORT:-}
 WANT_KAFKA_PORT=${NS_STACK_KAFKA_PORT:-}
 WANT_KAFKA_CTL_PORT=${NS_STACK_KAFKA_CONTROLLER_PORT:-}
+WANT_SMTP_PORT=${NS_STACK_SMTP_PORT:-}
 PG_OS_USER=postgres   # initdb/pg_ctl refuse root; used only when running as root
 
 die() { echo "stack.sh: error: $*" >&2 || true; exit 1; }
@@ -86,9 +94,22 @@ KAFKA_PIDFILE=$KAFKA_DIR/kafka.pid
 KAFKA_DATA=$KAFKA_DIR/data
 KAFKA_LOGS=$KAFKA_DIR/logs
 KAFKA_STDOUT=$KAFKA_DIR/stdout.log
+SMTP_DIR=$STACK_DIR/smtp
+SMTP_PIDFILE=$SMTP_DIR/smtp.pid
+SMTP_LOG=$SMTP_DIR/smtp.log
+SMTP_MAILDIR=$SMTP_DIR/mail
+SMTP_CERT=$SMTP_DIR/cert.pem
+SMTP_KEY=$SMTP_DIR/key.pem
+SMTP_SINK=$SCRIPT_DIR/fakes/smtp_sink.py
+SMTP_USER=nightshift
+SMTP_TIMEOUT=${NS_SMTP_TIMEOUT:-20}
+# Debian's python3: python3-aiosmtpd lives there, not in a pyenv interpreter first on PATH.
+SMTP_PYTHON=python3
+[[ -x /usr/bin/python3 ]] && SMTP_PYTHON=/usr/bin/python3
 
 # Filled from the state file.
 PG_PORT='' REDIS_PORT='' KAFKA_PORT='' KAFKA_CTL_PORT='' KAFKA_VERSION='' KAFKA_LIBS=''
+SMTP_PORT='' SMTP_PASSWORD=''
 
 load_state() {
     [[ -f $STATE ]] || die "no stack in $STACK_DIR (run: tests/stack.sh up)"
@@ -97,6 +118,8 @@ load_state() {
     PG_PORT=$NS_STACK_PG_PORT REDIS_PORT=$NS_STACK_REDIS_PORT
     KAFKA_PORT=$NS_STACK_KAFKA_PORT KAFKA_CTL_PORT=$NS_STACK_KAFKA_CONTROLLER_PORT
     KAFKA_VERSION=$NS_STACK_KAFKA_VERSION KAFKA_LIBS=$NS_STACK_KAFKA_LIBS
+    # Absent from the state of a stack started before SMTP was added.
+    SMTP_PORT=${NS_STACK_SMTP_PORT:-} SMTP_PASSWORD=${NS_STACK_SMTP_PASSWORD:-}
 }
 
 write_state() { # $1 = ready (0|1)
@@ -108,6 +131,8 @@ NS_STACK_KAFKA_PORT=$KAFKA_PORT
 NS_STACK_KAFKA_CONTROLLER_PORT=$KAFKA_CTL_PORT
 NS_STACK_KAFKA_VERSION=$KAFKA_VERSION
 NS_STACK_KAFKA_LIBS=$(printf '%q' "$KAFKA_LIBS")
+NS_STACK_SMTP_PORT=$SMTP_PORT
+NS_STACK_SMTP_PASSWORD=$SMTP_PASSWORD
 NS_STACK_READY=$1
 EOF
     mv -f "$STATE.tmp" "$STATE"
@@ -220,7 +245,7 @@ pkg_installed() { dpkg -s "$1" 2>/dev/null | grep -q '^Status: install ok instal
 cmd_install() {
     local missing=() p
     if command -v dpkg >/dev/null 2>&1; then
-        for p in postgresql redis-server kcat; do
+        for p in postgresql redis-server kcat python3-aiosmtpd openssl; do
             pkg_installed "$p" || missing+=("$p")
         done
         [[ -x $PG_BIN/initdb ]] || pkg_installed postgresql-15 || missing+=(postgresql-15)
@@ -255,9 +280,11 @@ check_tools() {
     for t in "$PG_BIN/initdb" "$PG_BIN/pg_ctl" "$PG_BIN/postgres"; do
         [[ -x $t ]] || die "$t not found (tests/stack.sh install)"
     done
-    for t in psql redis-server redis-cli kcat python3 flock timeout "$JAVA"; do
+    for t in psql redis-server redis-cli kcat python3 flock timeout openssl "$JAVA"; do
         command -v "$t" >/dev/null 2>&1 || die "$t not found (tests/stack.sh install)"
     done
+    "$SMTP_PYTHON" -c 'import aiosmtpd' 2>/dev/null ||
+        die "$SMTP_PYTHON cannot import aiosmtpd (tests/stack.sh install)"
     if ((EUID == 0)); then
         getent passwd "$PG_OS_USER" >/dev/null || die "no '$PG_OS_USER' system user (install postgresql)"
     fi
@@ -594,10 +621,75 @@ kafka_stop() { # TERM|KILL
     rm -f "$KAFKA_PIDFILE"
 }
 
+# ---------------------------------------------------------------- SMTP (aiosmtpd)
+
+smtp_pid() {
+    local pid
+    [[ -f $SMTP_PIDFILE ]] || return 1
+    pid=$(<"$SMTP_PIDFILE") || return 1
+    pid_alive "$pid" || return 1
+    [[ $(pid_cmdline "$pid") == *smtp_sink.py*" --maildir $SMTP_MAILDIR "* ]] || return 1
+    echo "$pid"
+}
+
+# A password per stack (tests read it from NS_SMTP_PASSWORD) and a self-signed certificate
+# for 127.0.0.1 and localhost (tests trust it through NS_SMTP_CA_FILE).
+smtp_config() {
+    mkdir -p "$SMTP_MAILDIR"
+    SMTP_PASSWORD=$(python3 -c 'import secrets; print(secrets.token_hex(12))')
+    if ! openssl req -x509 -newkey rsa:2048 -nodes -days 30 -subj "/CN=nightshift test smtp" \
+        -addext "subjectAltName=IP:127.0.0.1,DNS:localhost" \
+        -keyout "$SMTP_KEY" -out "$SMTP_CERT" </dev/null >"$SMTP_DIR/openssl.log" 2>&1; then
+        tail_log "$SMTP_DIR/openssl.log"
+        die "openssl could not make the SMTP test certificate"
+    fi
+    chmod 644 "$SMTP_CERT"
+}
+
+smtp_banner() { # the server greets with 220
+    local line
+    line=$(timeout 5 bash -c 'exec 3<>"/dev/tcp/127.0.0.1/$1" && head -n 1 <&3' _ "$SMTP_PORT" \
+        2>/dev/null) || return 1
+    [[ $line == 220* ]]
+}
+
+smtp_start() {
+    if smtp_pid >/dev/null; then return 0; fi
+    [[ -n $SMTP_PORT ]] || { warn "this stack has no smtp (it was started before smtp existed)"; return 1; }
+    rm -f "$SMTP_PIDFILE"
+    echo "=== $(date -Is) starting smtp_sink" >>"$SMTP_LOG"
+    (
+        close_fds
+        # shellcheck disable=SC2016 # $$, $0, $@ are the inner shell's
+        exec setsid /bin/sh -c 'echo $$ >"$0.tmp" && mv -f "$0.tmp" "$0" && exec "$@"' \
+            "$SMTP_PIDFILE" "$SMTP_PYTHON" "$SMTP_SINK" --host 127.0.0.1 --port "$SMTP_PORT" \
+            --maildir "$SMTP_MAILDIR" --user "$SMTP_USER" --password "$SMTP_PASSWORD" \
+            --cert "$SMTP_CERT" --key "$SMTP_KEY"
+    ) </dev/null >>"$SMTP_LOG" 2>&1 &
+    local deadline=$((SECONDS + SMTP_TIMEOUT))
+    until smtp_pid >/dev/null && smtp_banner; do
+        if ((SECONDS >= deadline)); then
+            tail_log "$SMTP_LOG"
+            warn "smtp does not answer on 127.0.0.1:$SMTP_PORT"
+            smtp_stop KILL
+            return 1
+        fi
+        sleep 0.1
+    done
+}
+
+smtp_stop() { # TERM|KILL
+    local pid
+    pid=$(smtp_pid) || { rm -f "$SMTP_PIDFILE"; return 0; }
+    terminate "$pid" "${1:-TERM}" 15 smtp || return 1
+    rm -f "$SMTP_PIDFILE"
+}
+
 # ---------------------------------------------------------------- commands
 
 stop_all() { # best effort, for down and for a failed up
     local rc=0
+    smtp_stop || rc=1
     kafka_stop || rc=1
     redis_stop || rc=1
     pg_stop || rc=1
@@ -614,7 +706,7 @@ teardown() {
     if [[ -f $STATE ]]; then
         load_state
     else # partial up: ports unknown; the pid checks then match more loosely
-        PG_PORT='' REDIS_PORT='' KAFKA_PORT=''
+        PG_PORT='' REDIS_PORT='' KAFKA_PORT='' SMTP_PORT=''
     fi
     stop_all || die "could not stop everything in $STACK_DIR; not removing it"
     rm -rf "$STACK_DIR"
@@ -658,12 +750,14 @@ cmd_up() {
     touch "$MARKER"
 
     local ports
-    ports=$(free_ports 4) || die "could not find free ports"
-    read -r PG_PORT REDIS_PORT KAFKA_PORT KAFKA_CTL_PORT <<<"$ports"
+    ports=$(free_ports 5) || die "could not find free ports"
+    read -r PG_PORT REDIS_PORT KAFKA_PORT KAFKA_CTL_PORT SMTP_PORT <<<"$ports"
     PG_PORT=${WANT_PG_PORT:-$PG_PORT}
     REDIS_PORT=${WANT_REDIS_PORT:-$REDIS_PORT}
     KAFKA_PORT=${WANT_KAFKA_PORT:-$KAFKA_PORT}
     KAFKA_CTL_PORT=${WANT_KAFKA_CTL_PORT:-$KAFKA_CTL_PORT}
+    SMTP_PORT=${WANT_SMTP_PORT:-$SMTP_PORT}
+    smtp_config
     write_state 0
 
     # Kafka first: its JVM boots while PostgreSQL and Redis come up.
@@ -675,6 +769,7 @@ cmd_up() {
     pg_bootstrap
     redis_config
     redis_start || die "redis did not start"
+    smtp_start || die "smtp did not start"
     kafka_wait_ready || die "kafka did not start"
     psql -X -q -At "host=127.0.0.1 port=$PG_PORT dbname=nightshift user=nightshift" \
         -c 'select 1' >/dev/null || die "cannot connect as nightshift"
@@ -691,6 +786,7 @@ cmd_up() {
     printf '  postgres %-7s 127.0.0.1:%-5s pid %s\n' "$pgv" "$PG_PORT" "$(pg_pid)"
     printf '  redis    %-7s 127.0.0.1:%-5s pid %s\n' "$redisv" "$REDIS_PORT" "$(redis_pid)"
     printf '  kafka    %-7s 127.0.0.1:%-5s pid %s (controller :%s)\n' "$KAFKA_VERSION" "$KAFKA_PORT" "$(kafka_pid)" "$KAFKA_CTL_PORT"
+    printf '  smtp     %-7s 127.0.0.1:%-5s pid %s (aiosmtpd, STARTTLS, AUTH)\n' "$("$SMTP_PYTHON" -c 'import aiosmtpd; print(aiosmtpd.__version__)')" "$SMTP_PORT" "$(smtp_pid)"
     local envp=''
     [[ $STACK_DIR == /tmp/nightshift-stack ]] || envp="NS_STACK_DIR=$STACK_DIR "
     # shellcheck disable=SC2016
@@ -706,6 +802,13 @@ cmd_env() {
     echo "export NS_PG_DSN=$(sq "host=127.0.0.1 port=$PG_PORT dbname=nightshift user=nightshift")"
     echo "export NS_REDIS_URL=$(sq "redis://127.0.0.1:$REDIS_PORT/0")"
     echo "export NS_KAFKA_BROKERS=$(sq "127.0.0.1:$KAFKA_PORT")"
+    if [[ -n $SMTP_PORT ]]; then
+        echo "export NS_SMTP_URL=$(sq "smtp://127.0.0.1:$SMTP_PORT")"
+        echo "export NS_SMTP_USER=$(sq "$SMTP_USER")"
+        echo "export NS_SMTP_PASSWORD=$(sq "$SMTP_PASSWORD")"
+        echo "export NS_SMTP_MAILDIR=$(sq "$SMTP_MAILDIR")"
+        echo "export NS_SMTP_CA_FILE=$(sq "$SMTP_CERT")"
+    fi
 }
 
 cmd_status() {
@@ -715,18 +818,22 @@ cmd_status() {
     if pid=$(pg_pid); then echo "postgres running  127.0.0.1:$PG_PORT pid $pid  log $PG_LOG"; else echo "postgres stopped  127.0.0.1:$PG_PORT  log $PG_LOG"; fi
     if pid=$(redis_pid); then echo "redis    running  127.0.0.1:$REDIS_PORT pid $pid  log $REDIS_LOG"; else echo "redis    stopped  127.0.0.1:$REDIS_PORT  log $REDIS_LOG"; fi
     if pid=$(kafka_pid); then echo "kafka    running  127.0.0.1:$KAFKA_PORT pid $pid  log $KAFKA_LOGS/server.log"; else echo "kafka    stopped  127.0.0.1:$KAFKA_PORT  log $KAFKA_LOGS/server.log"; fi
+    if [[ -n $SMTP_PORT ]]; then
+        if pid=$(smtp_pid); then echo "smtp     running  127.0.0.1:$SMTP_PORT pid $pid  log $SMTP_LOG  mail $SMTP_MAILDIR"; else echo "smtp     stopped  127.0.0.1:$SMTP_PORT  log $SMTP_LOG  mail $SMTP_MAILDIR"; fi
+    fi
 }
 
 services_of() { # args -> normalised service names
     local s
-    (($#)) || die "which service? kafka | postgres | redis | all"
+    (($#)) || die "which service? kafka | postgres | redis | smtp | all"
     for s in "$@"; do
         case $s in
             kafka) echo kafka ;;
             postgres | postgresql | pg) echo postgres ;;
             redis) echo redis ;;
-            all) echo postgres redis kafka ;;
-            *) die "unknown service '$s' (kafka | postgres | redis | all)" ;;
+            smtp | mail) echo smtp ;;
+            all) echo postgres redis kafka smtp ;;
+            *) die "unknown service '$s' (kafka | postgres | redis | smtp | all)" ;;
         esac
     done
 }
@@ -736,6 +843,7 @@ svc_stop() {
         kafka) kafka_stop TERM ;;
         postgres) pg_stop fast ;;
         redis) redis_stop TERM ;;
+        smtp) smtp_stop TERM ;;
     esac
 }
 
@@ -744,6 +852,7 @@ svc_kill() {
         kafka) kafka_stop KILL ;;
         postgres) pg_stop immediate ;;
         redis) redis_stop KILL ;;
+        smtp) smtp_stop KILL ;;
     esac
 }
 
@@ -752,6 +861,7 @@ svc_start() {
         kafka) kafka_start ;;
         postgres) pg_start ;;
         redis) redis_start ;;
+        smtp) smtp_start ;;
     esac
 }
 

@@ -1,5 +1,6 @@
 #include "ctx.h"
 
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -132,23 +133,79 @@ static ns_err_t queue_one(ns_item_ctx_t *ctx, const char *chat_id,
         ns_item_report(ctx, "telegram.sendMessage", d);
         return NS_OK;
     }
-    PGconn *pg = ns_item_tx(ctx, err);
-    if (pg == NULL)
-        return err->code;
     cJSON *payload = cJSON_CreateObject();
     cJSON_AddStringToObject(payload, "text", text);
+    return ns_item_outbox(ctx, "telegram", chat_id, payload, key, err);
+}
+
+ns_err_t ns_item_outbox(ns_item_ctx_t *ctx, const char *channel,
+                        const char *target, cJSON *payload, const char *key,
+                        ns_error_t *err)
+{
+    if (payload == NULL)
+        return ns_error_set(err, NS_ERR_NOMEM, "out of memory");
+    if (ctx->dry_run) {
+        cJSON *d = cJSON_CreateObject();
+        cJSON_AddStringToObject(d, "target", target);
+        cJSON_AddItemToObject(d, "payload", payload);
+        ns_item_report(ctx, channel, d);
+        return NS_OK;
+    }
+    PGconn *pg = ns_item_tx(ctx, err);
+    if (pg == NULL) {
+        cJSON_Delete(payload);
+        return err->code;
+    }
     char *json = cJSON_PrintUnformatted(payload);
     cJSON_Delete(payload);
+    if (json == NULL)
+        return ns_error_set(err, NS_ERR_NOMEM, "out of memory");
     char run[24];
     ns_pg_i64str(ctx->run_id, run);
-    const char *params[] = {key, run, chat_id, json};
+    const char *params[] = {key, run, channel, target, json};
     ns_err_t rc = ns_pg_exec(
         pg,
         "INSERT INTO outbox (idempotency_key, run_id, channel, target, "
-        "payload) VALUES ($1, $2, 'telegram', $3, $4::jsonb) "
+        "payload) VALUES ($1, $2, $3, $4, $5::jsonb) "
         "ON CONFLICT (idempotency_key) DO NOTHING",
-        4, params, err);
+        5, params, err);
     free(json);
+    return rc;
+}
+
+ns_err_t ns_item_file(ns_item_ctx_t *ctx, const char *key, const char *filename,
+                      const char *mime_type, const void *data, size_t len,
+                      int64_t *id, ns_error_t *err)
+{
+    *id = 0;
+    if (len > (size_t)INT_MAX)
+        return ns_error_set(err, NS_ERR_PERMANENT,
+                            "attachment %s: %zu bytes is too large", filename,
+                            len);
+    if (ctx->dry_run)
+        return NS_OK;
+    PGconn *pg = ns_item_tx(ctx, err);
+    if (pg == NULL)
+        return err->code;
+    char run[24];
+    ns_pg_i64str(ctx->run_id, run);
+    const char *params[] = {key, run, filename, mime_type, data};
+    int lengths[] = {0, 0, 0, 0, (int)len};
+    int formats[] = {0, 0, 0, 0, 1};
+    /* The no-op update makes RETURNING give the id of a stored file too. */
+    PGresult *r = PQexecParams(
+        pg,
+        "INSERT INTO outbox_files (key, run_id, filename, mime_type, "
+        "content) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (key) DO UPDATE "
+        "SET key = EXCLUDED.key RETURNING id",
+        5, NULL, params, lengths, formats, 0);
+    ns_err_t rc = NS_OK;
+    if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1)
+        *id = ns_pg_int64(r, 0, 0);
+    else
+        rc = ns_error_set(err, NS_ERR_TRANSIENT, "storing %s: %s", filename,
+                          PQresultErrorMessage(r));
+    PQclear(r);
     return rc;
 }
 

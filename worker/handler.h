@@ -87,6 +87,22 @@ ns_err_t ns_item_telegram(ns_item_ctx_t *ctx, const char *chat_id,
                           const char *html, const char *idempotency_key,
                           ns_error_t *err);
 
+/** @brief Queues a message on an outbox channel ("telegram", "email") for
+ *  target, in the item's transaction; payload (owned by the call) is what
+ *  the channel sends (see worker/outbox.c). The idempotency key makes a
+ *  re-run queue nothing twice. Dry run: reported as action "<channel>"
+ *  with target and payload, not queued. */
+ns_err_t ns_item_outbox(ns_item_ctx_t *ctx, const char *channel,
+                        const char *target, cJSON *payload,
+                        const char *idempotency_key, ns_error_t *err);
+
+/** @brief Stores an attachment for outbox messages ("file": *id in their
+ *  payload) in the item's transaction, once per key: a re-run gets the id
+ *  stored first. Dry run: nothing stored, *id = 0. */
+ns_err_t ns_item_file(ns_item_ctx_t *ctx, const char *key, const char *filename,
+                      const char *mime_type, const void *data, size_t len,
+                      int64_t *id, ns_error_t *err);
+
 /** @brief Takes a token of the shared rate limit `name` (rate_limits: in
  *  jobs.yaml; e.g. "llm"), waiting up to a second. @returns NS_OK, or
  *  NS_ERR_DEFERRED (return it: the item is retried later and the wait does

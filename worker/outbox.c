@@ -7,21 +7,139 @@
 
 #include "item.h"
 #include "ns/log.h"
+#include "ns/mail.h"
 #include "ns/metrics.h"
 #include "ns/pg.h"
 #include "ns/retry.h"
 #include "ns/telegram.h"
 
-typedef ns_err_t (*send_fn)(const ns_config_t *cfg, const char *target,
-                            const cJSON *payload, ns_error_t *err);
+typedef ns_err_t (*send_fn)(PGconn *pg, const ns_config_t *cfg,
+                            const char *target, const cJSON *payload,
+                            ns_error_t *err);
 
-static ns_err_t send_telegram(const ns_config_t *cfg, const char *target,
-                              const cJSON *payload, ns_error_t *err)
+/* An attachment of outbox_files (payload "file": id). */
+typedef struct file {
+    PGresult *r; /* filename, mime_type, content (binary) */
+} file_t;
+
+static ns_err_t load_file(PGconn *pg, const cJSON *id, file_t *f,
+                          ns_error_t *err)
 {
-    const cJSON *text = cJSON_GetObjectItemCaseSensitive(payload, "text");
-    if (!cJSON_IsString(text))
+    if (!cJSON_IsNumber(id))
+        return ns_error_set(err, NS_ERR_PERMANENT,
+                            "payload: \"file\" is not an id");
+    char ids[24];
+    ns_pg_i64str((int64_t)id->valuedouble, ids);
+    const char *params[] = {ids};
+    f->r = PQexecParams(pg,
+                        "SELECT filename, mime_type, content FROM "
+                        "outbox_files WHERE id = $1::bigint",
+                        1, NULL, params, NULL, NULL, 1);
+    if (PQresultStatus(f->r) != PGRES_TUPLES_OK) {
+        ns_error_set(err, NS_ERR_TRANSIENT, "loading file %s: %s", ids,
+                     PQresultErrorMessage(f->r));
+        PQclear(f->r);
+        f->r = NULL;
+        return err->code;
+    }
+    if (PQntuples(f->r) != 1) {
+        PQclear(f->r);
+        f->r = NULL;
+        return ns_error_set(err, NS_ERR_PERMANENT, "file %s is gone", ids);
+    }
+    return NS_OK;
+}
+
+static const char *str_of(const cJSON *payload, const char *key)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(payload, key);
+    return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+/* {"text": html} or {"file": id, "caption": html} (sendDocument). */
+static ns_err_t send_telegram(PGconn *pg, const ns_config_t *cfg,
+                              const char *target, const cJSON *payload,
+                              ns_error_t *err)
+{
+    const cJSON *doc = cJSON_GetObjectItemCaseSensitive(payload, "file");
+    if (doc != NULL) {
+        file_t f;
+        if (load_file(pg, doc, &f, err) != NS_OK)
+            return err->code;
+        ns_err_t rc = ns_tg_send_document(
+            &cfg->telegram, target, PQgetvalue(f.r, 0, 0),
+            PQgetvalue(f.r, 0, 2), (size_t)PQgetlength(f.r, 0, 2),
+            str_of(payload, "caption"), err);
+        PQclear(f.r);
+        return rc;
+    }
+    const char *text = str_of(payload, "text");
+    if (text == NULL)
         return ns_error_set(err, NS_ERR_PERMANENT, "payload has no text");
-    return ns_tg_send_message(&cfg->telegram, target, text->valuestring, err);
+    return ns_tg_send_message(&cfg->telegram, target, text, err);
+}
+
+/* {"to": [addresses], "subject": s, "text": body, "file": id (optional)};
+ * the target is the recipients as one string (per-target order). */
+static ns_err_t send_email(PGconn *pg, const ns_config_t *cfg,
+                           const char *target, const cJSON *payload,
+                           ns_error_t *err)
+{
+    (void)target;
+    const ns_smtp_settings_t *smtp = &cfg->smtp;
+    if (smtp->url == NULL || smtp->url[0] == '\0')
+        return ns_error_set(err, NS_ERR_TRANSIENT,
+                            "email: no SMTP server (set NS_SMTP_URL or "
+                            "smtp.url)");
+    const cJSON *to = cJSON_GetObjectItemCaseSensitive(payload, "to");
+    int n_to = cJSON_IsArray(to) ? cJSON_GetArraySize(to) : 0;
+    if (n_to == 0 || str_of(payload, "subject") == NULL ||
+        str_of(payload, "text") == NULL)
+        return ns_error_set(err, NS_ERR_PERMANENT,
+                            "email payload needs to, subject and text");
+    const char **rcpt = calloc((size_t)n_to + 1, sizeof(*rcpt));
+    if (rcpt == NULL)
+        return ns_error_set(err, NS_ERR_NOMEM, "out of memory");
+    int k = 0;
+    const cJSON *one;
+    cJSON_ArrayForEach(one, to)
+    {
+        if (cJSON_IsString(one))
+            rcpt[k++] = one->valuestring;
+    }
+    file_t f = {0};
+    ns_mail_attachment_t att = {0};
+    const cJSON *file = cJSON_GetObjectItemCaseSensitive(payload, "file");
+    ns_err_t rc = file ? load_file(pg, file, &f, err) : NS_OK;
+    if (rc == NS_OK && f.r != NULL)
+        att = (ns_mail_attachment_t){.filename = PQgetvalue(f.r, 0, 0),
+                                     .mime_type = PQgetvalue(f.r, 0, 1),
+                                     .data = PQgetvalue(f.r, 0, 2),
+                                     .len = (size_t)PQgetlength(f.r, 0, 2)};
+    if (rc == NS_OK) {
+        ns_mail_t m = {.from = smtp->from,
+                       .to = rcpt,
+                       .subject = str_of(payload, "subject"),
+                       .text = str_of(payload, "text"),
+                       .attachments = f.r != NULL ? &att : NULL,
+                       .n_attachments = f.r != NULL ? 1 : 0};
+        const char *tls = smtp->starttls;
+        ns_mail_server_t srv = {
+            .url = smtp->url,
+            .user = smtp->user[0] ? smtp->user : NULL,
+            .password = smtp->password,
+            .starttls = strcmp(tls, "none") == 0  ? NS_MAIL_TLS_NONE
+                        : strcmp(tls, "try") == 0 ? NS_MAIL_TLS_TRY
+                                                  : NS_MAIL_TLS_REQUIRED,
+            .timeout_ms = smtp->timeout_s * 1000L};
+        rc = ns_mail_send(&srv, &m, err);
+        /* A setting to fix (bad URL): keep the message, retry later. */
+        if (rc == NS_ERR_INVALID)
+            err->code = rc = NS_ERR_TRANSIENT;
+    }
+    PQclear(f.r);
+    free(rcpt);
+    return rc;
 }
 
 static const struct {
@@ -29,6 +147,7 @@ static const struct {
     send_fn send;
 } channels[] = {
     {"telegram", send_telegram},
+    {"email", send_email},
 };
 
 static send_fn find_channel(const char *name)
@@ -122,7 +241,7 @@ int ns_outbox_dispatch_one(PGconn *pg, const ns_config_t *cfg,
         return ok ? 1 : -1;
     }
     send_fn send = find_channel(channel);
-    ns_err_t rc = send ? send(cfg, target, payload, &err)
+    ns_err_t rc = send ? send(pg, cfg, target, payload, &err)
                        : ns_error_set(&err, NS_ERR_PERMANENT,
                                       "unknown channel \"%s\"", channel);
     ns_log_ctx_t lc = {0};

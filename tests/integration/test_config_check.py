@@ -39,6 +39,9 @@ class ConfigCheckTest(unittest.TestCase):
 
     def test_good(self):
         self.assertEqual(self.check(GOOD_JOB)[0], 0)
+        self.assertEqual(self.check(
+            GOOD_JOB + '    notify: {email: {to: "a@x.org, B <b@x.org>"}}\n'
+        )[0], 0)
 
     def test_errors_name_the_line(self):
         cases = [
@@ -53,6 +56,16 @@ class ConfigCheckTest(unittest.TestCase):
             (GOOD_JOB.replace("name: a", "name: a\n    name: b"),
              "FILE:3: duplicate key"),
             ("jobs:\n  - name: [unclosed\n", "FILE:"),
+            # Addresses are checked as the mailer will: no header
+            # injection through the configuration either.
+            (GOOD_JOB + '    notify: {email: {to: "a@x.org\\r\\nBcc: '
+             'evil@x.org"}}\n', "FILE:7: notify.email.to: "),
+            (GOOD_JOB + "    notify: {email: {to: []}}\n",
+             "FILE:7: notify.email.to is empty"),
+            (GOOD_JOB + "    notify: {email: {}}\n",
+             'FILE:7: notify.email needs "to"'),
+            ("smtp: {starttls: maybe}\n" + GOOD_JOB,
+             'smtp.starttls is "maybe"'),
         ]
         for text, expected in cases:
             code, out = self.check(text)

@@ -49,7 +49,11 @@ class MigrateTest(unittest.TestCase):
             for r in rows:
                 env.sql("INSERT INTO stopword_terms VALUES "
                         "(%s, %s, %s, %s, %s, %s)", r)
-            self.assertIn("1 applied", env.nightshift("migrate").stdout)
+            self.assertRegex(env.nightshift("migrate").stdout,
+                             r"migrations: \d+ applied")
+            self.assertEqual(env.scalar(
+                "SELECT count(*) FROM schema_migrations WHERE name LIKE "
+                "'007%%'"), 1)
             self.assertEqual(sorted(env.sql(
                 "SELECT job, lang, term, df, count, nlogn FROM "
                 "stopword_terms")), sorted(rows))

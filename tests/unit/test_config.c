@@ -26,10 +26,10 @@ static ns_config_t *load_yaml(const char *yaml, ns_handler_known_fn known,
 
 static int known_module(const char *name, int is_finalizer)
 {
-    static const char *const handlers[] = {"analyzer.project",
-                                           "stopwords.count", "h", NULL};
-    static const char *const finalizers[] = {"analyzer.summary",
-                                             "stopwords.merge", "f", NULL};
+    static const char *const handlers[] = {
+        "analyzer.project", "stopwords.count", "reports.hourly", "h", NULL};
+    static const char *const finalizers[] = {
+        "analyzer.summary", "stopwords.merge", "reports.alert", "f", NULL};
     for (const char *const *n = is_finalizer ? finalizers : handlers;
          *n != NULL; n++)
         if (strcmp(*n, name) == 0)
@@ -773,13 +773,23 @@ static const char *src_dir(void)
 TEST(repo_example_loads)
 {
     unsetenv("NS_TELEGRAM_CHAT_ID");
+    unsetenv("NS_REPORT_EMAIL_TO");
     char path[512];
     snprintf(path, sizeof(path), "%s/config/jobs.yaml", src_dir());
     ns_error_t err;
     ns_config_t *cfg = ns_config_load(path, known_module, &err);
     if (cfg == NULL)
         NSTEST_FAIL("%s", err.msg);
-    ASSERT_EQ(cfg->n_jobs, 2);
+    ASSERT_EQ(cfg->n_jobs, 3);
+    /* The report's recipients: one string in the file, a list here. */
+    const ns_job_t *rep = ns_config_job(cfg, "reports-generator");
+    ASSERT(rep != NULL);
+    ASSERT_EQ(rep->source.kind, NS_SOURCE_ONE);
+    const cJSON *to = cJSON_GetObjectItemCaseSensitive(
+        cJSON_GetObjectItemCaseSensitive(rep->notify, "email"), "to");
+    ASSERT(cJSON_IsArray(to));
+    ASSERT_STREQ(cJSON_GetArrayItem(to, 0)->valuestring, "ops@example.com");
+    ASSERT_STREQ(cfg->smtp.starttls, "required");
     const ns_job_t *sw = ns_config_job(cfg, "stopword-refresh");
     ASSERT(sw != NULL);
     ASSERT_EQ(sw->source.kind, NS_SOURCE_SHARDS);

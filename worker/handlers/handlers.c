@@ -13,6 +13,8 @@ static const ns_handler_def_t handlers[] = {
     {"webhook.post", ns_webhook_post, 0, 0, 0},
     {"stopwords.count", ns_stopwords_count, 0, 0, 1},
     {"stopwords.merge", ns_stopwords_merge, 1, 0, 0},
+    {"reports.hourly", ns_reports_hourly, 0, 0, 0},
+    {"reports.alert", ns_reports_alert, 1, 0, 0},
 };
 
 const ns_handler_def_t *ns_handler_find(const char *name, int is_finalizer)

@@ -16,4 +16,8 @@ ns_err_t ns_webhook_post(ns_item_ctx_t *ctx, ns_error_t *err);
 ns_err_t ns_stopwords_count(ns_item_ctx_t *ctx, ns_error_t *err);
 ns_err_t ns_stopwords_merge(ns_item_ctx_t *ctx, ns_error_t *err);
 
+/* reports.c: the hourly report (seed 001). */
+ns_err_t ns_reports_hourly(ns_item_ctx_t *ctx, ns_error_t *err);
+ns_err_t ns_reports_alert(ns_item_ctx_t *ctx, ns_error_t *err);
+
 #endif

@@ -100,6 +100,17 @@ typedef struct ns_telegram_settings {
     int timeout_s;   /**< default 30 */
 } ns_telegram_settings_t;
 
+/** SMTP for email notifications (notify.email of a job). */
+typedef struct ns_smtp_settings {
+    char *url;      /**< smtp://host:587 or smtps://host:465; default
+                         ${NS_SMTP_URL} */
+    char *user;     /**< default ${NS_SMTP_USER}; empty: no login */
+    char *password; /**< secret, default ${NS_SMTP_PASSWORD} */
+    char *from;     /**< default ${NS_SMTP_FROM}, else nightshift@localhost */
+    char *starttls; /**< none (loopback only) | try | required (default) */
+    int timeout_s;  /**< default 60 */
+} ns_smtp_settings_t;
+
 typedef struct ns_config {
     char *path;
     char *pg_dsn;        /**< default ${NS_PG_DSN} */
@@ -124,6 +135,7 @@ typedef struct ns_config {
     char *retry_tiers;
     ns_llm_settings_t llm;
     ns_telegram_settings_t telegram;
+    ns_smtp_settings_t smtp;
     ns_job_t *jobs;
     size_t n_jobs;
 } ns_config_t;
