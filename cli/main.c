@@ -8,6 +8,7 @@
 
 #include "dlq.h"
 #include "handler.h"
+#include "ingest.h"
 #include "ns/config.h"
 #include "ns/http.h"
 #include "ns/log.h"
@@ -42,6 +43,8 @@ static int usage(FILE *out)
             "commands:\n"
             "  producer                 run the scheduler daemon\n"
             "  worker                   run a worker (consumer-group member)\n"
+            "  ingest [--port-file F]   the Telegram webhook endpoint "
+            "(updates to Kafka)\n"
             "  run JOB [--dry-run] [--wait] [--timeout S] [--slot T]\n"
             "                           start a manual run of JOB (--slot: "
             "as the\n"
@@ -176,6 +179,40 @@ static int cmd_daemon(const char *cmd, const args_t *a)
     return rc;
 }
 
+/* The port goes to --port-file once listening (tests bind port 0). */
+static void write_port_file(const char *path, int port)
+{
+    char tmp[4096];
+    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+    FILE *f = fopen(tmp, "w");
+    if (f == NULL)
+        return;
+    fprintf(f, "%d\n", port);
+    if (fclose(f) == 0)
+        rename(tmp, path);
+}
+
+static int cmd_ingest(const args_t *a)
+{
+    ns_config_t *cfg = load(a->config);
+    if (cfg == NULL)
+        return 2;
+    ns_error_t err;
+    ns_error_clear(&err);
+    ns_ingest_t *in = ns_ingest_new(cfg, &err);
+    int rc = 1;
+    if (in != NULL) {
+        if (a->port_file != NULL)
+            write_port_file(a->port_file, ns_ingest_port(in));
+        rc = ns_ingest_run(in, &running);
+        ns_ingest_destroy(in);
+    } else {
+        NS_ERROR(NULL, "%s", err.msg);
+    }
+    ns_config_destroy(cfg);
+    return rc;
+}
+
 static int cmd_dlq(const args_t *a)
 {
     const char *verb = a->n_positional > 0 ? a->positional[0] : "";
@@ -223,6 +260,8 @@ int main(int argc, char **argv)
 
     if (strcmp(cmd, "producer") == 0 || strcmp(cmd, "worker") == 0)
         return cmd_daemon(cmd, &a);
+    if (strcmp(cmd, "ingest") == 0)
+        return cmd_ingest(&a);
     if (strcmp(cmd, "dev-broker") == 0) {
         /* Without a readable config the broker still starts, topic-less. */
         ns_error_t err;

@@ -287,9 +287,12 @@ static ns_err_t parse_source_type(loader_t *ld, const yaml_node_t *value,
         job->source.kind = NS_SOURCE_ONE;
     else if (strcmp(type, "shards") == 0)
         job->source.kind = NS_SOURCE_SHARDS;
+    else if (strcmp(type, "stream") == 0)
+        job->source.kind = NS_SOURCE_STREAM;
     else
         rc = ns_yaml_fail(&ld->y, value,
-                          "unknown source type \"%s\" (sql, shards or one)",
+                          "unknown source type \"%s\" (sql, shards, one or "
+                          "stream)",
                           type);
     free(type);
     return rc;
@@ -303,6 +306,7 @@ static const field_t source_fields[] = {
     F_INT_("shard_size", ns_job_t, source.shard_size, 1, INT_MAX),
     F_INT_("watermark_overlap_seconds", ns_job_t, source.overlap_s, 0,
            86400 * 7),
+    F_STR_("topic", ns_job_t, source.topic),
     F_END,
 };
 
@@ -391,6 +395,24 @@ static ns_err_t check_job(loader_t *ld, const yaml_node_t *map,
         (src->query != NULL || src->key_column != NULL))
         return ns_yaml_fail(
             y, source, "source of %s: \"one\" takes no query or key", noun);
+    if ((src->kind == NS_SOURCE_STREAM) != (src->topic != NULL))
+        return ns_yaml_fail(y, source,
+                            "source of %s: a \"stream\" source needs a "
+                            "topic, and only it takes one",
+                            noun);
+    if (src->kind == NS_SOURCE_STREAM &&
+        (src->query != NULL || src->key_column != NULL ||
+         job->schedule != NULL || job->finalizer != NULL))
+        return ns_yaml_fail(y, source,
+                            "source of %s: a \"stream\" job has no query, "
+                            "key, schedule or finalizer (its items come from "
+                            "the topic)",
+                            noun);
+    if (src->topic != NULL && strncmp(src->topic, "ns.items.", 9) == 0)
+        return ns_yaml_fail(y, source,
+                            "source of %s: topic %s is reserved for job "
+                            "items",
+                            noun, src->topic);
     if (job->retry.backoff_max_s < job->retry.backoff_s)
         return ns_yaml_fail(y, ns_yaml_get(y, map, "retry"),
                             "retry of %s: backoff_max_seconds (%g) is less "
@@ -581,6 +603,18 @@ static const field_t smtp_fields[] = {
     F_END,
 };
 
+static const field_t ingest_fields[] = {
+    F_INT_("port", ns_config_t, ingest.port, 0, 65535),
+    F_STR_("bind", ns_config_t, ingest.bind),
+    F_STR_("secret_token", ns_config_t, ingest.secret_token),
+    F_STR_("topic", ns_config_t, ingest.topic),
+    F_INT_("partitions", ns_config_t, ingest.partitions, 1, 1024),
+    F_SIZE_("max_body_bytes", ns_config_t, ingest.max_body, 1024,
+            64 * 1024 * 1024),
+    F_INT_("timeout_ms", ns_config_t, ingest.timeout_ms, 100, 600000),
+    F_END,
+};
+
 static const field_t top_fields[] = {
     F_FN_("version", parse_version),
     F_SECTION_("connections", connection_fields),
@@ -591,6 +625,7 @@ static const field_t top_fields[] = {
     F_SECTION_("llm", llm_fields),
     F_SECTION_("telegram", telegram_fields),
     F_SECTION_("smtp", smtp_fields),
+    F_SECTION_("ingest", ingest_fields),
     F_FN_("jobs", parse_jobs),
     F_END,
 };
@@ -717,6 +752,10 @@ static ns_config_t *config_new(const char *path)
     cfg->llm.timeout_s = 60;
     cfg->telegram.timeout_s = 30;
     cfg->smtp.timeout_s = 60;
+    cfg->ingest.port = 8088;
+    cfg->ingest.partitions = 8;
+    cfg->ingest.max_body = 1024 * 1024;
+    cfg->ingest.timeout_ms = 10000;
     bool ok = set_default(&cfg->path, path) &&
               set_default(&cfg->llm.base_url, "https://api.perplexity.ai") &&
               set_default(&cfg->llm.model, "sonar-reasoning-pro") &&
@@ -742,18 +781,22 @@ static ns_err_t parse_root(loader_t *ld)
         return rc;
     if (!ld->have_jobs)
         return ns_yaml_fail(y, root, "missing required key \"jobs\"");
-    bool ok = env_default(&cfg->pg_dsn, "NS_PG_DSN") &&
-              env_default(&cfg->redis_url, "NS_REDIS_URL") &&
-              env_default(&cfg->kafka_brokers, "NS_KAFKA_BROKERS") &&
-              env_default(&cfg->llm.api_key, "NS_LLM_API_KEY") &&
-              env_default(&cfg->telegram.bot_token, "NS_TELEGRAM_BOT_TOKEN") &&
-              env_default(&cfg->smtp.url, "NS_SMTP_URL") &&
-              env_default(&cfg->smtp.user, "NS_SMTP_USER") &&
-              env_default(&cfg->smtp.password, "NS_SMTP_PASSWORD") &&
-              env_default(&cfg->smtp.from, "NS_SMTP_FROM") &&
-              (cfg->smtp.from[0] != '\0' ||
-               replace_str(&cfg->smtp.from, "nightshift@localhost")) &&
-              set_default(&cfg->smtp.starttls, "required");
+    bool ok =
+        env_default(&cfg->pg_dsn, "NS_PG_DSN") &&
+        env_default(&cfg->redis_url, "NS_REDIS_URL") &&
+        env_default(&cfg->kafka_brokers, "NS_KAFKA_BROKERS") &&
+        env_default(&cfg->llm.api_key, "NS_LLM_API_KEY") &&
+        env_default(&cfg->telegram.bot_token, "NS_TELEGRAM_BOT_TOKEN") &&
+        env_default(&cfg->smtp.url, "NS_SMTP_URL") &&
+        env_default(&cfg->smtp.user, "NS_SMTP_USER") &&
+        env_default(&cfg->smtp.password, "NS_SMTP_PASSWORD") &&
+        env_default(&cfg->smtp.from, "NS_SMTP_FROM") &&
+        (cfg->smtp.from[0] != '\0' ||
+         replace_str(&cfg->smtp.from, "nightshift@localhost")) &&
+        set_default(&cfg->smtp.starttls, "required") &&
+        env_default(&cfg->ingest.secret_token, "NS_TELEGRAM_WEBHOOK_SECRET") &&
+        set_default(&cfg->ingest.bind, "0.0.0.0") &&
+        set_default(&cfg->ingest.topic, "ns.ingest.telegram");
     if (!ok)
         return ns_error_set(y->err, NS_ERR_NOMEM, "%s: out of memory", y->path);
     const char *tls = cfg->smtp.starttls;
@@ -799,6 +842,7 @@ ns_config_t *ns_config_load(const char *path, ns_handler_known_fn known,
     ns_log_add_secret(ld.cfg->llm.api_key);
     ns_log_add_secret(ld.cfg->telegram.bot_token);
     ns_log_add_secret(ld.cfg->smtp.password);
+    ns_log_add_secret(ld.cfg->ingest.secret_token);
     return ld.cfg;
 }
 
@@ -812,6 +856,7 @@ static void job_free(ns_job_t *job)
     free(job->source.query);
     free(job->source.key_column);
     free(job->source.table);
+    free(job->source.topic);
     free(job->handler);
     free(job->finalizer);
     cJSON_Delete(job->notify);
@@ -847,6 +892,9 @@ void ns_config_destroy(ns_config_t *cfg)
     free(cfg->smtp.password);
     free(cfg->smtp.from);
     free(cfg->smtp.starttls);
+    free(cfg->ingest.bind);
+    free(cfg->ingest.secret_token);
+    free(cfg->ingest.topic);
     for (size_t i = 0; i < cfg->n_jobs; i++)
         job_free(&cfg->jobs[i]);
     free(cfg->jobs);

@@ -13,6 +13,14 @@ void ns_topic_items(const char *job, char out[NS_TOPIC_MAX])
     snprintf(out, NS_TOPIC_MAX, "ns.items.%s", job);
 }
 
+void ns_job_topic(const ns_job_t *job, char out[NS_TOPIC_MAX])
+{
+    if (job->source.kind == NS_SOURCE_STREAM && job->source.topic != NULL)
+        snprintf(out, NS_TOPIC_MAX, "%s", job->source.topic);
+    else
+        ns_topic_items(job->name, out);
+}
+
 ns_err_t ns_kafka_set(rd_kafka_conf_t *conf, const char *key, const char *value,
                       ns_error_t *err)
 {
@@ -155,7 +163,7 @@ ns_err_t ns_kafka_ensure_job_topics(rd_kafka_t *rk, const ns_config_t *cfg,
 {
     for (size_t i = 0; i < cfg->n_jobs; i++) {
         char topic[NS_TOPIC_MAX];
-        ns_topic_items(cfg->jobs[i].name, topic);
+        ns_job_topic(&cfg->jobs[i], topic);
         ns_err_t rc = ns_kafka_ensure_topic(
             rk, topic, cfg->jobs[i].max_parallelism, 10000, err);
         if (rc != NS_OK)

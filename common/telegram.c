@@ -537,3 +537,90 @@ ns_err_t ns_tg_send_document(const ns_telegram_settings_t *cfg,
     ns_http_req_t req = {.parts = parts, .n_parts = n_parts};
     return tg_call(cfg, "sendDocument", &req, err);
 }
+
+ns_err_t ns_tg_get_file(const ns_telegram_settings_t *cfg, const char *file_id,
+                        size_t max_bytes, char **data, size_t *len,
+                        ns_error_t *err)
+{
+    *data = NULL;
+    *len = 0;
+    ns_err_t code = check_args(cfg, "-", err);
+    if (code != NS_OK)
+        return code;
+    if (file_id == NULL || file_id[0] == '\0')
+        return ns_error_set(err, NS_ERR_PERMANENT, "telegram: no file_id");
+    cJSON *body = cJSON_CreateObject();
+    cJSON_AddStringToObject(body, "file_id", file_id);
+    char *json = cJSON_PrintUnformatted(body);
+    cJSON_Delete(body);
+    char *url = method_url(cfg, "getFile");
+    const char *headers[] = {"Content-Type: application/json", NULL};
+    int timeout_s = cfg->timeout_s > 0 ? cfg->timeout_s : TG_DEFAULT_TIMEOUT_S;
+    ns_http_req_t req = {.method = "POST",
+                         .url = url,
+                         .headers = headers,
+                         .body = json,
+                         .body_len = json ? strlen(json) : 0,
+                         .timeout_ms = (long)timeout_s * 1000};
+    ns_http_resp_t resp = {0};
+    code = json && url ? ns_http_do(&req, &resp, err)
+                       : ns_error_set(err, NS_ERR_NOMEM, "out of memory");
+    if (code == NS_OK)
+        code = judge_answer(&resp, err);
+    char *path = NULL;
+    if (code == NS_OK) {
+        cJSON *root = cJSON_ParseWithLength(resp.body, resp.body_len);
+        const cJSON *fp = cJSON_GetObjectItemCaseSensitive(
+            cJSON_GetObjectItemCaseSensitive(root, "result"), "file_path");
+        /* A path that could leave the file URL is not followed. */
+        if (cJSON_IsString(fp) && fp->valuestring[0] != '\0' &&
+            strstr(fp->valuestring, "..") == NULL &&
+            strpbrk(fp->valuestring, "?#\\ \r\n") == NULL)
+            path = strdup(fp->valuestring);
+        else
+            code = ns_error_set(err, NS_ERR_PERMANENT,
+                                "telegram getFile: no usable file_path");
+        cJSON_Delete(root);
+    }
+    ns_http_resp_free(&resp);
+    free(url);
+    free(json);
+    if (code == NS_OK) {
+        /* The content: <api>/file/bot<token>/<file_path>. */
+        const char *api =
+            cfg->api_url && cfg->api_url[0] ? cfg->api_url : TG_DEFAULT_API_URL;
+        size_t alen = strlen(api);
+        while (alen > 0 && api[alen - 1] == '/')
+            alen--;
+        ns_buf_t b;
+        ns_buf_init(&b, TG_MAX_MESSAGE_BYTES);
+        code = ns_buf_addf(&b, "%.*s/file/bot%s/%s", (int)alen, api,
+                           cfg->bot_token, path);
+        char *furl = ns_buf_take(&b);
+        ns_http_req_t get = {.method = "GET",
+                             .url = furl,
+                             .timeout_ms = (long)timeout_s * 4000,
+                             .max_response = max_bytes};
+        code = code == NS_OK && furl
+                   ? ns_http_do(&get, &resp, err)
+                   : ns_error_set(err, NS_ERR_NOMEM, "out of memory");
+        if (code == NS_OK && resp.status != 200) {
+            code = ns_http_classify(resp.status);
+            if (code == NS_OK)
+                code = NS_ERR_TRANSIENT;
+            ns_error_set(err, code, "telegram file download: HTTP %ld",
+                         resp.status);
+        }
+        if (code == NS_OK) {
+            *data = resp.body;
+            *len = resp.body_len;
+            resp.body = NULL;
+        }
+        ns_http_resp_free(&resp);
+        free(furl);
+    }
+    free(path);
+    if (code != NS_OK && err != NULL)
+        mask_token(err->msg, cfg->bot_token);
+    return code;
+}

@@ -83,7 +83,7 @@ static void plan(const ns_config_t *cfg, const PGresult *r, bool by_id,
     /* A job this config does not know has no topic of ours: go back to
      * where the message came from. */
     if (job != NULL && ns_config_job(cfg, job) != NULL)
-        ns_topic_items(job, l->topic);
+        ns_job_topic(ns_config_job(cfg, job), l->topic);
     else
         snprintf(l->topic, sizeof(l->topic), "%s", PQgetvalue(r, row, C_TOPIC));
 }

@@ -34,6 +34,13 @@ int ns_ops_run(const ns_config_t *cfg, const ns_run_opts_t *opts, FILE *out,
         fprintf(stderr, "nightshift run: unknown job \"%s\"\n", opts->job);
         return 2;
     }
+    if (job->source.kind == NS_SOURCE_STREAM) {
+        fprintf(stderr,
+                "nightshift run: %s is a stream job: its items arrive on %s "
+                "(nightshift ingest), it has no runs\n",
+                job->name, job->source.topic);
+        return 2;
+    }
     ns_error_t err;
     ns_error_clear(&err);
     ns_planner_t *p = ns_planner_new(cfg, &err);
@@ -156,9 +163,12 @@ int ns_ops_dev_broker(const ns_config_t *cfg, const char *port_file, FILE *out,
     /* The mock cluster does not implement CreateTopics; make them here. */
     for (size_t i = 0; cfg != NULL && i < cfg->n_jobs; i++) {
         char topic[NS_TOPIC_MAX];
-        ns_topic_items(cfg->jobs[i].name, topic);
+        ns_job_topic(&cfg->jobs[i], topic);
         rd_kafka_mock_topic_create(mc, topic, cfg->jobs[i].max_parallelism, 1);
     }
+    if (cfg != NULL)
+        rd_kafka_mock_topic_create(mc, cfg->ingest.topic,
+                                   cfg->ingest.partitions, 1);
     rd_kafka_mock_topic_create(mc, NS_TOPIC_DLQ, 4, 1);
     ns_retry_tier_t tiers[8];
     int n_tiers =

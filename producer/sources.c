@@ -122,6 +122,11 @@ ns_err_t ns_source_enumerate(PGconn *conn, const ns_job_t *job, int64_t run_id,
     case NS_SOURCE_SQL: return enumerate_sql(conn, job, id, count, err);
     case NS_SOURCE_ONE: return enumerate_one(conn, id, count, err);
     case NS_SOURCE_SHARDS: return enumerate_shards(conn, job, id, count, err);
+    case NS_SOURCE_STREAM:
+        return ns_error_set(err, NS_ERR_INVALID,
+                            "job %s is a stream: its items arrive on %s, "
+                            "not in runs",
+                            job->name, job->source.topic);
     }
     return ns_error_set(err, NS_ERR_INVALID, "job %s: unknown source",
                         job->name);

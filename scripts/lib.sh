@@ -25,7 +25,7 @@
 # shellcheck disable=SC2034 # used by the scripts that source this file
 NS_BUILD_PACKAGES="build-essential cmake pkg-config librdkafka-dev \
 libcurl4-openssl-dev libcjson-dev libpq-dev libhiredis-dev libxlsxwriter-dev \
-libzstd-dev libyaml-dev libmicrohttpd-dev libutf8proc-dev libicu-dev libexttextcat-dev postgresql \
+libzstd-dev libssl-dev libyaml-dev libmicrohttpd-dev libutf8proc-dev libicu-dev libexttextcat-dev postgresql \
 redis-server python3 curl"
 # shellcheck disable=SC2034
 NS_TEST_PACKAGES="python3-psycopg2 kcat python3-aiosmtpd openssl python3-openpyxl"

@@ -162,7 +162,8 @@ ns_err_t ns_item_outbox(ns_item_ctx_t *ctx, const char *channel,
         return ns_error_set(err, NS_ERR_NOMEM, "out of memory");
     char run[24];
     ns_pg_i64str(ctx->run_id, run);
-    const char *params[] = {key, run, channel, target, json};
+    const char *params[] = {key, ctx->run_id > 0 ? run : NULL, channel, target,
+                            json};
     ns_err_t rc = ns_pg_exec(
         pg,
         "INSERT INTO outbox (idempotency_key, run_id, channel, target, "
@@ -189,7 +190,8 @@ ns_err_t ns_item_file(ns_item_ctx_t *ctx, const char *key, const char *filename,
         return err->code;
     char run[24];
     ns_pg_i64str(ctx->run_id, run);
-    const char *params[] = {key, run, filename, mime_type, data};
+    const char *params[] = {key, ctx->run_id > 0 ? run : NULL, filename,
+                            mime_type, data};
     int lengths[] = {0, 0, 0, 0, (int)len};
     int formats[] = {0, 0, 0, 0, 1};
     /* The no-op update makes RETURNING give the id of a stored file too. */

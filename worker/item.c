@@ -14,6 +14,7 @@
 #include "ns/metrics.h"
 #include "ns/pg.h"
 #include "ns/retry.h"
+#include "stream.h"
 
 #define PG_RETRY_MS 1000
 
@@ -396,6 +397,9 @@ ns_item_outcome_t item_run(ns_item_res_t *res, const ns_msg_t *msg,
 
 ns_item_outcome_t ns_item_process(ns_item_res_t *res, const ns_msg_t *msg)
 {
+    const ns_job_t *stream = ns_stream_job(res->cfg, msg->topic);
+    if (stream != NULL)
+        return ns_stream_process(res, msg, stream);
     ns_envelope_t env;
     ns_error_t err;
     ns_error_clear(&err);

@@ -14,6 +14,7 @@
 #include "ns/clock.h"
 #include "ns/kafka.h"
 #include "ns/log.h"
+#include "stream.h"
 #include "worker_internal.h"
 
 /* ---- the pool ---------------------------------------------------------- */
@@ -25,10 +26,15 @@
 static size_t lane_of(const ns_config_t *cfg, const char *topic)
 {
     size_t plen = strlen("ns.items.");
-    if (strncmp(topic, "ns.items.", plen) == 0)
+    if (strncmp(topic, "ns.items.", plen) == 0) {
         for (size_t i = 0; i < cfg->n_jobs; i++)
             if (strcmp(cfg->jobs[i].name, topic + plen) == 0)
                 return i;
+    } else {
+        const ns_job_t *stream = ns_stream_job(cfg, topic);
+        if (stream != NULL)
+            return (size_t)(stream - cfg->jobs);
+    }
     return cfg->n_jobs;
 }
 

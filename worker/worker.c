@@ -272,7 +272,7 @@ static ns_err_t subscribe(ns_worker_t *w, ns_error_t *err)
         rd_kafka_topic_partition_list_new((int)w->cfg->n_jobs);
     for (size_t i = 0; i < w->cfg->n_jobs; i++) {
         char topic[NS_TOPIC_MAX];
-        ns_topic_items(w->cfg->jobs[i].name, topic);
+        ns_job_topic(&w->cfg->jobs[i], topic);
         rd_kafka_topic_partition_list_add(topics, topic, RD_KAFKA_PARTITION_UA);
     }
     rd_kafka_resp_err_t e = rd_kafka_subscribe(w->rk, topics);

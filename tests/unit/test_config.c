@@ -26,8 +26,12 @@ static ns_config_t *load_yaml(const char *yaml, ns_handler_known_fn known,
 
 static int known_module(const char *name, int is_finalizer)
 {
-    static const char *const handlers[] = {
-        "analyzer.project", "stopwords.count", "reports.hourly", "h", NULL};
+    static const char *const handlers[] = {"analyzer.project",
+                                           "stopwords.count",
+                                           "reports.hourly",
+                                           "ingest.telegram",
+                                           "h",
+                                           NULL};
     static const char *const finalizers[] = {
         "analyzer.summary", "stopwords.merge", "reports.alert", "f", NULL};
     for (const char *const *n = is_finalizer ? finalizers : handlers;
@@ -483,7 +487,8 @@ TEST(value_errors)
                  "  - name: a\n"
                  "    handler: h\n"
                  "    source: {type: mongo}\n",
-                 4, "unknown source type \"mongo\" (sql, shards or one)");
+                 4,
+                 "unknown source type \"mongo\" (sql, shards, one or stream)");
     ASSERT_ERROR("jobs:\n"
                  "  - name: a\n"
                  "    handler: h\n"
@@ -770,6 +775,39 @@ static const char *src_dir(void)
     return dir != NULL ? dir : "../..";
 }
 
+TEST(stream_sources_take_a_topic_and_nothing_of_runs)
+{
+    ASSERT(fails_with(
+        "jobs:\n"
+        "  - name: a\n"
+        "    handler: h\n"
+        "    source: {type: stream}\n",
+        4, "source of job \"a\": a \"stream\" source needs a topic", 1));
+    ASSERT(fails_with(
+        "jobs:\n"
+        "  - name: a\n"
+        "    handler: h\n"
+        "    schedule: \"@hourly\"\n"
+        "    source: {type: stream, topic: t}\n",
+        5, "source of job \"a\": a \"stream\" job has no query, key, schedule",
+        1));
+    ASSERT(fails_with(
+        "jobs:\n"
+        "  - name: a\n"
+        "    handler: h\n"
+        "    source: {type: stream, topic: ns.items.b}\n",
+        4, "source of job \"a\": topic ns.items.b is reserved for job items",
+        0));
+    ASSERT(fails_with(
+        "jobs:\n"
+        "  - name: a\n"
+        "    handler: h\n"
+        "    source: {type: one, topic: t}\n",
+        4,
+        "source of job \"a\": a \"stream\" source needs a topic, and only it",
+        1));
+}
+
 TEST(repo_example_loads)
 {
     unsetenv("NS_TELEGRAM_CHAT_ID");
@@ -780,7 +818,12 @@ TEST(repo_example_loads)
     ns_config_t *cfg = ns_config_load(path, known_module, &err);
     if (cfg == NULL)
         NSTEST_FAIL("%s", err.msg);
-    ASSERT_EQ(cfg->n_jobs, 3);
+    ASSERT_EQ(cfg->n_jobs, 4);
+    const ns_job_t *ing = ns_config_job(cfg, "telegram-ingest");
+    ASSERT(ing != NULL);
+    ASSERT_EQ(ing->source.kind, NS_SOURCE_STREAM);
+    ASSERT_STREQ(ing->source.topic, "ns.ingest.telegram");
+    ASSERT_STREQ(cfg->ingest.topic, "ns.ingest.telegram");
     /* The report's recipients: one string in the file, a list here. */
     const ns_job_t *rep = ns_config_job(cfg, "reports-generator");
     ASSERT(rep != NULL);

@@ -21,6 +21,9 @@ typedef enum ns_source_kind {
     NS_SOURCE_ONE = 0,
     NS_SOURCE_SQL,
     NS_SOURCE_SHARDS,
+    /** Items come from outside (nightshift ingest) on topic, one message
+     *  each, keyed by the message key: no runs, no schedule. */
+    NS_SOURCE_STREAM,
 } ns_source_kind_t;
 
 typedef struct ns_source {
@@ -36,6 +39,7 @@ typedef struct ns_source {
      *  (a writer's transaction that began before it and committed after
      *  the enumeration); default 600 s. -1: the default. */
     int overlap_s;
+    char *topic; /**< stream: the Kafka topic the items arrive on */
 } ns_source_t;
 
 /** The shards source's table (default "documents") and shard size
@@ -111,6 +115,18 @@ typedef struct ns_smtp_settings {
     int timeout_s;  /**< default 60 */
 } ns_smtp_settings_t;
 
+/** `nightshift ingest`: the Telegram webhook endpoint. */
+typedef struct ns_ingest_settings {
+    int port;           /**< default 8088 */
+    char *bind;         /**< default 0.0.0.0 */
+    char *secret_token; /**< X-Telegram-Bot-Api-Secret-Token; secret,
+                             default ${NS_TELEGRAM_WEBHOOK_SECRET} */
+    char *topic;        /**< default ns.ingest.telegram */
+    int partitions;     /**< of the topic when it is created; default 8 */
+    size_t max_body;    /**< bytes per update; default 1 MiB */
+    int timeout_ms;     /**< for Kafka's acknowledgement; default 10000 */
+} ns_ingest_settings_t;
+
 typedef struct ns_config {
     char *path;
     char *pg_dsn;        /**< default ${NS_PG_DSN} */
@@ -136,6 +152,7 @@ typedef struct ns_config {
     ns_llm_settings_t llm;
     ns_telegram_settings_t telegram;
     ns_smtp_settings_t smtp;
+    ns_ingest_settings_t ingest;
     ns_job_t *jobs;
     size_t n_jobs;
 } ns_config_t;

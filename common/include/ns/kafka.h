@@ -14,6 +14,9 @@
 
 /** @brief "ns.items.<job>". */
 void ns_topic_items(const char *job, char out[NS_TOPIC_MAX]);
+/** @brief The topic a job's items arrive on: its stream source's topic,
+ *  else ns.items.<job>. */
+void ns_job_topic(const ns_job_t *job, char out[NS_TOPIC_MAX]);
 
 /** @brief A configuration with bootstrap.servers and the kafka: keys.
  *  @returns NULL with err naming the bad property. Caller owns it (it is

@@ -43,4 +43,12 @@ ns_err_t ns_tg_send_document(const ns_telegram_settings_t *cfg,
                              const void *data, size_t len,
                              const char *caption_html, ns_error_t *err);
 
+/** @brief Fetches a file: getFile(file_id), then the bytes from
+ *  <api_url>/file/bot<token>/<file_path> (at most max_bytes; the Bot API
+ *  serves up to 20 MB). *data is malloc'd. Errors as ns_tg_send_message;
+ *  a file over max_bytes is NS_ERR_PERMANENT. */
+ns_err_t ns_tg_get_file(const ns_telegram_settings_t *cfg, const char *file_id,
+                        size_t max_bytes, char **data, size_t *len,
+                        ns_error_t *err);
+
 #endif
