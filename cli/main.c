@@ -50,6 +50,9 @@ static int usage(FILE *out)
             "as the\n"
             "                           scheduled run of time T, e.g. "
             "2026-11-30T06:00Z)\n"
+            "  run JOB --reprocess [--since T] [--type TYPE]\n"
+            "                           run the job's reprocess_query (e.g. "
+            "structure again)\n"
             "  status [JOB|RUN_ID] [--json]\n"
             "                           runs, item counts, last success\n"
             "  dlq list [--job J] [--since T] [--limit N] [--json]\n"
@@ -90,6 +93,8 @@ typedef struct args {
     const char *job, *item, *since, *id, *limit; /* dlq filters */
     const char *lang;                            /* stopwords rollback */
     const char *slot;                            /* run --slot */
+    bool reprocess;                              /* run --reprocess */
+    const char *type;                            /* run --type */
 } args_t;
 
 static int parse(int argc, char **argv, args_t *a)
@@ -125,6 +130,10 @@ static int parse(int argc, char **argv, args_t *a)
             a->lang = argv[++i];
         else if (strcmp(s, "--slot") == 0 && i + 1 < argc)
             a->slot = argv[++i];
+        else if (strcmp(s, "--reprocess") == 0)
+            a->reprocess = true;
+        else if (strcmp(s, "--type") == 0 && i + 1 < argc)
+            a->type = argv[++i];
         else if (s[0] == '-') {
             fprintf(stderr, "nightshift: unknown option %s\n", s);
             return -1;
@@ -321,7 +330,10 @@ int main(int argc, char **argv)
                                   .dry_run = a.dry_run,
                                   .wait = a.wait,
                                   .timeout_s = a.timeout_s,
-                                  .slot = a.slot};
+                                  .slot = a.slot,
+                                  .reprocess = a.reprocess,
+                                  .since = a.since,
+                                  .type = a.type};
             rc = ns_ops_run(cfg, &opts, stdout, &running);
         } else {
             rc = ns_ops_status(cfg, a.n_positional ? a.positional[0] : NULL,

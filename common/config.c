@@ -302,6 +302,8 @@ static const field_t source_fields[] = {
     F_FN_("type", parse_source_type),
     F_STR_("query", ns_job_t, source.query),
     F_STR_("key", ns_job_t, source.key_column),
+    F_STR_("order_key", ns_job_t, source.order_column),
+    F_STR_("reprocess_query", ns_job_t, source.reprocess_query),
     F_STR_("table", ns_job_t, source.table),
     F_INT_("shard_size", ns_job_t, source.shard_size, 1, INT_MAX),
     F_INT_("watermark_overlap_seconds", ns_job_t, source.overlap_s, 0,
@@ -378,6 +380,12 @@ static ns_err_t check_job(loader_t *ld, const yaml_node_t *map,
         return ns_yaml_fail(y, source, "sql source of %s has no query", noun);
     if (src->kind == NS_SOURCE_SQL && src->key_column == NULL)
         return ns_yaml_fail(y, source, "sql source of %s has no key", noun);
+    if (src->kind != NS_SOURCE_SQL &&
+        (src->order_column != NULL || src->reprocess_query != NULL))
+        return ns_yaml_fail(y, source,
+                            "source of %s: order_key and reprocess_query are "
+                            "for \"sql\"",
+                            noun);
     if (src->kind == NS_SOURCE_SHARDS &&
         (src->query != NULL || src->key_column != NULL))
         return ns_yaml_fail(y, source,
@@ -857,6 +865,8 @@ static void job_free(ns_job_t *job)
     free(job->source.key_column);
     free(job->source.table);
     free(job->source.topic);
+    free(job->source.order_column);
+    free(job->source.reprocess_query);
     free(job->handler);
     free(job->finalizer);
     cJSON_Delete(job->notify);

@@ -41,8 +41,8 @@ static int add_message(cJSON *messages, const char *role, const char *content)
            cJSON_AddStringToObject(msg, "content", content) != NULL;
 }
 
-static char *build_body(const ns_llm_settings_t *cfg, const char *system_prompt,
-                        const char *user_prompt)
+static char *build_body(const ns_llm_settings_t *cfg,
+                        const ns_llm_request_t *rq)
 {
     cJSON *root = cJSON_CreateObject();
     cJSON *messages = cJSON_AddArrayToObject(root, "messages");
@@ -53,12 +53,29 @@ static char *build_body(const ns_llm_settings_t *cfg, const char *system_prompt,
     char *body = NULL;
     int ok = root != NULL && messages != NULL &&
              cJSON_AddStringToObject(root, "model", model) != NULL;
-    if (ok && system_prompt != NULL)
-        ok = add_message(messages, "system", system_prompt);
-    if (ok)
-        ok = add_message(messages, "user", user_prompt);
+    if (ok && rq->system != NULL)
+        ok = add_message(messages, "system", rq->system);
+    /* The conversation: user, assistant, user, ... */
+    for (size_t i = 0; ok && i < rq->n_turns; i++)
+        ok = add_message(messages, i % 2 == 0 ? "user" : "assistant",
+                         rq->turns[i]);
     if (ok)
         ok = cJSON_AddNumberToObject(root, "max_tokens", max_tokens) != NULL;
+    if (ok && rq->json_schema != NULL) {
+        /* Structured output: the answer must match the schema. */
+        cJSON *rf = cJSON_AddObjectToObject(root, "response_format");
+        cJSON *js = rf ? cJSON_AddObjectToObject(rf, "json_schema") : NULL;
+        ok = js != NULL &&
+             cJSON_AddStringToObject(rf, "type", "json_schema") != NULL &&
+             cJSON_AddStringToObject(js, "name",
+                                     rq->schema_name ? rq->schema_name
+                                                     : "answer") != NULL &&
+             cJSON_AddBoolToObject(js, "strict", 1) != NULL;
+        cJSON *schema = ok ? cJSON_Duplicate(rq->json_schema, 1) : NULL;
+        ok = schema != NULL;
+        if (ok)
+            cJSON_AddItemToObject(js, "schema", schema);
+    }
     if (ok)
         body = cJSON_PrintUnformatted(root);
     cJSON_Delete(root);
@@ -173,13 +190,23 @@ ns_err_t ns_llm_chat(const ns_llm_settings_t *cfg, const char *system_prompt,
                      const char *user_prompt, ns_llm_result_t *out,
                      ns_error_t *err)
 {
+    const char *turns[] = {user_prompt};
+    ns_llm_request_t rq = {
+        .system = system_prompt, .turns = turns, .n_turns = 1};
+    return ns_llm_chat_ex(cfg, &rq, out, err);
+}
+
+ns_err_t ns_llm_chat_ex(const ns_llm_settings_t *cfg,
+                        const ns_llm_request_t *rq, ns_llm_result_t *out,
+                        ns_error_t *err)
+{
     ns_error_clear(err);
     memset(out, 0, sizeof(*out));
-    if (cfg == NULL || user_prompt == NULL)
+    if (cfg == NULL || rq == NULL || rq->n_turns == 0 || rq->turns[0] == NULL)
         return ns_error_set(err, NS_ERR_INVALID, "LLM: no settings or prompt");
 
     char *url = build_url(cfg->base_url);
-    char *body = build_body(cfg, system_prompt, user_prompt);
+    char *body = build_body(cfg, rq);
     char *auth = NULL;
     if (cfg->api_key != NULL && cfg->api_key[0] != '\0') {
         ns_buf_t b;

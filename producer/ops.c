@@ -1,5 +1,7 @@
 #include "ops.h"
 
+#include <cjson/cJSON.h>
+
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
 #include <stdlib.h>
@@ -32,6 +34,18 @@ int ns_ops_run(const ns_config_t *cfg, const ns_run_opts_t *opts, FILE *out,
     const ns_job_t *job = ns_config_job(cfg, opts->job);
     if (job == NULL) {
         fprintf(stderr, "nightshift run: unknown job \"%s\"\n", opts->job);
+        return 2;
+    }
+    if (opts->reprocess && job->source.reprocess_query == NULL) {
+        fprintf(stderr,
+                "nightshift run: %s has no source.reprocess_query: "
+                "--reprocess does not apply\n",
+                job->name);
+        return 2;
+    }
+    if (!opts->reprocess && (opts->since != NULL || opts->type != NULL)) {
+        fprintf(stderr, "nightshift run: --since and --type go with "
+                        "--reprocess\n");
         return 2;
     }
     if (job->source.kind == NS_SOURCE_STREAM) {
@@ -67,12 +81,25 @@ int ns_ops_run(const ns_config_t *cfg, const ns_run_opts_t *opts, FILE *out,
         slot_ms = ns_pg_int64(r, 0, 0);
         PQclear(r);
     }
+    char *args = NULL;
+    if (opts->reprocess) {
+        cJSON *a = cJSON_CreateObject();
+        cJSON_AddBoolToObject(a, "reprocess", true);
+        if (opts->since != NULL)
+            cJSON_AddStringToObject(a, "since", opts->since);
+        if (opts->type != NULL)
+            cJSON_AddStringToObject(a, "type", opts->type);
+        args = cJSON_PrintUnformatted(a);
+        cJSON_Delete(a);
+    }
     int64_t run_id = 0;
     bool skipped = false;
     int rc = 0;
-    if (ns_planner_create_run(p, job, NS_RUN_MANUAL, slot_ms, opts->dry_run,
-                              &run_id, &skipped, &err) != NS_OK ||
-        ns_planner_emit(p, run_id, &err) != NS_OK) {
+    ns_err_t created =
+        ns_planner_create_run(p, job, NS_RUN_MANUAL, slot_ms, opts->dry_run,
+                              args, &run_id, &skipped, &err);
+    free(args);
+    if (created != NS_OK || ns_planner_emit(p, run_id, &err) != NS_OK) {
         fprintf(stderr, "nightshift run: %s\n", err.msg);
         if (run_id > 0)
             fprintf(stderr,

@@ -18,6 +18,11 @@ typedef struct ns_run_opts {
      *  slot would have had), e.g. to send the 05:00 report again; NULL:
      *  none. With a zone (2026-11-30T06:00Z, +01:00) or in the job's. */
     const char *slot;
+    /** --reprocess: the job's source.reprocess_query instead of its query,
+     *  with $1 = since (--since, a time, or NULL) and $2 = type (--type,
+     *  or NULL); e.g. structuring again what is already structured. */
+    bool reprocess;
+    const char *since, *type;
 } ns_run_opts_t;
 
 /** @brief Manual run: records it, emits its items; with wait, follows it

@@ -124,8 +124,8 @@ static ns_err_t apply_policy(ns_planner_t *p, const ns_job_t *job,
 
 ns_err_t ns_planner_create_run(ns_planner_t *p, const ns_job_t *job,
                                ns_run_kind_t kind, int64_t scheduled_for_ms,
-                               bool dry_run, int64_t *run_id, bool *skipped,
-                               ns_error_t *err)
+                               bool dry_run, const char *args_json,
+                               int64_t *run_id, bool *skipped, ns_error_t *err)
 {
     *run_id = 0;
     *skipped = false;
@@ -136,7 +136,7 @@ ns_err_t ns_planner_create_run(ns_planner_t *p, const ns_job_t *job,
         snprintf(slot, sizeof(slot), "%.3f", scheduled_for_ms / 1000.0);
     const char *params[] = {job->name, kind_name(kind),
                             scheduled_for_ms >= 0 ? slot : NULL,
-                            dry_run ? "true" : "false"};
+                            dry_run ? "true" : "false", args_json};
     if (ns_pg_exec(p->pg, "BEGIN", 0, NULL, err) != NS_OK)
         return err->code;
     /* One creator per job at a time, so policies see each other's runs. */
@@ -147,11 +147,12 @@ ns_err_t ns_planner_create_run(ns_planner_t *p, const ns_job_t *job,
         goto fail;
     PGresult *res =
         ns_pg_query(p->pg,
-                    "INSERT INTO runs (job, kind, scheduled_for, dry_run) "
-                    "VALUES ($1, $2, to_timestamp($3::double precision), $4) "
+                    "INSERT INTO runs (job, kind, scheduled_for, dry_run, "
+                    "args) VALUES ($1, $2, to_timestamp($3::double "
+                    "precision), $4, coalesce($5::jsonb, '{}')) "
                     "ON CONFLICT (job, scheduled_for) WHERE kind = 'scheduled' "
                     "DO NOTHING RETURNING run_id",
-                    4, params, err);
+                    5, params, err);
     if (res == NULL)
         goto fail;
     if (PQntuples(res) == 0) {
@@ -281,16 +282,19 @@ static ns_err_t produce_items(ns_planner_t *p, const ns_job_t *job,
 {
     char topic[NS_TOPIC_MAX];
     ns_topic_items(job->name, topic);
-    const char *params[] = {id, job->name, dry_run ? "true" : "false"};
+    const char *params[] = {id, job->name, dry_run ? "true" : "false",
+                            job->source.order_column};
     /* Postgres writes the envelopes (schemas/json/item-envelope.v1.json):
-     * no parse and re-print of every payload here. */
+     * no parse and re-print of every payload here. The Kafka key is the
+     * order key's value (source.order_key), else the item key. */
     PGresult *res = ns_pg_query(
         p->pg,
-        "SELECT item_key, json_build_object('v', 1, 'job', $2::text, "
-        "'run_id', run_id, 'item_key', item_key, 'attempt', attempts + 1, "
-        "'dry_run', $3::boolean, 'payload', payload)::text FROM items "
-        "WHERE run_id = $1::bigint AND status = 'pending'",
-        3, params, err);
+        "SELECT coalesce(payload->>$4::text, item_key), json_build_object("
+        "'v', 1, 'job', $2::text, 'run_id', run_id, 'item_key', item_key, "
+        "'attempt', attempts + 1, 'dry_run', $3::boolean, 'payload', "
+        "payload)::text FROM items WHERE run_id = $1::bigint AND status = "
+        "'pending'",
+        4, params, err);
     if (res == NULL)
         return err->code;
     emit_tally_t tally = {0};

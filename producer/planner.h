@@ -34,11 +34,12 @@ PGconn *ns_planner_pg(ns_planner_t *p);
  *  active; Replace cancels the active ones).
  *  @returns NS_OK with *run_id = 0 when the slot was already recorded by
  *  someone else (two producers), *run_id > 0 otherwise; *skipped tells
- *  whether Forbid skipped it. */
+ *  whether Forbid skipped it. args_json (may be NULL): the run's
+ *  arguments (runs.args), e.g. {"reprocess": true, "since": ...}. */
 ns_err_t ns_planner_create_run(ns_planner_t *p, const ns_job_t *job,
                                ns_run_kind_t kind, int64_t scheduled_for_ms,
-                               bool dry_run, int64_t *run_id, bool *skipped,
-                               ns_error_t *err);
+                               bool dry_run, const char *args_json,
+                               int64_t *run_id, bool *skipped, ns_error_t *err);
 
 /** @brief Enumerates a pending run's items and produces them; re-produces
  *  the pending items of a run whose emission never completed. Does nothing

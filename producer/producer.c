@@ -91,7 +91,7 @@ static void fire(ns_producer_t *p, const ns_job_t *job, int64_t slot_s)
     int64_t run_id = 0;
     bool skipped = false;
     if (ns_planner_create_run(p->planner, job, NS_RUN_SCHEDULED, slot_s * 1000,
-                              false, &run_id, &skipped, &err) != NS_OK) {
+                              false, NULL, &run_id, &skipped, &err) != NS_OK) {
         NS_ERROR(&lc, "recording the run of slot %lld failed: %s",
                  (long long)slot_s, err.msg);
         return;

@@ -10,48 +10,91 @@
 /* sql: one item per row; the payload is the row as JSON (typed by
  * row_to_json), the key the configured column. Rows whose key is NULL are
  * refused rather than silently dropped. */
+/* A `run --reprocess` (runs.args): the job's reprocess_query, with its
+ * $1 (since) and $2 (type) from the run's arguments. */
+static ns_err_t run_args(PGconn *conn, const char *run_id, bool *reprocess,
+                         char **since, char **type, ns_error_t *err)
+{
+    const char *params[] = {run_id};
+    PGresult *res = ns_pg_query(
+        conn,
+        "SELECT coalesce((args->>'reprocess')::boolean, false), "
+        "args->>'since', args->>'type' FROM runs WHERE run_id = $1::bigint",
+        1, params, err);
+    if (res == NULL)
+        return err->code;
+    *reprocess = PQntuples(res) == 1 && PQgetvalue(res, 0, 0)[0] == 't';
+    *since = *reprocess && !PQgetisnull(res, 0, 1)
+                 ? strdup(PQgetvalue(res, 0, 1))
+                 : NULL;
+    *type = *reprocess && !PQgetisnull(res, 0, 2)
+                ? strdup(PQgetvalue(res, 0, 2))
+                : NULL;
+    PQclear(res);
+    return NS_OK;
+}
+
 static ns_err_t enumerate_sql(PGconn *conn, const ns_job_t *job,
                               const char *run_id, int64_t *count,
                               ns_error_t *err)
 {
+    bool reprocess = false;
+    char *since = NULL, *type = NULL;
+    if (run_args(conn, run_id, &reprocess, &since, &type, err) != NS_OK)
+        return err->code;
+    if (reprocess && job->source.reprocess_query == NULL) {
+        free(since);
+        free(type);
+        return ns_error_set(err, NS_ERR_PERMANENT,
+                            "job %s: a reprocess run without "
+                            "source.reprocess_query",
+                            job->name);
+    }
+    const char *query =
+        reprocess ? job->source.reprocess_query : job->source.query;
+    /* The query's own parameters ($1 since, $2 type) come first. */
+    int base = reprocess ? 2 : 0;
+    const char *params[] = {since, type, run_id, job->source.key_column};
+    const char *const *p = reprocess ? params : params + 2;
     ns_buf_t sql;
     ns_buf_init(&sql, 1 << 20);
     ns_buf_addf(&sql,
                 "WITH src AS (SELECT row_to_json(q)::jsonb AS payload "
                 "FROM (%s) q) "
-                "SELECT count(*) FILTER (WHERE payload->>$1 IS NULL), "
+                "SELECT count(*) FILTER (WHERE payload->>$%d IS NULL), "
                 "count(*) FROM src",
-                job->source.query);
-    const char *params[] = {run_id, job->source.key_column};
-    PGresult *res = ns_pg_query(conn, sql.data, 1, params + 1, err);
+                query, base + 1);
+    const char *count_params[] = {since, type, job->source.key_column};
+    PGresult *res =
+        ns_pg_query(conn, sql.data, base + 1,
+                    reprocess ? count_params : count_params + 2, err);
     ns_buf_reset(&sql);
-    if (res == NULL) {
-        ns_buf_free(&sql);
-        return err->code;
-    }
-    int64_t null_keys = ns_pg_int64(res, 0, 0);
+    ns_err_t rc = res != NULL ? NS_OK : err->code;
+    int64_t null_keys = res != NULL ? ns_pg_int64(res, 0, 0) : 0;
     PQclear(res);
-    if (null_keys > 0) {
-        ns_buf_free(&sql);
-        return ns_error_set(err, NS_ERR_PERMANENT,
-                            "source of job %s: %lld rows have no value in "
-                            "key column \"%s\"",
-                            job->name, (long long)null_keys,
-                            job->source.key_column);
+    if (rc == NS_OK && null_keys > 0)
+        rc = ns_error_set(err, NS_ERR_PERMANENT,
+                          "source of job %s: %lld rows have no value in "
+                          "key column \"%s\"",
+                          job->name, (long long)null_keys,
+                          job->source.key_column);
+    if (rc == NS_OK) {
+        ns_buf_addf(&sql,
+                    "INSERT INTO items (run_id, item_key, payload) "
+                    "SELECT $%d::bigint, payload->>$%d, payload "
+                    "FROM (SELECT row_to_json(q)::jsonb AS payload FROM (%s) "
+                    "q) s ON CONFLICT DO NOTHING",
+                    base + 1, base + 2, query);
+        res = ns_pg_query(conn, sql.data, base + 2, p, err);
+        rc = res != NULL ? NS_OK : err->code;
+        if (res != NULL)
+            *count = strtoll(PQcmdTuples(res), NULL, 10);
+        PQclear(res);
     }
-    ns_buf_addf(&sql,
-                "INSERT INTO items (run_id, item_key, payload) "
-                "SELECT $1::bigint, payload->>$2, payload "
-                "FROM (SELECT row_to_json(q)::jsonb AS payload FROM (%s) q) s "
-                "ON CONFLICT DO NOTHING",
-                job->source.query);
-    res = ns_pg_query(conn, sql.data, 2, params, err);
     ns_buf_free(&sql);
-    if (res == NULL)
-        return err->code;
-    *count = strtoll(PQcmdTuples(res), NULL, 10);
-    PQclear(res);
-    return NS_OK;
+    free(since);
+    free(type);
+    return rc;
 }
 
 static ns_err_t enumerate_one(PGconn *conn, const char *run_id, int64_t *count,

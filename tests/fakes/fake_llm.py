@@ -45,12 +45,51 @@ Extra control endpoints:
        (a rule without "contains" matches everything) gives the content. Replaces the
        list; cleared by /_control/reset. GET /_control/responses shows it.
 
+STRUCTURED MODE (the nightly structuring job's structurer), when the body has
+  "response_format": {"type": "json_schema",
+                      "json_schema": {"name": N, "strict": true, "schema": {...}}}
+  content = json.dumps(ans, ensure_ascii=False), ans = structurer_rule.answer(...)
+  (or the text "Sure! Here is" for the non-JSON markers); see structurer_rule.py for
+  THE RULE, the markers (#invalid-once, #invalid-always, #bad-data, #unknown-type,
+  #reclassify), which text t is classified (the last user message's content, or the
+  text after its last line starting with "Message:") and what counts as a repair
+  (more than one user message, or a message containing "did not match").
+  Scripted answers (/_control/responses) still win when they match; token counts and
+  the max_tokens cut apply as above (a cut answer is not valid JSON).
+  "model" in the answer is --model-version / config "model_version" when set, else
+  the request's model (in both modes).
+  400 (OpenAI shape, param "response_format") when response_format is not an object,
+  its type is not "text" / "json_schema" ("json_object" is refused: use json_schema),
+  json_schema is not an object, its name is not a string of 1-64 [A-Za-z0-9_-],
+  schema is not an object, strict is not a boolean, or (strict true) the schema breaks
+  OpenAI's strict rules: the root is an object schema; every object schema has
+  "additionalProperties": false and "required" listing every key of "properties".
+  response_format {"type": "text"} = the ANALYSIS rule above.
+
+Rate limit / stats (structurer_rule.py): --rate-limit R (or config "rate_limit") admits
+  at most R API calls in any 1-second window; beyond that 429 at once (no latency, no
+  fault consumed), OpenAI's shape (type "requests", code "rate_limit_exceeded") with
+  Retry-After; logged with "rate_limited": true.
+  GET  /_control/stats    {"requests", "rate_limited", "max_concurrent", "in_flight",
+                           "by_type": {type or "invalid_json": n}, "repairs"}
+                          (by_type / repairs: structured answers only; a matching
+                          scripted answer counts as "scripted"; requests: every API
+                          call, 429s included; max_concurrent: peak of API calls in
+                          progress at once, latency included, since reset)
+  POST /_control/classify {"reclassify": TYPE}  what "#reclassify" texts become (default note)
+  GET  /_control/classify
+  POST /_control/config   also {"rate_limit": R, "model_version": str|null}
+  All of it back to the CLI values on /_control/reset.
+
 CLI: fake_llm.py [--host 127.0.0.1] [--port 0] [--port-file PATH] [--api-key K]
-                 [--latency-ms N] [--fail-rate R] [--seed S] [-v]
+                 [--latency-ms N] [--fail-rate R] [--seed S] [--rate-limit R]
+                 [--model-version V] [-v]
 """
 
 import hashlib
+import json
 import os
+import re
 import sys
 import threading
 import time
@@ -59,10 +98,13 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import fakecommon  # noqa: E402
 from fakecommon import App, Response, json_response  # noqa: E402
+import structurer_rule  # noqa: E402
+from structurer_rule import StructurerMixin  # noqa: E402
 
 COMPLETION_PATHS = ("/chat/completions", "/v1/chat/completions", "/openai/v1/chat/completions")
 MODEL_PATHS = ("/models", "/v1/models", "/openai/v1/models")
 ROLES = ("system", "user", "assistant", "tool", "function", "developer")
+SCHEMA_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 TAIL = "\n1. Assessment: ok\n2. Risks: none\n3. Next steps: continue"
 
 
@@ -96,7 +138,55 @@ def cut_words(text, n):
     return text
 
 
-class LlmApp(App):
+def strict_schema_error(schema, where="()"):
+    """Why OpenAI would refuse this schema in strict mode, or None."""
+    if isinstance(schema, list):
+        for i, s in enumerate(schema):
+            e = strict_schema_error(s, "%s, %d" % (where, i))
+            if e:
+                return e
+        return None
+    if not isinstance(schema, dict):
+        return None
+    t = schema.get("type")
+    is_object = t == "object" or (isinstance(t, list) and "object" in t) or "properties" in schema
+    if is_object:
+        if schema.get("additionalProperties") is not False:
+            return ("In context=%s, 'additionalProperties' is required to be supplied and to be "
+                    "false." % where)
+        props = schema.get("properties") or {}
+        if not isinstance(props, dict):
+            return "In context=%s, 'properties' must be an object." % where
+        req = schema.get("required")
+        if not isinstance(req, list):
+            req = []
+        missing = [k for k in props if k not in req]
+        extra = [k for k in req if k not in props]
+        if missing:
+            return ("In context=%s, 'required' is required to be supplied and to be an array "
+                    "including every key in properties. Missing '%s'." % (where, missing[0]))
+        if extra:
+            return "In context=%s, 'required' names '%s', which is not in properties." % (where, extra[0])
+        for k, v in props.items():
+            e = strict_schema_error(v, "%s, 'properties', '%s'" % (where, k))
+            if e:
+                return e
+    for key in ("items", "anyOf", "$defs", "definitions"):
+        if key in schema:
+            sub = schema[key]
+            if isinstance(sub, dict) and key in ("$defs", "definitions"):
+                for k, v in sub.items():
+                    e = strict_schema_error(v, "%s, '%s', '%s'" % (where, key, k))
+                    if e:
+                        return e
+            else:
+                e = strict_schema_error(sub, "%s, '%s'" % (where, key))
+                if e:
+                    return e
+    return None
+
+
+class LlmApp(StructurerMixin, App):
     name = "fake_llm"
     json_only = True
 
@@ -106,6 +196,13 @@ class LlmApp(App):
         self.lock = threading.Lock()
         self.counter = 0
         self.rules = []
+        self.extra_defaults = {"model_version": args.model_version}
+        self.init_structurer(args)
+
+    def check_extra_config(self, key, value):
+        if key == "model_version" and value is not None and not (isinstance(value, str) and value):
+            return "must be a non-empty string or null"
+        return None
 
     # --- errors in OpenAI's format
     def err(self, status, message, etype="invalid_request_error", code=None, param=None,
@@ -141,7 +238,7 @@ class LlmApp(App):
     def fault_empty(self, req):
         model = req.json.get("model") if isinstance(req.json, dict) else None
         return json_response({"id": self.next_id(), "object": "chat.completion",
-                              "created": int(time.time()), "model": model, "choices": [],
+                              "created": int(time.time()), "model": self.answer_model(model), "choices": [],
                               "usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}})
 
     def next_id(self):
@@ -152,6 +249,49 @@ class LlmApp(App):
     def reset_app(self):
         with self.lock:
             self.rules = []
+        self.reset_structurer()
+
+    def answer_model(self, model):
+        return self.extra_config.get("model_version") or model
+
+    def response_format_error(self, rf):
+        """(error response or None, structured: bool)"""
+        def bad(msg, code="invalid_value"):
+            return self.err(400, msg, param="response_format", code=code), False
+        if not isinstance(rf, dict):
+            return bad("Invalid type for 'response_format': expected an object.", "invalid_type")
+        t = rf.get("type")
+        if t == "text":
+            return None, False
+        if t == "json_object":
+            return bad("response_format json_object is not supported by this fake: use json_schema.")
+        if t != "json_schema":
+            return bad("Invalid value: %r. Supported values are: 'text', 'json_object' and "
+                       "'json_schema'." % (t,))
+        js = rf.get("json_schema")
+        if not isinstance(js, dict):
+            return bad("Missing required parameter: 'response_format.json_schema'.",
+                       "missing_required_parameter")
+        name = js.get("name")
+        if not isinstance(name, str) or not SCHEMA_NAME.match(name):
+            return bad("Invalid 'response_format.json_schema.name': expected a string of 1 to 64 "
+                       "characters a-z, A-Z, 0-9, '_' or '-'.")
+        schema = js.get("schema")
+        if not isinstance(schema, dict):
+            return bad("Invalid type for 'response_format.json_schema.schema': expected an object.",
+                       "invalid_type")
+        strict = js.get("strict", False)
+        if strict is not None and not isinstance(strict, bool):
+            return bad("Invalid type for 'response_format.json_schema.strict': expected a boolean.",
+                       "invalid_type")
+        if strict:
+            if schema.get("type") != "object":
+                return bad("Invalid schema for response_format '%s': schema must be a JSON Schema "
+                           "of 'type: \"object\"', got 'type: \"%s\"'." % (name, schema.get("type")))
+            e = strict_schema_error(schema)
+            if e:
+                return bad("Invalid schema for response_format '%s': %s" % (name, e))
+        return None, True
 
     def control(self, method, path, query, body):
         if path == "/_control/responses":
@@ -256,6 +396,11 @@ class LlmApp(App):
         if not users:
             return self.err(400, "messages must contain at least one message with role 'user'.",
                             param="messages")
+        structured = False
+        if "response_format" in body:
+            bad, structured = self.response_format_error(body["response_format"])
+            if bad:
+                return bad
         user_text = content_text(users[-1].get("content"))
 
         content = None
@@ -266,6 +411,23 @@ class LlmApp(App):
             if needle is None or needle in user_text:
                 content = r["content"]
                 break
+        if structured:
+            user_texts = [content_text(m.get("content")) for m in users]
+            repair = structurer_rule.chat_is_repair(
+                user_texts, [content_text(m.get("content")) for m in msgs])
+            t = structurer_rule.chat_text(user_texts)
+            req.entry["repair"] = repair
+            if content is not None:
+                req.entry["answer_type"] = "scripted"
+                self.rules_state.count("scripted")
+            else:
+                ans = self.rules_state.answer(t, repair)
+                if isinstance(ans, str):
+                    content = ans
+                    req.entry["answer_type"] = "invalid_json"
+                else:
+                    content = json.dumps(ans, ensure_ascii=False)
+                    req.entry["answer_type"] = ans["type"]
         if content is None:
             content = default_content(user_text)
 
@@ -280,7 +442,7 @@ class LlmApp(App):
             "id": self.next_id(),
             "object": "chat.completion",
             "created": int(time.time()),
-            "model": model,
+            "model": self.answer_model(model),
             "choices": [{"index": 0, "message": {"role": "assistant", "content": content},
                          "finish_reason": finish}],
             "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
@@ -291,7 +453,11 @@ class LlmApp(App):
 def main(argv=None):
     p = fakecommon.make_arg_parser("Fake OpenAI-compatible chat completions API.",
                                    "--api-key", "require this Bearer key (default: any non-empty key)")
+    structurer_rule.add_cli_flags(p)
+    p.add_argument("--model-version", default=None,
+                   help='answer with this "model" (default: the request\'s model)')
     args = p.parse_args(argv)
+    structurer_rule.install_handler()
     return fakecommon.run(LlmApp(args), args)
 
 

@@ -1,9 +1,12 @@
 #!/usr/bin/env python3
 """Self-test of the HTTP fakes (stdlib only): python3 tests/fakes/test_fakes.py
 
-Starts fake_llm.py and fake_telegram.py on ephemeral ports (--port-file), exercises
-success paths, every fault kind, Telegram's 4096 limit and HTML validation, token
-redaction in the request log, and stops them with SIGTERM (exit code 0 expected).
+Starts fake_llm.py, fake_telegram.py, fake_webhook.py and fake_structurer.py on
+ephemeral ports (--port-file), exercises success paths, every fault kind, Telegram's
+4096 limit and HTML validation, token redaction in the request log, the structurer
+rule (structurer_rule.py) with its markers and repairs in both the LLM's json_schema
+mode and the webhook, rate limits (429) and stats, and stops them with SIGTERM (exit
+code 0 expected).
 """
 
 import hashlib
@@ -20,6 +23,8 @@ import time
 import unittest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+import structurer_rule  # noqa: E402
 TOKEN = "123456:TEST-secret_token"
 API_KEY = "sk-test-key-0123456789"
 
@@ -92,6 +97,98 @@ def multipart(fields, files=()):
 def expected_content(user_text):
     h = hashlib.sha256(user_text.encode("utf-8")).hexdigest()[:12]
     return "ANALYSIS(%s)\n1. Assessment: ok\n2. Risks: none\n3. Next steps: continue" % h
+
+
+SAMPLES = [
+    ("Team meeting on Friday", "event"),
+    ("Встреча с Иваном в 10", "event"),
+    ("TODO: buy milk, urgent", "task"),
+    ("надо сделать отчёт", "task"),
+    ("meeting todo", "event"),                      # event wins over task
+    ("Where is the report?  \n", "question"),
+    ("[FILE] scan.pdf", "file"),
+    ("  just a thought " + "x" * 100, "note"),
+    ("Привет 👋 мир", "note"),
+]
+
+SCHEMA = {"type": "object", "additionalProperties": False, "required": ["type", "data"],
+          "properties": {"type": {"type": "string", "enum": list(structurer_rule.TYPES)},
+                         "data": {"anyOf": [
+                             {"type": "object", "additionalProperties": False,
+                              "required": ["title", "body"],
+                              "properties": {"title": {"type": "string"}, "body": {"type": "string"}}},
+                             {"type": "object", "additionalProperties": False,
+                              "required": ["description"],
+                              "properties": {"description": {"type": "string"}}}]}}}
+RESPONSE_FORMAT = {"type": "json_schema",
+                   "json_schema": {"name": "structured_message", "strict": True, "schema": SCHEMA}}
+
+
+def parallel(fn, n, workers=None):
+    """Run fn(i) for i in range(n) on `workers` threads; the results in order."""
+    out = [None] * n
+    it = iter(range(n))
+    lock = threading.Lock()
+
+    def work():
+        while True:
+            with lock:
+                i = next(it, None)
+            if i is None:
+                return
+            out[i] = fn(i)
+    ts = [threading.Thread(target=work) for _ in range(workers or n)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join(60)
+    return out
+
+
+class StructurerRuleTest(unittest.TestCase):
+    def test_rule(self):
+        for text, typ in SAMPLES:
+            a = structurer_rule.answer(text)
+            self.assertEqual(a["type"], typ, text)
+        self.assertEqual(structurer_rule.answer("Team meeting on Friday"), {
+            "type": "event", "data": {"title": "Team meeting on Friday",
+                                      "starts_at": "2026-12-01T10:00:00Z", "ends_at": None,
+                                      "location": None}})
+        self.assertEqual(structurer_rule.answer("TODO: buy milk, urgent")["data"],
+                         {"title": "TODO: buy milk, urgent", "due_at": None, "priority": "high",
+                          "done": False})
+        self.assertEqual(structurer_rule.answer("a task")["data"]["priority"], "normal")
+        self.assertEqual(structurer_rule.answer("Where?  \n")["data"],
+                         {"question": "Where?  \n", "topic": None})
+        self.assertEqual(structurer_rule.answer("[file] " + "d" * 300)["data"],
+                         {"description": ("[file] " + "d" * 300)[:200]})
+        t = "  just a thought " + "x" * 100
+        self.assertEqual(structurer_rule.answer(t)["data"], {"title": t.strip()[:60], "body": t})
+        self.assertEqual(structurer_rule.answer("q" * 3000 + "?")["data"]["question"], "q" * 2000)
+
+    def test_markers(self):
+        A = structurer_rule.answer
+        self.assertEqual(A("meeting #invalid-once", first_time=True), "Sure! Here is")
+        self.assertEqual(A("meeting #invalid-once", first_time=False)["type"], "event")
+        self.assertEqual(A("meeting #invalid-once", repair=True)["type"], "event")
+        self.assertEqual(A("x #invalid-always", repair=True), "Sure! Here is")
+        self.assertEqual(A("meeting #bad-data"), {"type": "task", "data": {"title": 5}})
+        self.assertEqual(A("x #unknown-type"), {"type": "recipe", "data": {}})
+        self.assertEqual(A("urgent #reclassify"), {"type": "note", "data": {
+            "title": "urgent #reclassify", "body": "urgent #reclassify"}})
+        self.assertEqual(A("urgent #reclassify", reclassify="task")["data"]["priority"], "high")
+
+    def test_chat_text(self):
+        ct = structurer_rule.chat_text
+        self.assertEqual(ct(["hello"]), "hello")
+        self.assertEqual(ct(["Type: text\nMessage: hi\nthere \n"]), "hi\nthere")
+        self.assertEqual(ct(["Message: a\nMessage:\n b"]), "b")
+        self.assertEqual(ct(["orig", "Your answer did not match the schema"]), "orig")
+        self.assertEqual(ct(["first", "second"]), "second")
+        rep = structurer_rule.chat_is_repair
+        self.assertFalse(rep(["x"], ["sys", "x"]))
+        self.assertTrue(rep(["x", "y"], ["x", "y"]))
+        self.assertTrue(rep(["x"], ["the answer did not match", "x"]))
 
 
 class FakeLlmTest(unittest.TestCase):
@@ -249,6 +346,166 @@ class FakeLlmTest(unittest.TestCase):
         self.assertEqual(r["choices"][0]["message"]["content"], '{"category": "invoice"}')
         r = json.loads(self.chat([{"role": "user", "content": "other"}])[2])
         self.assertEqual(r["choices"][0]["message"]["content"], expected_content("other"))
+
+    # --- structured mode (response_format json_schema), rate limit, stats
+
+    def structured(self, text, messages=None, **extra):
+        msgs = messages or [{"role": "system", "content": "Classify the message."},
+                            {"role": "user", "content": text}]
+        body = dict({"response_format": RESPONSE_FORMAT}, **extra)
+        st, h, data = self.chat(msgs, **body)
+        return st, h, json.loads(data)
+
+    def content(self, r):
+        return r["choices"][0]["message"]["content"]
+
+    def test_structured_rule(self):
+        for text, typ in SAMPLES:
+            st, _, r = self.structured(text)
+            self.assertEqual(st, 200, r)
+            self.assertEqual(r["choices"][0]["finish_reason"], "stop")
+            self.assertEqual(json.loads(self.content(r)), structurer_rule.answer(text))
+            self.assertEqual(json.loads(self.content(r))["type"], typ)
+        # the text after the last "Message:" line, whole content otherwise
+        st, _, r = self.structured("Type: text\nUser: 7\nMessage: Where is it?")
+        self.assertEqual(json.loads(self.content(r)), structurer_rule.answer("Where is it?"))
+        # response_format text = the ANALYSIS rule
+        st, _, r = self.structured("todo", response_format={"type": "text"})
+        self.assertEqual(self.content(r), expected_content("todo"))
+        stats = self.fake.control("GET", "stats")
+        self.assertEqual(stats["by_type"], {"event": 3, "task": 2, "question": 2, "file": 1, "note": 2})
+        self.assertEqual(stats["requests"], len(SAMPLES) + 2)
+        log = self.fake.control("GET", "requests")
+        self.assertEqual([x.get("answer_type") for x in log],
+                         [t for _, t in SAMPLES] + ["question", None])
+
+    def test_structured_markers_and_repair(self):
+        text = "Meeting at noon #invalid-once"
+        self.assertEqual(self.content(self.structured(text)[2]), "Sure! Here is")
+        self.assertEqual(json.loads(self.content(self.structured(text)[2])),
+                         structurer_rule.answer(text, first_time=False))
+        # a repair answers valid JSON even for the first request of a text
+        text2 = "note #invalid-once"
+        repair = [{"role": "system", "content": "Classify."}, {"role": "user", "content": text2},
+                  {"role": "assistant", "content": "Sure! Here is"},
+                  {"role": "user", "content": "Your answer did not match the schema: not JSON. "
+                                              "Answer again."}]
+        st, _, r = self.structured(None, repair)
+        self.assertEqual(json.loads(self.content(r)), structurer_rule.answer(text2, repair=True))
+        # a single message mentioning "did not match" is a repair too
+        text3 = "x #invalid-once"
+        msgs = [{"role": "system", "content": "The previous answer did not match the schema."},
+                {"role": "user", "content": text3}]
+        self.assertEqual(json.loads(self.content(self.structured(None, msgs)[2]))["type"], "note")
+        for _ in range(2):
+            self.assertEqual(self.content(self.structured("y #invalid-always", repair[:1] + [
+                {"role": "user", "content": "y #invalid-always"}, {"role": "user", "content": "did not match"}
+            ])[2]), "Sure! Here is")
+        self.assertEqual(json.loads(self.content(self.structured("meeting #bad-data")[2])),
+                         {"type": "task", "data": {"title": 5}})
+        self.assertEqual(json.loads(self.content(self.structured("#unknown-type")[2])),
+                         {"type": "recipe", "data": {}})
+        self.assertEqual(json.loads(self.content(self.structured("urgent #reclassify")[2]))["type"], "note")
+        self.assertEqual(self.fake.control("POST", "classify", {"reclassify": "task"})["reclassify"], "task")
+        self.assertEqual(json.loads(self.content(self.structured("urgent #reclassify")[2])),
+                         {"type": "task", "data": {"title": "urgent #reclassify", "due_at": None,
+                                                   "priority": "high", "done": False}})
+        self.assertEqual(self.fake.control("GET", "classify"), {"reclassify": "task"})
+        st, _, _ = self.fake.json("POST", "/_control/classify", {"reclassify": "recipe"})
+        self.assertEqual(st, 400)
+        stats = self.fake.control("GET", "stats")
+        self.assertEqual(stats["by_type"], {"invalid_json": 3, "event": 1, "note": 3, "task": 2,
+                                            "recipe": 1})
+        self.assertEqual(stats["repairs"], 4)
+        log = self.fake.control("GET", "requests")
+        self.assertEqual([x["repair"] for x in log][:4], [False, False, True, True])
+        self.fake.control("POST", "reset")
+        self.assertEqual(self.fake.control("GET", "classify"), {"reclassify": "note"})
+        self.assertEqual(self.content(self.structured(text)[2]), "Sure! Here is")  # forgotten
+
+    def test_structured_scripted_and_max_tokens(self):
+        self.fake.control("POST", "responses", {"responses": [{"contains": "script", "content": "{}"}]})
+        self.assertEqual(self.content(self.structured("script me")[2]), "{}")
+        st, _, r = self.structured("a long note " * 20, max_tokens=3)
+        self.assertEqual(r["choices"][0]["finish_reason"], "length")
+        with self.assertRaises(ValueError):
+            json.loads(self.content(r))
+
+    def test_response_format_validation(self):
+        def rf(**js):
+            d = {"name": "structured_message", "strict": True, "schema": SCHEMA}
+            d.update(js)
+            return {"type": "json_schema", "json_schema": {k: v for k, v in d.items() if v is not None}}
+        obj = {"type": "object", "properties": {"a": {"type": "string"}}}
+        bad = [
+            "json_schema", {"type": "json_object"}, {"type": "xml"}, {"type": "json_schema"},
+            {"type": "json_schema", "json_schema": "x"}, rf(name="has space"), rf(name=5),
+            rf(schema="{}"), rf(schema=[]), rf(strict="yes"),
+            rf(schema={"type": "array", "items": {"type": "string"}}),
+            rf(schema=dict(obj, required=["a"])),                              # no additionalProperties
+            rf(schema=dict(obj, additionalProperties=False)),                  # a key not required
+            rf(schema={"type": "object", "additionalProperties": False, "required": ["d"],
+                       "properties": {"d": {"anyOf": [obj]}}}),                # nested object
+        ]
+        for f in bad:
+            st, _, r = self.chat(response_format=f)
+            self.assertEqual(st, 400, f)
+            self.assertEqual(r and json.loads(r)["error"]["param"], "response_format", f)
+            self.assertEqual(json.loads(r)["error"]["type"], "invalid_request_error")
+        # without strict the schema is not checked
+        st, _, r = self.chat(response_format=rf(strict=False, schema=obj))
+        self.assertEqual(st, 200, r)
+        self.assertEqual(self.fake.control("GET", "stats")["by_type"], {"note": 1})
+
+    def test_model_version(self):
+        self.assertEqual(self.structured("x")[2]["model"], "sonar-pro")
+        cfg = self.fake.control("POST", "config", {"model_version": "fake-model-v2"})
+        self.assertEqual(cfg["model_version"], "fake-model-v2")
+        self.assertEqual(self.structured("x")[2]["model"], "fake-model-v2")
+        self.assertEqual(json.loads(self.chat()[2])["model"], "fake-model-v2")
+        st, _, _ = self.fake.json("POST", "/_control/config", {"model_version": 5})
+        self.assertEqual(st, 400)
+        self.fake.control("POST", "reset")
+        self.assertIsNone(self.fake.control("GET", "config")["model_version"])
+        self.assertEqual(self.structured("x")[2]["model"], "sonar-pro")
+
+    def test_rate_limit_and_stats(self):
+        self.assertEqual(self.fake.control("POST", "config", {"rate_limit": 5, "latency_ms": 300})
+                         ["rate_limit"], 5)
+        t0 = time.time()
+        res = parallel(lambda i: self.structured("meeting %d" % i), 10)
+        statuses = sorted(st for st, _, _ in res)
+        self.assertEqual(statuses, [200] * 5 + [429] * 5)
+        for st, h, r in res:
+            if st == 429:
+                self.assertEqual(r["error"]["code"], "rate_limit_exceeded")
+                self.assertEqual(r["error"]["type"], "requests")
+                self.assertGreaterEqual(int(h["retry-after"]), 1)
+        stats = self.fake.control("GET", "stats")
+        self.assertEqual((stats["requests"], stats["rate_limited"]), (10, 5))
+        self.assertGreaterEqual(stats["max_concurrent"], 5)
+        self.assertEqual(stats["in_flight"], 0)
+        self.assertEqual(stats["by_type"], {"event": 5})
+        log = self.fake.control("GET", "requests")
+        self.assertEqual(sum(1 for x in log if x.get("rate_limited")), 5)
+        self.assertTrue(all(x["status"] == 429 for x in log if x.get("rate_limited")))
+        self.assertEqual(log[0]["json"]["model"], "sonar-pro")
+        # the window slides: a second later calls are admitted again
+        time.sleep(max(0, 1.05 - (time.time() - t0)))
+        self.assertEqual(self.structured("meeting")[0], 200)
+        # a queued fault is not consumed by a rate-limited call
+        self.fake.control("POST", "config", {"rate_limit": 1, "latency_ms": 0})
+        self.assertEqual(self.structured("a")[0], 200)
+        self.fake.control("POST", "faults", {"faults": [{"kind": "status", "status": 503}]})
+        self.assertEqual(self.structured("a")[0], 429)
+        self.assertEqual(len(self.fake.control("GET", "faults")), 1)
+        st, _, _ = self.fake.json("POST", "/_control/config", {"rate_limit": -1})
+        self.assertEqual(st, 400)
+        self.fake.control("POST", "reset")
+        self.assertEqual(self.fake.control("GET", "config")["rate_limit"], 0)
+        self.assertEqual(self.fake.control("GET", "stats"),
+                         {"requests": 0, "rate_limited": 0, "max_concurrent": 0, "in_flight": 0,
+                          "by_type": {}, "repairs": 0})
 
 
 class FakeTelegramTest(unittest.TestCase):
@@ -502,6 +759,159 @@ class FakeWebhookTest(unittest.TestCase):
                          {"in_flight": 0, "peak_in_flight": 3})
         st, _, r = self.fake.json("POST", "/_control/config", {"hold": 1})
         self.assertEqual(st, 400)
+
+
+STRUCT_PATH = "/webhook/digital-twin-ask"
+
+
+class FakeStructurerTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.fake = Fake("fake_structurer.py")
+
+    @classmethod
+    def tearDownClass(cls):
+        rc, gone = cls.fake.stop()
+        assert rc == 0 and gone, (rc, gone)
+
+    def setUp(self):
+        self.fake.control("POST", "reset")
+
+    def ask(self, text, repair=None, path=STRUCT_PATH, **over):
+        body = {"message": text, "message_type": "text", "user_id": 42,
+                "reply_to_message": None, "is_clarification": False}
+        if repair is not None:
+            body["repair"] = repair
+        body.update(over)
+        st, h, data = self.fake.request("POST", path, body)
+        try:
+            return st, h, json.loads(data)
+        except ValueError:
+            return st, h, data.decode()
+
+    def test_rule(self):
+        for text, typ in SAMPLES:
+            st, h, r = self.ask(text)
+            self.assertEqual(st, 200, r)
+            self.assertTrue(h["content-type"].startswith("application/json"))
+            self.assertEqual(r, structurer_rule.answer(text))
+            self.assertEqual(r["type"], typ)
+        self.assertEqual(self.ask("in reply", reply_to_message="a meeting?", is_clarification=True,
+                                  user_id="42")[2]["type"], "note")
+        stats = self.fake.control("GET", "stats")
+        self.assertEqual(stats["by_type"], {"event": 3, "task": 2, "question": 1, "file": 1, "note": 3})
+        log = self.fake.control("GET", "requests")
+        self.assertEqual(log[0]["json"]["message"], SAMPLES[0][0])
+        self.assertEqual([x["answer_type"] for x in log], [t for _, t in SAMPLES] + ["note"])
+
+    def test_markers_and_repair(self):
+        text = "meeting #invalid-once"
+        st, _, r = self.ask(text)
+        self.assertEqual((st, r), (200, "Sure! Here is"))
+        self.assertEqual(self.ask(text)[2], structurer_rule.answer(text, first_time=False))
+        rep = {"previous": "Sure! Here is", "error": "not JSON"}
+        self.assertEqual(self.ask("todo #invalid-once", rep)[2]["type"], "task")
+        self.assertEqual(self.ask("x #invalid-once", None)[2], "Sure! Here is")  # repair: null = none
+        self.assertEqual(self.ask("x #invalid-always")[2], "Sure! Here is")
+        self.assertEqual(self.ask("x #invalid-always", rep)[2], "Sure! Here is")
+        self.assertEqual(self.ask("#bad-data")[2], {"type": "task", "data": {"title": 5}})
+        self.assertEqual(self.ask("#bad-data", rep)[2], {"type": "task", "data": {"title": 5}})
+        self.assertEqual(self.ask("meeting #unknown-type")[2], {"type": "recipe", "data": {}})
+        self.assertEqual(self.ask("#reclassify ok?")[2]["type"], "note")
+        self.fake.control("POST", "classify", {"reclassify": "question"})
+        self.assertEqual(self.ask("#reclassify ok?")[2],
+                         {"type": "question", "data": {"question": "#reclassify ok?", "topic": None}})
+        stats = self.fake.control("GET", "stats")
+        self.assertEqual(stats["repairs"], 3)
+        self.assertEqual(stats["by_type"], {"invalid_json": 4, "event": 1, "task": 3, "recipe": 1,
+                                            "note": 1, "question": 1})
+        log = self.fake.control("GET", "requests")
+        self.assertEqual([x["repair"] for x in log][:4], [False, False, True, False])
+        self.fake.control("POST", "reset")
+        self.assertEqual(self.ask("#reclassify ok?")[2]["type"], "note")
+        self.assertEqual(self.ask(text)[2], "Sure! Here is")
+
+    def test_bad_requests(self):
+        st, _, r = self.fake.request("POST", STRUCT_PATH, b"{nope", {"Content-Type": "application/json"})
+        self.assertEqual(st, 400)
+        self.assertIn("invalid JSON", json.loads(r)["error"])
+        self.assertEqual(self.fake.request("POST", STRUCT_PATH, b"")[0], 400)
+        self.assertEqual(self.fake.request("POST", STRUCT_PATH, [1])[0], 400)
+        for over in ({"message": None}, {"message": 5}, {"is_clarification": "no"},
+                     {"user_id": True}, {"reply_to_message": 3}, {"message_type": None}):
+            self.assertEqual(self.ask("x", **over)[0], 400, over)
+        body = {"message": "x", "user_id": 1, "reply_to_message": None, "is_clarification": False}
+        st, _, r = self.fake.json("POST", STRUCT_PATH, body)
+        self.assertEqual((st, r), (400, {"error": "missing field 'message_type'"}))
+        self.assertEqual(self.ask("x", {"previous": "p"})[0], 400)
+        self.assertEqual(self.ask("x", "bad")[0], 400)
+        st, _, r = self.ask("x", path="/webhook/other")
+        self.assertEqual((st, r), (404, {"error": "not found"}))
+        st, h, _ = self.fake.request("GET", STRUCT_PATH)
+        self.assertEqual((st, h["allow"]), (405, "POST"))
+        self.assertEqual(self.fake.control("GET", "stats")["by_type"], {})
+
+    def test_faults(self):
+        self.fake.control("POST", "faults", {"faults": [
+            {"kind": "status", "status": 502}, {"kind": "status", "status": 429, "retry_after": 3},
+            {"kind": "malformed"}, {"kind": "empty"}]})
+        st, _, r = self.ask("x")
+        self.assertEqual((st, r), (502, {"error": "injected 502"}))
+        st, h, r = self.ask("x")
+        self.assertEqual((st, h["retry-after"], r), (429, "3", {"error": "rate limited"}))
+        st, _, r = self.ask("x")
+        self.assertEqual(st, 200)
+        self.assertIsInstance(r, str)
+        self.assertEqual(self.ask("x")[:3:2], (200, ""))
+        self.assertEqual(self.ask("x")[2]["type"], "note")
+
+    def test_rate_limit_and_stats(self):
+        self.fake.control("POST", "config", {"rate_limit": 4})
+        res = parallel(lambda i: self.ask("task %d" % i), 9)
+        self.assertEqual(sorted(st for st, _, _ in res), [200] * 4 + [429] * 5)
+        for st, h, r in res:
+            if st == 429:
+                self.assertEqual(r, {"error": "rate limited"})
+                self.assertIn(h["retry-after"], ("1", "2"))
+        stats = self.fake.control("GET", "stats")
+        self.assertEqual((stats["requests"], stats["rate_limited"], stats["by_type"]),
+                         (9, 5, {"task": 4}))
+        # peak concurrency, latency included
+        self.fake.control("POST", "reset")
+        self.fake.control("POST", "config", {"latency_ms": 400})
+        res = parallel(lambda i: self.ask("n %d" % i)[0], 6)
+        self.assertEqual(res, [200] * 6)
+        self.assertEqual(self.fake.control("GET", "stats")["max_concurrent"], 6)
+
+    def test_throughput(self):
+        # ~100 requests/s with 200 ms latency: 30 clients, 150 calls, ideally 1 s
+        self.fake.control("POST", "config", {"latency_ms": 200})
+        t0 = time.time()
+        res = parallel(lambda i: self.ask("m %d" % i)[0], 150, workers=30)
+        took = time.time() - t0
+        self.assertEqual(res, [200] * 150)
+        self.assertLess(took, 3.0)
+        stats = self.fake.control("GET", "stats")
+        self.assertEqual(stats["requests"], 150)
+        self.assertGreaterEqual(stats["max_concurrent"], 20)
+
+    def test_secret_and_path(self):
+        fake = Fake("fake_structurer.py", "--secret", "s3cret", "--path", "/hook/x", "--rate-limit", "3")
+        try:
+            # every API call counts for the rate limit, the 401 too
+            body = {"message": "hi", "message_type": "text", "user_id": 1,
+                    "reply_to_message": None, "is_clarification": False}
+            self.assertEqual(fake.request("POST", "/hook/x", body)[0], 401)
+            self.assertEqual(fake.request("POST", "/hook/x", body, {"X-Webhook-Secret": "s3cret"})[0], 200)
+            self.assertEqual(fake.request("POST", "/hook/x", body, {"Authorization": "Bearer s3cret"})[0],
+                             200)
+            self.assertEqual(fake.request("POST", "/hook/x", body, {"X-Webhook-Secret": "s3cret"})[0], 429)
+            log = fake.control("GET", "requests")
+            self.assertNotIn("s3cret", json.dumps(log))
+            self.assertEqual(fake.control("GET", "config")["rate_limit"], 3)
+        finally:
+            rc, gone = fake.stop()
+            self.assertEqual((rc, gone), (0, True))
 
 
 if __name__ == "__main__":

@@ -30,6 +30,7 @@ static int known_module(const char *name, int is_finalizer)
                                            "stopwords.count",
                                            "reports.hourly",
                                            "ingest.telegram",
+                                           "structure.message",
                                            "h",
                                            NULL};
     static const char *const finalizers[] = {
@@ -818,7 +819,12 @@ TEST(repo_example_loads)
     ns_config_t *cfg = ns_config_load(path, known_module, &err);
     if (cfg == NULL)
         NSTEST_FAIL("%s", err.msg);
-    ASSERT_EQ(cfg->n_jobs, 4);
+    ASSERT_EQ(cfg->n_jobs, 5);
+    const ns_job_t *st = ns_config_job(cfg, "structuring");
+    ASSERT(st != NULL);
+    ASSERT_STREQ(st->timezone, "Europe/Moscow");
+    ASSERT_STREQ(st->source.order_column, "chat_id");
+    ASSERT(st->source.reprocess_query != NULL);
     const ns_job_t *ing = ns_config_job(cfg, "telegram-ingest");
     ASSERT(ing != NULL);
     ASSERT_EQ(ing->source.kind, NS_SOURCE_STREAM);

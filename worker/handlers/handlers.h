@@ -23,4 +23,7 @@ ns_err_t ns_reports_alert(ns_item_ctx_t *ctx, ns_error_t *err);
 /* ingest.c: the raw store behind `nightshift ingest` (seed 002). */
 ns_err_t ns_ingest_telegram(ns_item_ctx_t *ctx, ns_error_t *err);
 
+/* structure.c: the nightly structuring (seed 002). */
+ns_err_t ns_structure_message(ns_item_ctx_t *ctx, ns_error_t *err);
+
 #endif

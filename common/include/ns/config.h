@@ -30,6 +30,11 @@ typedef struct ns_source {
     ns_source_kind_t kind;
     char *query;      /**< sql: the query; every column goes to the payload */
     char *key_column; /**< sql: the column that is the item key */
+    /** sql: the column whose value orders items (the Kafka key: items of
+     *  one value run one at a time, in order); NULL: the item key. */
+    char *order_column;
+    /** sql: the query of a `run --reprocess` ($1 since, $2 type). */
+    char *reprocess_query;
     /** shards: fixed id ranges [k * shard_size, (k+1) * shard_size) over
      *  table (bigint id, updated_at); only those with rows changed since
      *  the job's watermark once it has one. */
