@@ -10,7 +10,8 @@ twice, a photo, one too large); bad requests (401, 400, nothing stored)
 and odd updates (unknown kinds, no text, 4096 characters, emoji and RTL,
 garbage on the topic → dead letter); replies to one message processed
 concurrently by two workers; a bot's own reply; Postgres down while
-updates arrive (they wait in Kafka and are stored once it is back)."""
+updates arrive (they wait in Kafka and are stored once it is back); Kafka
+down (503, so Telegram delivers again; stored once)."""
 import base64
 import hashlib
 import json
@@ -330,6 +331,33 @@ class IngestTest(unittest.TestCase):
         self.assertEqual([r[0] for r in self.env.sql(
             "SELECT message_text FROM raw_messages WHERE chat_id = 106 "
             "ORDER BY id")], ["while down %d" % i for i in range(1, 6)])
+
+    def test_8_kafka_down_means_503_and_nothing_lost(self):
+        if not stack_matches():
+            self.skipTest("needs NS_STACK_DIR of the stack in use")
+        u = self.update("message", self.message(107, 1, "while Kafka is "
+                                                "down"))
+        subprocess.run(["bash", STACK_SH, "stop", "kafka"], check=True,
+                       capture_output=True, timeout=180)
+        try:
+            # Not acknowledged by Kafka in timeout_ms: 503, so Telegram
+            # delivers it again (a 200 would lose it).
+            status, body = self.post(u)
+            self.assertEqual(status, 503)
+            self.assertIn("retry later", body["description"])
+        finally:
+            subprocess.run(["bash", STACK_SH, "start", "kafka"], check=True,
+                           capture_output=True, timeout=300)
+        # Telegram's next delivery is taken, and stored once (an append
+        # that timed out may still have reached Kafka).
+        harness.wait_for(lambda: self.post(u)[0] == 200, 180,
+                         "ingest to take updates again")
+        self.wait_stored(107, 1)
+        self.send("message", self.message(107, 2, "and the next one"))
+        self.wait_stored(107, 2)
+        self.assertEqual(self.env.scalar(
+            "SELECT count(*) FROM raw_updates WHERE update_id = %s",
+            (u["update_id"],)), 1)
 
 
 if __name__ == "__main__":
