@@ -24,7 +24,7 @@ static ns_err_t apply_one(PGconn *conn, const ns_migration_t *m, int *applied,
     int done = PQntuples(res) > 0;
     PQclear(res);
     if (!done) {
-        PGresult *r = PQexec(conn, m->sql);
+        PGresult *r = PQexec(conn, m->data);
         if (PQresultStatus(r) != PGRES_COMMAND_OK &&
             PQresultStatus(r) != PGRES_TUPLES_OK) {
             ns_error_set(err, NS_ERR_PERMANENT, "migration %s: %s", m->name,

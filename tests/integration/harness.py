@@ -8,6 +8,7 @@ NS_REDIS_URL, NS_KAFKA_BROKERS); without it the test exits 77 (skipped).
 """
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -22,6 +23,21 @@ SKIP = 77
 HERE = os.path.dirname(os.path.abspath(__file__))
 SRC = os.environ.get("NS_SRC", os.path.abspath(os.path.join(HERE, "..", "..")))
 BIN = os.environ.get("NS_BIN", os.path.join(SRC, "build", "nightshift"))
+
+
+STACK_SH = os.path.join(SRC, "tests", "stack.sh")
+
+
+def stack_matches(var="NS_PG_DSN"):
+    """True when tests/stack.sh's NS_STACK_DIR is the stack these tests
+    talk to (compared on var), so a test may stop and start its services."""
+    if not os.environ.get("NS_STACK_DIR") or not os.environ.get(var):
+        return False
+    res = subprocess.run(["bash", STACK_SH, "env"], capture_output=True,
+                         text=True, timeout=60)
+    m = re.search(r"%s='([^']*)'" % var, res.stdout)
+    return (res.returncode == 0 and m is not None and
+            m.group(1) == os.environ[var])
 
 
 def require_stack():

@@ -48,7 +48,7 @@ import uuid
 import harness
 
 N = 5000
-STACK_SH = os.path.join(harness.SRC, "tests", "stack.sh")
+STACK_SH = harness.STACK_SH
 FAKES = os.path.join(harness.SRC, "tests", "fakes")
 SEED = int(os.environ.get("NS_FAULTS_SEED") or time.time_ns() % 1000000007)
 REPORT_RE = re.compile(r"<b>Project:</b> (\S+)")
@@ -101,18 +101,6 @@ class Fake(harness.Fake):
     def reached(self, calls):
         """Whether the fake has received `calls` API calls."""
         return len(self.control("requests?since=%d" % (calls - 1))) > 0
-
-
-def stack_matches():
-    """True when tests/stack.sh's NS_STACK_DIR is the stack we talk to."""
-    if not os.environ.get("NS_STACK_DIR") or \
-            not os.environ.get("NS_KAFKA_BROKERS"):
-        return False
-    res = subprocess.run(["bash", STACK_SH, "env"], capture_output=True,
-                         text=True, timeout=60)
-    m = re.search(r"NS_KAFKA_BROKERS='([^']*)'", res.stdout)
-    return (res.returncode == 0 and m is not None and
-            m.group(1) == os.environ["NS_KAFKA_BROKERS"])
 
 
 class Case:
@@ -386,7 +374,8 @@ class FaultsTest(unittest.TestCase):
         self.assert_survived(c, killed)
         self.stop_workers(c)
 
-    @unittest.skipUnless(stack_matches(), "needs NS_STACK_DIR of this stack")
+    @unittest.skipUnless(harness.stack_matches("NS_KAFKA_BROKERS"),
+                         "needs NS_STACK_DIR of this stack")
     def test_2_kafka_broker_restart(self):
         # A small prefetch, as with a topic far larger than librdkafka's
         # local queue (64 MB): otherwise the workers hold all 5,000 item
@@ -412,7 +401,8 @@ class FaultsTest(unittest.TestCase):
         self.assert_survived(c)
         self.stop_workers(c)
 
-    @unittest.skipUnless(stack_matches(), "needs NS_STACK_DIR of this stack")
+    @unittest.skipUnless(harness.stack_matches("NS_KAFKA_BROKERS"),
+                         "needs NS_STACK_DIR of this stack")
     def test_3_postgres_restart(self):
         c = self.new_case(3, crashes=1)
         for _ in range(2):

@@ -16,9 +16,7 @@ import base64
 import hashlib
 import json
 import os
-import re
 import subprocess
-import threading
 import unittest
 import urllib.error
 import urllib.request
@@ -26,17 +24,7 @@ import uuid
 
 import harness
 
-STACK_SH = os.path.join(harness.SRC, "tests", "stack.sh")
-
-
-def stack_matches():
-    """True when NS_STACK_DIR's stack is the one these tests talk to."""
-    if not os.environ.get("NS_STACK_DIR"):
-        return False
-    res = subprocess.run(["bash", STACK_SH, "env"], capture_output=True,
-                         text=True, timeout=60)
-    m = re.search(r"NS_PG_DSN='([^']*)'", res.stdout)
-    return m is not None and m.group(1) == os.environ.get("NS_PG_DSN")
+STACK_SH = harness.STACK_SH
 
 
 class IngestTest(unittest.TestCase):
@@ -313,7 +301,7 @@ class IngestTest(unittest.TestCase):
         self.assertEqual(row, [(7, "Here is the answer", 1, True)])
 
     def test_7_postgres_down_updates_wait_in_kafka(self):
-        if not stack_matches():
+        if not harness.stack_matches("NS_PG_DSN"):
             self.skipTest("needs NS_STACK_DIR of the stack in use")
         subprocess.run(["bash", STACK_SH, "stop", "postgres"], check=True,
                        capture_output=True, timeout=180)
@@ -333,7 +321,7 @@ class IngestTest(unittest.TestCase):
             "ORDER BY id")], ["while down %d" % i for i in range(1, 6)])
 
     def test_8_kafka_down_means_503_and_nothing_lost(self):
-        if not stack_matches():
+        if not harness.stack_matches("NS_PG_DSN"):
             self.skipTest("needs NS_STACK_DIR of the stack in use")
         u = self.update("message", self.message(107, 1, "while Kafka is "
                                                 "down"))

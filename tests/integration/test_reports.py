@@ -27,7 +27,7 @@ try:
 except ImportError:  # scripts/test.sh installs python3-openpyxl
     openpyxl = None
 
-STACK_SH = os.path.join(harness.SRC, "tests", "stack.sh")
+STACK_SH = harness.STACK_SH
 HOSTILE = '=HYPERLINK("http://evil.example/x","click")'
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
@@ -56,16 +56,6 @@ def attachment(msg):
     parts = [p for p in msg.iter_attachments()]
     assert len(parts) == 1, parts
     return parts[0]
-
-
-def stack_matches():
-    """True when NS_STACK_DIR's stack is the one these tests talk to."""
-    if not os.environ.get("NS_STACK_DIR"):
-        return False
-    res = subprocess.run(["bash", STACK_SH, "env"], capture_output=True,
-                         text=True, timeout=60)
-    m = re.search(r"NS_SMTP_URL='([^']*)'", res.stdout)
-    return m is not None and m.group(1) == os.environ.get("NS_SMTP_URL")
 
 
 @unittest.skipIf(openpyxl is None, "python3-openpyxl is not installed")
@@ -252,7 +242,7 @@ class ReportsTest(unittest.TestCase):
         self.assertIn("no activity", res.stdout)
 
     def test_4_smtp_down_telegram_still_goes_email_follows_once(self):
-        if not stack_matches():
+        if not harness.stack_matches("NS_SMTP_URL"):
             self.skipTest("needs NS_STACK_DIR of the stack in use")
         subprocess.run(["bash", STACK_SH, "stop", "smtp"], check=True,
                        capture_output=True, timeout=120)

@@ -178,16 +178,21 @@ static ns_err_t load_rows(PGconn *pg, const ns_report_hour_t *hour, rows_t *w,
     return NS_OK;
 }
 
+/* Where workbooks are built: params.work_dir, else $TMPDIR, else /tmp. */
+static const char *work_dir(const ns_job_t *job)
+{
+    const char *tmp = getenv("TMPDIR");
+    return param_str(job->params, "work_dir", tmp && *tmp ? tmp : "/tmp");
+}
+
 /* The workbook, built in work_dir and read back into memory. */
 static ns_err_t build_book(ns_item_ctx_t *ctx, const ns_report_hour_t *hour,
                            const rows_t *w, char *path, size_t cap, char **data,
                            size_t *len, ns_error_t *err)
 {
-    const char *tmp = getenv("TMPDIR");
-    const char *dir = param_str(ns_item_job(ctx)->params, "work_dir",
-                                tmp && *tmp ? tmp : "/tmp");
-    snprintf(path, cap, "%s/nightshift-report-%lld-%ld.xlsx", dir,
-             (long long)ns_item_run_id(ctx), (long)getpid());
+    snprintf(path, cap, "%s/nightshift-report-%lld-%ld.xlsx",
+             work_dir(ns_item_job(ctx)), (long long)ns_item_run_id(ctx),
+             (long)getpid());
     if (ns_report_book_write(path, hour, w->runs, w->n_runs, w->an, w->n_an,
                              err) != NS_OK) {
         /* Out of memory may pass; a directory that cannot be written or a
@@ -338,11 +343,8 @@ ns_err_t ns_reports_hourly(ns_item_ctx_t *ctx, ns_error_t *err)
     if (rc == NS_OK && ns_item_dry_run(ctx)) {
         /* The workbook stays where the operator can open it. */
         char kept[4096];
-        const char *tmp = getenv("TMPDIR");
         snprintf(kept, sizeof(kept), "%s/%s",
-                 param_str(job->params, "dry_run_dir",
-                           param_str(job->params, "work_dir",
-                                     tmp && *tmp ? tmp : "/tmp")),
+                 param_str(job->params, "dry_run_dir", work_dir(job)),
                  filename);
         if (rename(path, kept) != 0)
             rc = ns_error_set(err, NS_ERR_PERMANENT, "keeping %s: %s", kept,

@@ -5,12 +5,12 @@
 
 #include <libpq-fe.h>
 
+#include "ns/embedded.h"
 #include "ns/err.h"
 
-typedef struct ns_migration {
-    const char *name; /**< file name, e.g. "001_core.sql" */
-    const char *sql;
-} ns_migration_t;
+/** One migration: name is the file name (e.g. "001_core.sql"), data its
+ *  SQL (cmake/embed_files.cmake). */
+typedef ns_embedded_file_t ns_migration_t;
 
 extern const ns_migration_t ns_migrations[];
 extern const int ns_migrations_count;
