@@ -481,18 +481,17 @@ ns_err_t ns_structure_message(ns_item_ctx_t *ctx, ns_error_t *err)
                             "structurer answer rejected after one repair: %s",
                             why);
     const cJSON *data = cJSON_GetObjectItemCaseSensitive(a, "data");
+    /* Recorded with every row: params.version, else what answered. */
     char version[160];
-    snprintf(version, sizeof(version), "%s",
-             param_str(job->params, "version", NULL)
-                 ? param_str(job->params, "version", NULL)
-             : strcmp(param_str(job->params, "structurer", "llm"), "webhook") ==
-                     0
-                 ? "webhook"
-                 : "llm");
-    if (param_str(job->params, "version", NULL) == NULL &&
-        strcmp(version, "llm") == 0 && ns_item_config(ctx)->llm.model)
-        snprintf(version, sizeof(version), "llm:%s",
-                 ns_item_config(ctx)->llm.model);
+    const char *model = ns_item_config(ctx)->llm.model;
+    if (param_str(job->params, "version", NULL) != NULL)
+        snprintf(version, sizeof(version), "%s",
+                 param_str(job->params, "version", NULL));
+    else if (strcmp(param_str(job->params, "structurer", "llm"), "webhook") ==
+             0)
+        snprintf(version, sizeof(version), "webhook");
+    else
+        snprintf(version, sizeof(version), "llm:%s", model ? model : "");
     state_t st;
     ns_err_t rc;
     if (ns_item_dry_run(ctx)) {
