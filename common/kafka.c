@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "ns/clock.h"
 #include "ns/log.h"
@@ -155,6 +156,19 @@ ns_err_t ns_kafka_ensure_topic(rd_kafka_t *rk, const char *topic,
     rd_kafka_AdminOptions_destroy(opts);
     rd_kafka_queue_destroy(q);
     rd_kafka_NewTopic_destroy(nt);
+    /* Created is not yet visible: wait until the metadata (this handle's
+     * cache too) shows it, so a subscription made next gets its
+     * partitions now rather than at the next metadata refresh. */
+    int64_t deadline = ns_clock_mono_ms() + timeout_ms;
+    while (rc == NS_OK && !topic_exists(rk, topic, 1000)) {
+        if (ns_clock_mono_ms() > deadline)
+            return ns_error_set(err, NS_ERR_TRANSIENT,
+                                "topic %s: created but not visible after "
+                                "%d ms",
+                                topic, timeout_ms);
+        struct timespec ts = {0, 100 * 1000000L};
+        nanosleep(&ts, NULL);
+    }
     return rc;
 }
 

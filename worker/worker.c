@@ -236,6 +236,9 @@ static rd_kafka_t *new_consumer(ns_worker_t *w, ns_error_t *err)
         {"fetch.max.bytes", "33554432"},
         {"max.partition.fetch.bytes", "16777216"},
         {"receive.message.max.bytes", "67108864"},
+        /* A subscribed topic that another process creates later (a stream
+         * topic, a job added to the config) is seen within 10 s, not 5 min. */
+        {"topic.metadata.refresh.interval.ms", "10000"},
     };
     rd_kafka_conf_t *conf = ns_kafka_conf(w->cfg, err);
     if (conf == NULL)
