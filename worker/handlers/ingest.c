@@ -71,6 +71,20 @@ static const char *message_type(const cJSON *m, const cJSON **file)
     return "other";
 }
 
+/* The first column of the first row of sql (one parameter) in out, ""
+ * when there is no row. */
+static ns_err_t first_value(PGconn *pg, const char *sql, const char *param,
+                            char out[24], ns_error_t *err)
+{
+    const char *params[] = {param};
+    PGresult *r = ns_pg_query(pg, sql, 1, params, err);
+    if (r == NULL)
+        return err->code;
+    snprintf(out, 24, "%s", PQntuples(r) > 0 ? PQgetvalue(r, 0, 0) : "");
+    PQclear(r);
+    return NS_OK;
+}
+
 /* ---- files --------------------------------------------------------------- */
 
 typedef struct fetched {
@@ -129,16 +143,11 @@ static ns_err_t fetch_file(ns_item_ctx_t *ctx, PGconn *pg, const cJSON *file,
     const char *unique = str(get(file, "file_unique_id"));
     const char *fid = str(get(file, "file_id"));
     if (unique != NULL) {
-        const char *params[] = {unique};
-        PGresult *r = ns_pg_query(pg,
-                                  "SELECT id FROM raw_files WHERE "
-                                  "telegram_file_unique_id = $1",
-                                  1, params, err);
-        if (r == NULL)
+        if (first_value(pg,
+                        "SELECT id FROM raw_files WHERE "
+                        "telegram_file_unique_id = $1",
+                        unique, out->id, err) != NS_OK)
             return err->code;
-        if (PQntuples(r) == 1)
-            snprintf(out->id, sizeof(out->id), "%s", PQgetvalue(r, 0, 0));
-        PQclear(r);
         if (out->id[0] != '\0')
             return NS_OK;
     }
@@ -172,14 +181,9 @@ static ns_err_t record_file(PGconn *tx, const char *user, const char *chat,
 {
     if (f->id[0] == '\0' && f->hash[0] != '\0') {
         /* The same bytes under another unique id: the row stored first. */
-        const char *p[] = {f->hash};
-        PGresult *r = ns_pg_query(
-            tx, "SELECT id FROM raw_files WHERE file_hash = $1", 1, p, err);
-        if (r == NULL)
+        if (first_value(tx, "SELECT id FROM raw_files WHERE file_hash = $1",
+                        f->hash, f->id, err) != NS_OK)
             return err->code;
-        if (PQntuples(r) == 1)
-            snprintf(f->id, sizeof(f->id), "%s", PQgetvalue(r, 0, 0));
-        PQclear(r);
     }
     if (f->id[0] != '\0')
         return NS_OK;
@@ -406,16 +410,13 @@ ns_err_t ns_ingest_telegram(ns_item_ctx_t *ctx, ns_error_t *err)
     PGconn *pg = ns_item_pg(ctx, err);
     if (pg == NULL)
         return err->code;
-    const char *p1[] = {update_id};
-    PGresult *r = ns_pg_query(pg,
-                              "SELECT 1 FROM raw_updates WHERE update_id = "
-                              "$1::bigint",
-                              1, p1, err);
-    if (r == NULL)
+    char seen[24];
+    if (first_value(pg,
+                    "SELECT update_id FROM raw_updates WHERE update_id = "
+                    "$1::bigint",
+                    update_id, seen, err) != NS_OK)
         return err->code;
-    bool seen = PQntuples(r) > 0;
-    PQclear(r);
-    if (seen) {
+    if (seen[0] != '\0') {
         ns_item_report(ctx, "duplicate update", NULL);
         return NS_OK; /* a redelivery: stored already */
     }
