@@ -1,4 +1,4 @@
-/* bench_tokenize: the stopword job's kernel alone: tokenize (common/text/
+/* bench_tokenize: the stopword job's kernel alone: tokenize (text/
  * tokenize.c) and count per-language term statistics (termstats.c) on one
  * core, over real multilingual text: the translated messages of the gettext
  * catalogues Debian installs (/usr/share/locale/<lang>/LC_MESSAGES/ NAME.mo,

@@ -343,9 +343,9 @@ ns_err_t ns_mail_send(const ns_mail_server_t *srv, const ns_mail_t *m,
     ns_mail_addr_t from, *to = calloc(n_to, sizeof(*to));
     if (to == NULL)
         return ns_error_set(err, NS_ERR_NOMEM, "mail: out of memory");
-    code = ns_mailfmt_parse_address(m->from, &from, err);
+    code = ns_mail_parse_address(m->from, &from, err);
     for (size_t i = 0; i < n_to && code == NS_OK; i++)
-        code = ns_mailfmt_parse_address(m->to[i], &to[i], err);
+        code = ns_mail_parse_address(m->to[i], &to[i], err);
     if (code == NS_OK) {
         ns_http_global_init();
         code = perform(srv, use_ssl, where, m, &from, to, n_to, err);

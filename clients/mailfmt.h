@@ -1,4 +1,4 @@
-/* mailfmt.h: private to common/: the text of an email behind mail.c:
+/* mailfmt.h: private to clients/: the text of an email behind mail.c:
  * address checks, RFC 2047 header words, RFC 2231 file names, CRLF bodies.
  * Nothing here talks to a server, so all of it can be tested offline. */
 #ifndef NS_MAILFMT_H
@@ -8,20 +8,10 @@
 
 #include "ns/buf.h"
 #include "ns/err.h"
+#include "ns/mailaddr.h"
 
 #define NS_MAILFMT_MAX_HEADER ((size_t)64 << 10)
-#define NS_MAILFMT_MAX_NAME 200 /* bytes of a display name or file name */
 #define NS_MAILFMT_FOLD "\r\n " /* between the lines of a folded header */
-
-typedef struct ns_mail_addr {
-    char addr[256]; /**< the addr-spec: local-part@host.name */
-    char name[NS_MAILFMT_MAX_NAME + 1]; /**< display name, may be "" */
-} ns_mail_addr_t;
-
-/** @brief Parses "addr" or "Name <addr>"; NS_ERR_PERMANENT with the reason
- *  (control characters, unmatched '<' '>', not a dot-atom@host). */
-ns_err_t ns_mailfmt_parse_address(const char *in, ns_mail_addr_t *out,
-                                  ns_error_t *err);
 
 /** @brief Appends "addr", "\"Name\" <addr>" or "=?UTF-8?B?..?= <addr>". */
 ns_err_t ns_mailfmt_add_mailbox(ns_buf_t *b, const ns_mail_addr_t *a);

@@ -7,7 +7,7 @@
 #include <yaml.h>
 
 #include "ns/log.h"
-#include "ns/mail.h"
+#include "ns/mailaddr.h"
 #include "ns/ratelimit.h"
 #include "yamlutil.h"
 

@@ -10,7 +10,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "tz.h"
+#include "ns/tz.h"
 
 #define CRON_FIELDS 5
 #define SECS_PER_DAY 86400

@@ -3,10 +3,11 @@
 
 #include <string.h>
 
-const char *ns_structure_schema(const char *name)
+const char *ns_embedded_find(const ns_embedded_file_t *files, int count,
+                             const char *name)
 {
-    for (int i = 0; name != NULL && i < ns_structure_schemas_count; i++)
-        if (strcmp(ns_structure_schemas[i].name, name) == 0)
-            return ns_structure_schemas[i].data;
+    for (int i = 0; name != NULL && i < count; i++)
+        if (strcmp(files[i].name, name) == 0)
+            return files[i].data;
     return NULL;
 }

@@ -1,6 +1,6 @@
 /* tz.c: a TZif (RFC 8536) reader and POSIX TZ rule evaluator, so cron can
  * work in any zone without switching the process-wide TZ. */
-#include "tz.h"
+#include "ns/tz.h"
 
 #include <ctype.h>
 #include <pthread.h>

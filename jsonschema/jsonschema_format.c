@@ -1,4 +1,4 @@
-/* jsonschema_format.c: the string checks of common/jsonschema.c: the
+/* jsonschema_format.c: the string checks of jsonschema/jsonschema.c: the
  * "date" and "date-time" formats (RFC 3339) and lengths in code points. */
 #include "jsonschema_format.h"
 

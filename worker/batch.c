@@ -3,7 +3,9 @@
 #include <string.h>
 
 #include "bookkeeper.h"
-#include "ctx.h"
+#include "deadletter.h"
+#include "finalize.h"
+#include "item.h"
 #include "item_internal.h"
 #include "ns/clock.h"
 #include "ns/envelope.h"

@@ -1,3 +1,5 @@
+/* ctx.c: the per-item context behind handler.h: accessors, the item's
+ * transaction, its report, outbox messages and files. */
 #include "ctx.h"
 
 #include <limits.h>
@@ -228,4 +230,20 @@ ns_err_t ns_item_telegram(ns_item_ctx_t *ctx, const char *chat_id,
     }
     ns_tg_chunks_free(chunks, n);
     return rc;
+}
+
+void item_init_ctx(ns_item_ctx_t *ctx, ns_item_res_t *res, const ns_job_t *job,
+                   const ns_envelope_t *env)
+{
+    *ctx = (ns_item_ctx_t){
+        .res = res,
+        .job = job,
+        .run_id = env->run_id,
+        .item_key = env->item_key,
+        .dry_run = env->dry_run,
+        .payload = env->payload,
+        .log = {.job = job->name,
+                .run_id = env->run_id,
+                .item_key = env->item_key},
+    };
 }

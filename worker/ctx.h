@@ -1,9 +1,13 @@
-/* ctx.h (private): the item context behind handler.h's accessors. */
+/* ctx.h (private): the per-item context behind handler.h's accessors.
+ * With res.h the lowest layer of item processing: the paths above it
+ * (item.c, batch.c, stream.c, deadletter.c, finalize.c) include it, it
+ * includes none of them. */
 #ifndef NS_CTX_H
 #define NS_CTX_H
 
 #include "handler.h"
-#include "item.h"
+#include "ns/envelope.h"
+#include "res.h"
 
 struct ns_item_ctx {
     ns_item_res_t *res;
@@ -18,6 +22,10 @@ struct ns_item_ctx {
     cJSON *report; /* array of {action, ...}; NULL until first entry */
     ns_run_stats_t stats;
 };
+
+/** @brief A context for env's item of job, not yet in a transaction. */
+void item_init_ctx(ns_item_ctx_t *ctx, ns_item_res_t *res, const ns_job_t *job,
+                   const ns_envelope_t *env);
 
 /** @brief Commits (ok) or rolls back the context's transaction. */
 ns_err_t ns_ctx_end_tx(ns_item_ctx_t *ctx, bool commit, ns_error_t *err);

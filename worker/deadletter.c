@@ -5,13 +5,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "ctx.h"
-#include "item_internal.h"
+#include "deadletter.h"
 #include "ns/clock.h"
 #include "ns/envelope.h"
 #include "ns/log.h"
 #include "ns/metrics.h"
 #include "ns/pg.h"
+#include "ns/retry.h"
 
 #define PG_RETRY_MS 1000
 
@@ -160,4 +160,64 @@ int item_dead_letter(ns_item_res_t *res, const ns_msg_t *msg,
         if (!ns_item_sleep(res, PG_RETRY_MS))
             return 0;
     }
+}
+
+/* What follows a failed attempt: dead-letter the item (permanent failure or
+ * retries exhausted), hand it to a retry tier, or, without tiers, wait here
+ * and return ITEM_RETRY_HERE. */
+int item_after_failure(ns_item_res_t *res, const ns_msg_t *msg,
+                       ns_envelope_t *env, const ns_job_t *job,
+                       const ns_log_ctx_t *lc, int attempts, ns_err_t rc,
+                       const ns_error_t *err, int64_t t0)
+{
+    bool deferred = rc == NS_ERR_DEFERRED;
+    if (deferred) {
+        /* The limiter said "not yet": that was no attempt. */
+        char run[24];
+        ns_pg_i64str(env->run_id, run);
+        const char *params[] = {run, env->item_key};
+        ns_error_t uerr;
+        if (ns_item_pg_wait(res))
+            ns_pg_exec(res->pg,
+                       "UPDATE items SET attempts = greatest(attempts - 1, "
+                       "0) WHERE run_id = $1::bigint AND item_key = $2",
+                       2, params, &uerr);
+    }
+    bool permanent = rc != NS_ERR_TRANSIENT && !deferred;
+    if (permanent || (!deferred && attempts >= job->retry.max_attempts)) {
+        char reason[700];
+        snprintf(reason, sizeof(reason), "%s%s (after %d attempt%s)",
+                 permanent ? "" : "retries exhausted: ", err->msg, attempts,
+                 attempts == 1 ? "" : "s");
+        NS_ERROR(lc, "item failed: %s", reason);
+        if (!item_dead_letter(res, msg, env, attempts, reason))
+            return NS_ITEM_ABANDONED;
+        item_count(job->name, "failed",
+                   (double)(ns_clock_mono_ms() - t0) / 1000.0);
+        return NS_ITEM_COMMITTED;
+    }
+    int64_t delay = deferred ? (int64_t)(err->retry_after_s * 1000)
+                             : ns_backoff_ms(&job->retry, attempts,
+                                             err->retry_after_s, &res->seed);
+    ns_item_pg_release(res);
+    if (res->n_tiers > 0 && res->producer != NULL && *res->running) {
+        ns_error_t perr;
+        ns_error_clear(&perr);
+        if (item_send_to_retry(res, msg, delay, err->msg, &perr) == NS_OK) {
+            if (deferred)
+                NS_INFO(lc, "deferred (%s), back in %lld ms via retry topic",
+                        err->msg, (long long)delay);
+            else
+                NS_WARN(lc,
+                        "attempt %d failed (%s), retry in %lld ms via retry "
+                        "topic",
+                        attempts, err->msg, (long long)delay);
+            item_count(job->name, "retry_scheduled", -1);
+            return NS_ITEM_COMMITTED;
+        }
+        NS_WARN(lc, "retry topic unavailable (%s); waiting here", perr.msg);
+    }
+    NS_WARN(lc, "attempt %d failed (%s), retrying in %lld ms", attempts,
+            err->msg, (long long)delay);
+    return ns_item_sleep(res, delay) ? ITEM_RETRY_HERE : NS_ITEM_ABANDONED;
 }

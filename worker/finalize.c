@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "ctx.h"
+#include "finalize.h"
 #include "ns/clock.h"
 #include "ns/log.h"
 #include "ns/metrics.h"

@@ -1,3 +1,6 @@
+/* item.c: one item message, start to end: decode, check it is still
+ * pending, run the handler's attempts, commit its writes with the item's
+ * status, then hand over to the failure paths or the finalizer. */
 #include "item.h"
 
 #include <stdio.h>
@@ -7,82 +10,16 @@
 
 #include "bookkeeper.h"
 #include "ctx.h"
+#include "deadletter.h"
+#include "finalize.h"
 #include "item_internal.h"
 #include "ns/clock.h"
 #include "ns/envelope.h"
 #include "ns/log.h"
-#include "ns/metrics.h"
 #include "ns/pg.h"
-#include "ns/retry.h"
 #include "stream.h"
 
 #define PG_RETRY_MS 1000
-
-int ns_item_sleep(ns_item_res_t *res, int64_t ms)
-{
-    int64_t until = ns_clock_mono_ms() + ms;
-    while (*res->running) {
-        int64_t left = until - ns_clock_mono_ms();
-        if (left <= 0)
-            return 1;
-        if (left > 50)
-            left = 50;
-        struct timespec ts = {0, (long)left * 1000000L};
-        nanosleep(&ts, NULL);
-    }
-    return 0;
-}
-
-PGconn *ns_item_pg_acquire(ns_item_res_t *res, ns_error_t *err)
-{
-    if (res->pool == NULL) {
-        if (ns_pg_ensure(&res->pg, res->cfg->pg_dsn, err) != NS_OK)
-            return NULL;
-        return res->pg;
-    }
-    if (res->pg != NULL && PQstatus(res->pg) == CONNECTION_OK)
-        return res->pg;
-    ns_item_pg_release(res);
-    res->pg = ns_pgpool_get(res->pool, 5000, err);
-    return res->pg;
-}
-
-void ns_item_pg_release(ns_item_res_t *res)
-{
-    if (res->pool == NULL || res->pg == NULL)
-        return;
-    ns_pgpool_put(res->pool, res->pg);
-    res->pg = NULL;
-}
-
-int ns_item_pg_wait(ns_item_res_t *res)
-{
-    for (int tries = 0;; tries++) {
-        ns_error_t err;
-        ns_error_clear(&err);
-        if (ns_item_pg_acquire(res, &err) != NULL)
-            return 1;
-        if (tries % 10 == 0)
-            NS_WARN(NULL, "waiting for postgres: %s", err.msg);
-        if (!ns_item_sleep(res, PG_RETRY_MS))
-            return 0;
-    }
-}
-
-void item_count(const char *job, const char *outcome, double seconds)
-{
-    char esc[200], labels[300];
-    ns_metrics_label_escape(job ? job : "", esc, sizeof(esc));
-    snprintf(labels, sizeof(labels), "job=\"%s\",outcome=\"%s\"", esc, outcome);
-    ns_metrics_counter_add("nightshift_items_processed_total",
-                           "Items that reached an outcome.", labels, 1);
-    if (seconds >= 0) {
-        snprintf(labels, sizeof(labels), "job=\"%s\"", esc);
-        ns_metrics_histogram_observe("nightshift_item_duration_seconds",
-                                     "Time from first attempt to outcome.",
-                                     labels, seconds);
-    }
-}
 
 typedef enum precheck {
     PRE_PENDING,
@@ -246,110 +183,6 @@ ns_err_t item_commit_done(ns_item_ctx_t *ctx, ns_error_t *err)
     int updated = strcmp(PQcmdTuples(r), "1") == 0;
     PQclear(r);
     return ns_ctx_end_tx(ctx, updated, err);
-}
-
-ns_err_t ns_item_limit(ns_item_res_t *res, const char *name, const char *suffix,
-                       int64_t max_wait_ms, ns_error_t *err)
-{
-    const ns_config_t *cfg = res->cfg;
-    for (size_t i = 0; i < cfg->n_rate_limits; i++) {
-        if (strcmp(cfg->rate_limits[i].key, name) != 0)
-            continue;
-        double rate, burst;
-        if (ns_ratelimit_parse(cfg->rate_limits[i].value, &rate, &burst, err) !=
-            NS_OK)
-            return NS_OK; /* validated at load; never blocks the work */
-        char bucket[256];
-        snprintf(bucket, sizeof(bucket), "%s%s%s", name, suffix ? ":" : "",
-                 suffix ? suffix : "");
-        ns_err_t rc = ns_ratelimit_wait(res->rl, bucket, rate, burst,
-                                        max_wait_ms, res->running, err);
-        if (rc == NS_ERR_TRANSIENT) {
-            double after = err->retry_after_s > 0 ? err->retry_after_s : 1;
-            ns_error_set(err, NS_ERR_DEFERRED,
-                         "rate limit %s: next call in %.1f s", bucket, after);
-            err->retry_after_s = after;
-            return NS_ERR_DEFERRED;
-        }
-        return NS_OK;
-    }
-    return NS_OK;
-}
-
-/* What follows a failed attempt: dead-letter the item (permanent failure or
- * retries exhausted), hand it to a retry tier, or, without tiers, wait here
- * and return ITEM_RETRY_HERE. */
-int item_after_failure(ns_item_res_t *res, const ns_msg_t *msg,
-                       ns_envelope_t *env, const ns_job_t *job,
-                       const ns_log_ctx_t *lc, int attempts, ns_err_t rc,
-                       const ns_error_t *err, int64_t t0)
-{
-    bool deferred = rc == NS_ERR_DEFERRED;
-    if (deferred) {
-        /* The limiter said "not yet": that was no attempt. */
-        char run[24];
-        ns_pg_i64str(env->run_id, run);
-        const char *params[] = {run, env->item_key};
-        ns_error_t uerr;
-        if (ns_item_pg_wait(res))
-            ns_pg_exec(res->pg,
-                       "UPDATE items SET attempts = greatest(attempts - 1, "
-                       "0) WHERE run_id = $1::bigint AND item_key = $2",
-                       2, params, &uerr);
-    }
-    bool permanent = rc != NS_ERR_TRANSIENT && !deferred;
-    if (permanent || (!deferred && attempts >= job->retry.max_attempts)) {
-        char reason[700];
-        snprintf(reason, sizeof(reason), "%s%s (after %d attempt%s)",
-                 permanent ? "" : "retries exhausted: ", err->msg, attempts,
-                 attempts == 1 ? "" : "s");
-        NS_ERROR(lc, "item failed: %s", reason);
-        if (!item_dead_letter(res, msg, env, attempts, reason))
-            return NS_ITEM_ABANDONED;
-        item_count(job->name, "failed",
-                   (double)(ns_clock_mono_ms() - t0) / 1000.0);
-        return NS_ITEM_COMMITTED;
-    }
-    int64_t delay = deferred ? (int64_t)(err->retry_after_s * 1000)
-                             : ns_backoff_ms(&job->retry, attempts,
-                                             err->retry_after_s, &res->seed);
-    ns_item_pg_release(res);
-    if (res->n_tiers > 0 && res->producer != NULL && *res->running) {
-        ns_error_t perr;
-        ns_error_clear(&perr);
-        if (item_send_to_retry(res, msg, delay, err->msg, &perr) == NS_OK) {
-            if (deferred)
-                NS_INFO(lc, "deferred (%s), back in %lld ms via retry topic",
-                        err->msg, (long long)delay);
-            else
-                NS_WARN(lc,
-                        "attempt %d failed (%s), retry in %lld ms via retry "
-                        "topic",
-                        attempts, err->msg, (long long)delay);
-            item_count(job->name, "retry_scheduled", -1);
-            return NS_ITEM_COMMITTED;
-        }
-        NS_WARN(lc, "retry topic unavailable (%s); waiting here", perr.msg);
-    }
-    NS_WARN(lc, "attempt %d failed (%s), retrying in %lld ms", attempts,
-            err->msg, (long long)delay);
-    return ns_item_sleep(res, delay) ? ITEM_RETRY_HERE : NS_ITEM_ABANDONED;
-}
-
-void item_init_ctx(ns_item_ctx_t *ctx, ns_item_res_t *res, const ns_job_t *job,
-                   const ns_envelope_t *env)
-{
-    *ctx = (ns_item_ctx_t){
-        .res = res,
-        .job = job,
-        .run_id = env->run_id,
-        .item_key = env->item_key,
-        .dry_run = env->dry_run,
-        .payload = env->payload,
-        .log = {.job = job->name,
-                .run_id = env->run_id,
-                .item_key = env->item_key},
-    };
 }
 
 ns_item_outcome_t item_run(ns_item_res_t *res, const ns_msg_t *msg,

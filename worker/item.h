@@ -1,91 +1,20 @@
-/* item.h: processing one item message, start to end: decode, check, run
- * the handler with retries, commit status and writes in one transaction,
- * dead-letter what cannot be processed, trigger the finalizer. */
+/* item.h: processing consumed item messages, start to end: decode, check,
+ * run the handler with retries, commit status and writes in one
+ * transaction, dead-letter what cannot be processed, trigger the
+ * finalizer. What the consume loop (pool.c) calls. */
 #ifndef NS_ITEM_H
 #define NS_ITEM_H
 
-#include <libpq-fe.h>
-#include <signal.h>
-#include <stdbool.h>
 #include <stddef.h>
-#include <stdint.h>
 
-#include "ns/config.h"
-#include "ns/kafka.h"
-#include "ns/pgpool.h"
-#include "ns/ratelimit.h"
+#include "res.h"
 
-/** Per-thread resources. */
-typedef struct ns_item_res {
-    const ns_config_t *cfg;
-    ns_pgpool_t *pool; /**< NULL: pg is this thread's own connection */
-    PGconn *pg;        /**< held connection, or NULL */
-    unsigned seed;     /**< backoff jitter */
-    volatile sig_atomic_t *running; /**< 0: stop waiting, hand items back */
-    rd_kafka_t *producer;           /**< retry tiers and ns.dlq; may be NULL */
-    const ns_retry_tier_t *tiers;   /**< n_tiers 0: retries wait in-thread */
-    int n_tiers;
-    ns_ratelimit_t *rl;       /**< shared outbound limits; NULL: none */
-    struct ns_bookkeeper *bk; /**< batched bookkeeping; NULL: per item */
-    /** Set by item_commit_done through bk: 1 the run may be complete, 0
-     *  it is not, -1 not known (the caller asks). */
-    int done_hint;
-} ns_item_res_t;
-
-/** @brief Takes a token of the configured limit `name` (rate_limits:),
- *  bucket name[:suffix]. Waits up to max_wait_ms; beyond that returns
- *  NS_ERR_DEFERRED with err->retry_after_s. No such limit: NS_OK. */
-ns_err_t ns_item_limit(ns_item_res_t *res, const char *name, const char *suffix,
-                       int64_t max_wait_ms, ns_error_t *err);
-
-/** One consumed message. */
-typedef struct ns_msg {
-    const char *topic;
-    int32_t partition;
-    int64_t offset;
-    const char *key;
-    size_t key_len;
-    const char *value;
-    size_t len;
-    bool compressed;
-    const char *origin_topic;  /**< set when it came back from a retry */
-    const char *first_failure; /**< likewise (RFC 3339) */
-} ns_msg_t;
-
-typedef enum ns_item_outcome {
-    NS_ITEM_COMMITTED, /**< terminal (done, failed, dead-lettered, dup) */
-    NS_ITEM_ABANDONED, /**< shutting down: not committed, redelivered */
-} ns_item_outcome_t;
-
+/** @brief One message: an item of a run, or of a stream job. */
 ns_item_outcome_t ns_item_process(ns_item_res_t *res, const ns_msg_t *msg);
 
 /** @brief Several items of fast handlers at once (batched bookkeeping);
  *  outcomes[i] belongs to msgs[i]. Falls back to one by one. */
 void ns_item_process_batch(ns_item_res_t *res, const ns_msg_t *msgs,
                            ns_item_outcome_t *outcomes, size_t n);
-
-/** @brief Sleeps up to ms, returning early (0) when *running drops. */
-int ns_item_sleep(ns_item_res_t *res, int64_t ms);
-
-/** @brief Makes sure res->pg is connected (taken from the pool if there is
- *  one), waiting while Postgres is down. @returns 0 when shutting down
- *  first. */
-int ns_item_pg_wait(ns_item_res_t *res);
-
-/** @brief One try at a connection (up to 5 s for a pooled one). */
-PGconn *ns_item_pg_acquire(ns_item_res_t *res, ns_error_t *err);
-
-/** @brief Gives a pooled connection back (no-op without a pool). */
-void ns_item_pg_release(ns_item_res_t *res);
-
-/** @brief Claims and runs the finalizer of runs whose items are all
- *  terminal (finalize.c). */
-void ns_finalize_run(ns_item_res_t *res, int64_t run_id);
-/** @brief One sweep: claims complete runs nobody finalized (crashes,
- *  zero-item runs) and finalizes due ones. */
-void ns_finalize_sweep(ns_item_res_t *res);
-/** @brief After an item became terminal: claim the run if it is complete
- *  and finalize it now. */
-void ns_finalize_if_complete(ns_item_res_t *res, int64_t run_id);
 
 #endif

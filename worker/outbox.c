@@ -5,13 +5,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "item.h"
 #include "ns/log.h"
 #include "ns/mail.h"
 #include "ns/metrics.h"
 #include "ns/pg.h"
 #include "ns/retry.h"
 #include "ns/telegram.h"
+#include "res.h"
 
 typedef ns_err_t (*send_fn)(PGconn *pg, const ns_config_t *cfg,
                             const char *target, const cJSON *payload,

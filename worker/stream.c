@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "item_internal.h"
+#include "deadletter.h"
 #include "ns/clock.h"
 #include "ns/log.h"
 #include "ns/pg.h"

@@ -2,9 +2,7 @@
 #ifndef NS_STREAM_H
 #define NS_STREAM_H
 
-#include "handler.h"
-#include "item.h"
-#include "ns/envelope.h"
+#include "ctx.h"
 
 /** @brief The stream job whose items arrive on topic, or NULL. */
 const ns_job_t *ns_stream_job(const ns_config_t *cfg, const char *topic);

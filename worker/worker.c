@@ -10,6 +10,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include "finalize.h"
 #include "handler.h"
 #include "item.h"
 #include "ns/clock.h"

@@ -219,7 +219,7 @@ class AnalyzerTest(unittest.TestCase):
         job = [j for j in doc["jobs"] if j["job"] == self.job][0]
         self.assertIn("last_success", job)
         import urllib.request
-        bodies = []
+        ports = []
         for w in self.workers:
             port = None
             for line in open(w.log_path, errors="replace"):
@@ -227,12 +227,23 @@ class AnalyzerTest(unittest.TestCase):
                 if m:
                     port = int(m.group(1))
             self.assertIsNotNone(port)
-            bodies.append(urllib.request.urlopen(
-                "http://127.0.0.1:%d/metrics" % port, timeout=5).read()
-                .decode())
+            ports.append(port)
             ready = urllib.request.urlopen(
                 "http://127.0.0.1:%d/readyz" % port, timeout=5)
             self.assertEqual(ready.status, 200)
+
+        def scrape_with_lag():
+            bodies = [urllib.request.urlopen(
+                "http://127.0.0.1:%d/metrics" % p, timeout=5).read().decode()
+                for p in ports]
+            if any("nightshift_consumer_lag" in b for b in bodies):
+                return bodies
+            return None
+
+        # The lag gauges are published every few seconds once a partition
+        # has been consumed from: wait for them rather than race them.
+        bodies = harness.wait_for(scrape_with_lag, timeout=30, interval=0.5,
+                                  what="nightshift_consumer_lag on /metrics")
         # Which worker processed what depends on the partition assignment;
         # together they processed every item.
         done = sum(float(v) for b in bodies for v in re.findall(
@@ -241,7 +252,6 @@ class AnalyzerTest(unittest.TestCase):
         self.assertGreaterEqual(done, 3)
         self.assertTrue(any("nightshift_item_duration_seconds_bucket" in b
                             for b in bodies))
-        self.assertTrue(any("nightshift_consumer_lag" in b for b in bodies))
 
     def test_8_long_analysis_is_split_into_valid_messages(self):
         para = "Risk <high> & rising: " + "x" * 70 + "\n"

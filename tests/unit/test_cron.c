@@ -6,8 +6,8 @@
 #include <sys/stat.h>
 #include <time.h>
 
-#include "../../common/tz.h"
 #include "ns/cron.h"
+#include "ns/tz.h"
 
 /* Epoch seconds of a UTC date and time. */
 static int64_t utc(int year, int month, int day, int hour, int minute)

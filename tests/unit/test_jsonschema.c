@@ -1,4 +1,4 @@
-/* test_jsonschema.c: the JSON Schema subset (common/jsonschema.c): every
+/* test_jsonschema.c: the JSON Schema subset (jsonschema/jsonschema.c): every
  * keyword passing and failing, error messages with JSON Pointers, keywords
  * rejected at compile time, hostile depth and invalid UTF-8, and the
  * structurer's schemas in schemas/structure/. */

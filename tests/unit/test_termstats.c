@@ -1,4 +1,4 @@
-/* test_termstats.c: per-language term statistics (common/text/termstats.c):
+/* test_termstats.c: per-language term statistics (text/termstats.c):
  * counting, the exact binary form, and the property the stopword job
  * rests on: totals − a shard's old partial + its new partial equal a full
  * recount, on random edits, inserts and deletions. */

@@ -1,4 +1,4 @@
-/* test_text.c: the tokenizer (common/text/tokenize.c): words by Unicode
+/* test_text.c: the tokenizer (text/tokenize.c): words by Unicode
  * category, NFKC + case folding, apostrophes and hyphens per language,
  * dictionary segmentation of scripts without spaces, invalid UTF-8. */
 #include "ns/text.h"

@@ -11,7 +11,7 @@
 #include <unistd.h>
 #include <xlsxwriter.h>
 
-#include "../../common/tz.h"
+#include "ns/tz.h"
 #include "report_text.h"
 
 #define NAME_MAX_CHARS 200 /* job, status, project, model */

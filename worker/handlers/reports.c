@@ -20,11 +20,11 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "../../common/tz.h"
 #include "handlers.h"
 #include "ns/log.h"
 #include "ns/pg.h"
 #include "ns/telegram.h"
+#include "ns/tz.h"
 #include "report_book.h"
 
 static const char *param_str(const cJSON *params, const char *key,

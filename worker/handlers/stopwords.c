@@ -2,7 +2,7 @@
  *
  * `stopwords.count` (an item = a shard, an id range of the documents
  * table): reads the shard with COPY, tokenizes and counts per-language term
- * statistics (common/text/termstats.c), and stores the encoded partial,
+ * statistics (text/termstats.c), and stores the encoded partial,
  * keyed by (job, shard, run), in the item's transaction. A resumed run
  * skips the shards already counted: their items are done.
  *

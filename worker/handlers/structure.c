@@ -70,9 +70,14 @@ static void strip_lengths(cJSON *node)
 }
 static char schemas_error[600];
 
+/* The .json files of schemas/structure, compiled in (CMakeLists.txt). */
+extern const ns_embedded_file_t ns_structure_schemas[];
+extern const int ns_structure_schemas_count;
+
 static ns_jsonschema_t *compile(const char *name)
 {
-    const char *text = ns_structure_schema(name);
+    const char *text = ns_embedded_find(ns_structure_schemas,
+                                        ns_structure_schemas_count, name);
     cJSON *json = text ? cJSON_Parse(text) : NULL;
     ns_error_t err;
     ns_error_clear(&err);

@@ -7,6 +7,7 @@
 #include <stddef.h>
 
 #include "ns/err.h"
+#include "ns/mailaddr.h"
 
 typedef struct ns_mail_attachment {
     const char *filename;  /**< UTF-8; sanitized, RFC 2231 if non-ASCII */
@@ -54,10 +55,6 @@ typedef struct ns_mail_server {
  *  duplicates. */
 ns_err_t ns_mail_send(const ns_mail_server_t *srv, const ns_mail_t *m,
                       ns_error_t *err);
-
-/** @brief Checks an address ("addr" or "Name <addr>") the way ns_mail_send
- *  does. @returns NS_OK or NS_ERR_PERMANENT with the reason in err. */
-ns_err_t ns_mail_check_address(const char *address, ns_error_t *err);
 
 /** @brief The Subject header value for subject: control characters
  *  removed (CR, LF, TAB become a space), invalid UTF-8 repaired, and, when

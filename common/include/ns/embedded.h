@@ -1,6 +1,6 @@
-/* embedded.h: files compiled into the binary (cmake/embed_files.cmake),
- * such as the structurer's JSON Schemas (the .json files of
- * schemas/structure). */
+/* embedded.h: files compiled into the binary (cmake/embed_files.cmake):
+ * each embedding is an array of {name, data} plus its count, declared by
+ * the module that owns it (the migrations, the structurer's schemas). */
 #ifndef NS_EMBEDDED_H
 #define NS_EMBEDDED_H
 
@@ -9,10 +9,9 @@ typedef struct ns_embedded_file {
     const char *data; /**< contents, NUL-terminated */
 } ns_embedded_file_t;
 
-extern const ns_embedded_file_t ns_structure_schemas[];
-extern const int ns_structure_schemas_count;
-
-/** @brief The embedded structure schema called name, or NULL. */
-const char *ns_structure_schema(const char *name);
+/** @brief The contents of the file called name among files[0..count), or
+ *  NULL. */
+const char *ns_embedded_find(const ns_embedded_file_t *files, int count,
+                             const char *name);
 
 #endif

@@ -1,4 +1,4 @@
-/* tz.h: private to common/: IANA time zones read from the system's TZif files
+/* tz.h: IANA time zones read from the system's TZif files
  * (RFC 8536), with the POSIX TZ footer for instants after the last listed
  * transition. Thread-safe; no TZ environment switching. */
 #ifndef NS_TZ_PRIVATE_H
