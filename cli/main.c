@@ -75,7 +75,7 @@ static int usage(FILE *out)
             "                           embedded Kafka (librdkafka mock) for "
             "the demo\n"
             "  version\n\n"
-            "options:\n"
+            "options (before or after the command):\n"
             "  -c, --config FILE        jobs file (default $NS_CONFIG or "
             "config/jobs.yaml)\n\n"
             "connections come from NS_PG_DSN, NS_REDIS_URL, "
@@ -97,15 +97,35 @@ typedef struct args {
     const char *type;                            /* run --type */
 } args_t;
 
-static int parse(int argc, char **argv, args_t *a)
+/* -c FILE, --config FILE or --config=FILE at argv[*i]: 1 (consumed), 0
+ * (not that option), -1 (its value is missing). */
+static int config_option(int argc, char **argv, int *i, const char **config)
 {
-    const char *env = getenv("NS_CONFIG");
-    a->config = env && *env ? env : "config/jobs.yaml";
-    for (int i = 2; i < argc; i++) {
+    const char *s = argv[*i];
+    if (strncmp(s, "--config=", 9) == 0) {
+        *config = s + 9;
+        return 1;
+    }
+    if (strcmp(s, "-c") != 0 && strcmp(s, "--config") != 0)
+        return 0;
+    if (*i + 1 >= argc) {
+        fprintf(stderr, "nightshift: %s needs a file\n", s);
+        return -1;
+    }
+    *config = argv[++*i];
+    return 1;
+}
+
+/* The verb's arguments, argv[first..argc). */
+static int parse(int argc, char **argv, int first, args_t *a)
+{
+    for (int i = first; i < argc; i++) {
         const char *s = argv[i];
-        if ((strcmp(s, "-c") == 0 || strcmp(s, "--config") == 0) &&
-            i + 1 < argc)
-            a->config = argv[++i];
+        int c = config_option(argc, argv, &i, &a->config);
+        if (c < 0)
+            return -1;
+        if (c > 0)
+            continue;
         else if (strcmp(s, "--dry-run") == 0)
             a->dry_run = true;
         else if (strcmp(s, "--wait") == 0)
@@ -250,18 +270,38 @@ static int cmd_dlq(const args_t *a)
 
 int main(int argc, char **argv)
 {
-    if (argc < 2)
+    args_t a = {0};
+    const char *env = getenv("NS_CONFIG");
+    a.config = env && *env ? env : "config/jobs.yaml";
+    /* Global options go before the verb too, as with git and kubectl:
+     * nightshift -c FILE migrate. */
+    int verb = 1;
+    for (; verb < argc && argv[verb][0] == '-'; verb++) {
+        const char *s = argv[verb];
+        int c = config_option(argc, argv, &verb, &a.config);
+        if (c < 0)
+            return usage(stderr);
+        if (c > 0)
+            continue;
+        if (strcmp(s, "--help") == 0 || strcmp(s, "-h") == 0)
+            return usage(stdout);
+        if (strcmp(s, "--version") == 0)
+            break;
+        fprintf(stderr,
+                "nightshift: unknown option %s (global options: -c FILE)\n\n",
+                s);
         return usage(stderr);
-    const char *cmd = argv[1];
-    if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 ||
-        strcmp(cmd, "-h") == 0)
+    }
+    if (verb >= argc)
+        return usage(stderr);
+    const char *cmd = argv[verb];
+    if (strcmp(cmd, "help") == 0)
         return usage(stdout);
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
         printf("nightshift %s\n", NS_VERSION);
         return 0;
     }
-    args_t a = {0};
-    if (parse(argc, argv, &a) != 0)
+    if (parse(argc, argv, verb + 1, &a) != 0)
         return usage(stderr);
     install_signals();
     ns_log_init(cmd, NS_LOG_INFO);

@@ -356,6 +356,52 @@ size_t ns_tg_split_html(const char *html, size_t limit, char ***chunks)
     return n;
 }
 
+size_t ns_tg_html_width(const char *html)
+{
+    size_t len = strlen(html), vis = 0;
+    for (size_t p = 0; p < len;) {
+        unit_t u = next_unit(html + p, len - p);
+        if (u.kind == UNIT_TEXT)
+            vis += text_width(html + p, u.len);
+        p += u.len;
+    }
+    return vis;
+}
+
+size_t ns_tg_digest_fit(const size_t *widths, size_t n, size_t limit)
+{
+    size_t sep = strlen(NS_TG_DIGEST_SEP), total = 0, k = 0;
+    for (; k < n; k++) {
+        size_t next = total + (k > 0 ? sep : 0) + widths[k];
+        if (k > 0 && next > limit)
+            break;
+        total = next;
+    }
+    return k;
+}
+
+char *ns_tg_digest_join(const char *const *html, size_t n)
+{
+    size_t sep = strlen(NS_TG_DIGEST_SEP), len = 1;
+    for (size_t i = 0; i < n; i++)
+        len += strlen(html[i]) + (i > 0 ? sep : 0);
+    char *out = malloc(len);
+    if (out == NULL)
+        return NULL;
+    size_t o = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (i > 0) {
+            memcpy(out + o, NS_TG_DIGEST_SEP, sep);
+            o += sep;
+        }
+        size_t l = strlen(html[i]);
+        memcpy(out + o, html[i], l);
+        o += l;
+    }
+    out[o] = '\0';
+    return out;
+}
+
 void ns_tg_chunks_free(char **chunks, size_t n)
 {
     if (chunks == NULL)

@@ -258,6 +258,28 @@ static ns_err_t check_email(loader_t *ld, const yaml_node_t *value,
     return NS_OK;
 }
 
+/* notify.telegram: {chat_id, mode: auto | digest | per_project,
+ * digest_min_items: N (auto packs runs of more items than that)}. */
+static ns_err_t check_telegram(loader_t *ld, const yaml_node_t *value,
+                               const cJSON *tg)
+{
+    const cJSON *mode = cJSON_GetObjectItemCaseSensitive(tg, "mode");
+    if (mode != NULL &&
+        (!cJSON_IsString(mode) || (strcmp(mode->valuestring, "auto") != 0 &&
+                                   strcmp(mode->valuestring, "digest") != 0 &&
+                                   strcmp(mode->valuestring, "per_project"))))
+        return ns_yaml_fail(&ld->y, value,
+                            "notify.telegram.mode must be auto, digest or "
+                            "per_project");
+    const cJSON *min = cJSON_GetObjectItemCaseSensitive(tg, "digest_min_items");
+    if (min != NULL && (!cJSON_IsNumber(min) || min->valuedouble < 0 ||
+                        min->valuedouble != (double)(int)min->valuedouble))
+        return ns_yaml_fail(&ld->y, value,
+                            "notify.telegram.digest_min_items must be a "
+                            "whole number >= 0");
+    return NS_OK;
+}
+
 static ns_err_t parse_notify(loader_t *ld, const yaml_node_t *value, void *base)
 {
     ns_job_t *job = base;
@@ -265,6 +287,9 @@ static ns_err_t parse_notify(loader_t *ld, const yaml_node_t *value, void *base)
     cJSON *email = cJSON_GetObjectItemCaseSensitive(job->notify, "email");
     if (rc == NS_OK && email != NULL)
         rc = check_email(ld, value, email);
+    cJSON *tg = cJSON_GetObjectItemCaseSensitive(job->notify, "telegram");
+    if (rc == NS_OK && tg != NULL)
+        rc = check_telegram(ld, value, tg);
     return rc;
 }
 
@@ -542,7 +567,8 @@ static ns_err_t parse_kafka(loader_t *ld, const yaml_node_t *value, void *base)
     return parse_kv_map(ld, value, "kafka", &cfg->kafka, &cfg->n_kafka);
 }
 
-/* rate_limits: {telegram: "30/s", telegram.chat: "1/s", llm: "600/min"} */
+/* rate_limits: {telegram: "30/s", telegram.chat: "1/s", llm: "600/min"};
+ * "off" turns a built-in default (the outbox's pacing) off. */
 static ns_err_t parse_rate_limits(loader_t *ld, const yaml_node_t *value,
                                   void *base)
 {
@@ -553,7 +579,8 @@ static ns_err_t parse_rate_limits(loader_t *ld, const yaml_node_t *value,
         double rate, burst;
         ns_error_t why;
         ns_error_clear(&why);
-        if (ns_ratelimit_parse(cfg->rate_limits[i].value, &rate, &burst,
+        if (strcmp(cfg->rate_limits[i].value, "off") != 0 &&
+            ns_ratelimit_parse(cfg->rate_limits[i].value, &rate, &burst,
                                &why) != NS_OK)
             rc = ns_error_set(ld->y.err, NS_ERR_INVALID, "%s:%d: %s",
                               ld->y.path, cfg->rate_limits[i].line, why.msg);
@@ -575,6 +602,7 @@ static const field_t worker_fields[] = {
     F_INT_("shutdown_grace_seconds", ns_config_t, worker_shutdown_grace_s, 1,
            3600),
     F_INT_("pg_pool_size", ns_config_t, worker_pg_pool_size, 1, 1000),
+    F_BOOL_("outbox", ns_config_t, worker_outbox),
     F_STR_("retry_tiers", ns_config_t, retry_tiers),
     F_END,
 };
@@ -756,6 +784,7 @@ static ns_config_t *config_new(const char *path)
     cfg->max_payload_bytes = 1024 * 1024;
     cfg->worker_shutdown_grace_s = 25;
     cfg->worker_pg_pool_size = 16;
+    cfg->worker_outbox = true;
     cfg->llm.max_tokens = 500;
     cfg->llm.timeout_s = 60;
     cfg->telegram.timeout_s = 30;

@@ -1,7 +1,10 @@
-/* `nightshift status`: runs, their state and item counts, and per-job
- * health (last success), as a table or JSON. */
+/* `nightshift status`: runs, their state and item counts, the delivery of
+ * their messages, and per-job health (last success), as a table or JSON. */
 #include <cjson/cJSON.h>
 #include <ctype.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -24,7 +27,78 @@
     " 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), "                                     \
     "round(extract(epoch FROM coalesce(r.finished_at, now()) - "               \
     " coalesce(r.started_at, r.created_at))::numeric, 1), "                    \
-    "coalesce(r.error, ''), r.report::text FROM runs r "
+    "coalesce(r.error, ''), r.report::text, "                                  \
+    "d.sent, d.messages, d.pending, d.failed, coalesce(d.span, 0), "           \
+    "to_char(r.delivered_at AT TIME ZONE 'UTC', "                              \
+    " 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') FROM runs r "                          \
+    "LEFT JOIN LATERAL (SELECT count(*) FILTER (WHERE o.status = 'sent') "     \
+    " AS sent, count(DISTINCT o.sent_with) FILTER (WHERE o.status = 'sent') "  \
+    " AS messages, count(*) FILTER (WHERE o.status = 'pending') AS pending, "  \
+    " count(*) FILTER (WHERE o.status = 'failed') AS failed, "                 \
+    " extract(epoch FROM max(o.sent_at) - min(o.sent_at)) AS span "            \
+    " FROM outbox o WHERE o.run_id = r.run_id) d ON true "
+
+/* Delivery of the run's outbox messages, apart from its items: reports
+ * sent (in how many messages: digests carry several), pending, failed,
+ * the rate so far and the time left at that rate. */
+typedef struct delivery {
+    int64_t sent, messages, pending, failed;
+    double rate_per_s;        /* 0: not known yet */
+    double eta_s;             /* < 0: not known */
+    const char *delivered_at; /* NULL: not (yet) all delivered */
+} delivery_t;
+
+static bool delivery_of(const PGresult *r, int row, delivery_t *d)
+{
+    *d = (delivery_t){.sent = ns_pg_int64(r, row, 14),
+                      .messages = ns_pg_int64(r, row, 15),
+                      .pending = ns_pg_int64(r, row, 16),
+                      .failed = ns_pg_int64(r, row, 17),
+                      .eta_s = -1,
+                      .delivered_at = PQgetisnull(r, row, 19)
+                                          ? NULL
+                                          : PQgetvalue(r, row, 19)};
+    double span = atof(PQgetvalue(r, row, 18));
+    if (d->sent > 1 && span > 0)
+        d->rate_per_s = (double)(d->sent - 1) / span;
+    if (d->pending == 0)
+        d->eta_s = 0;
+    else if (d->rate_per_s > 0)
+        d->eta_s = (double)d->pending / d->rate_per_s;
+    return d->sent + d->pending + d->failed > 0;
+}
+
+static cJSON *delivery_json(const delivery_t *d)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddNumberToObject(o, "sent", (double)d->sent);
+    cJSON_AddNumberToObject(o, "messages", (double)d->messages);
+    cJSON_AddNumberToObject(o, "pending", (double)d->pending);
+    cJSON_AddNumberToObject(o, "failed", (double)d->failed);
+    if (d->rate_per_s > 0)
+        cJSON_AddNumberToObject(o, "rate_per_s", d->rate_per_s);
+    if (d->eta_s >= 0)
+        cJSON_AddNumberToObject(o, "eta_s", d->eta_s);
+    if (d->delivered_at != NULL)
+        cJSON_AddStringToObject(o, "delivered_at", d->delivered_at);
+    return o;
+}
+
+static void print_delivery(const delivery_t *d, FILE *out)
+{
+    fprintf(out,
+            "        delivery: %lld sent in %lld message%s, %lld pending, "
+            "%lld failed",
+            (long long)d->sent, (long long)d->messages,
+            d->messages == 1 ? "" : "s", (long long)d->pending,
+            (long long)d->failed);
+    if (d->delivered_at != NULL)
+        fprintf(out, "; all delivered %s\n", d->delivered_at);
+    else if (d->rate_per_s > 0 && d->pending > 0)
+        fprintf(out, "; %.1f/s, ETA %.0f s\n", d->rate_per_s, d->eta_s);
+    else
+        fprintf(out, "\n");
+}
 
 static cJSON *run_json(const PGresult *r, int row)
 {
@@ -46,6 +120,9 @@ static cJSON *run_json(const PGresult *r, int row)
         cJSON_AddStringToObject(o, "error", PQgetvalue(r, row, 12));
     if (!PQgetisnull(r, row, 13))
         cJSON_AddItemToObject(o, "report", cJSON_Parse(PQgetvalue(r, row, 13)));
+    delivery_t d;
+    if (delivery_of(r, row, &d))
+        cJSON_AddItemToObject(o, "delivery", delivery_json(&d));
     return o;
 }
 
@@ -67,6 +144,9 @@ static void print_table(const PGresult *r, FILE *out)
                 status, counts, PQgetvalue(r, i, 10), PQgetvalue(r, i, 11));
         if (PQgetvalue(r, i, 12)[0] != '\0')
             fprintf(out, "        error: %s\n", PQgetvalue(r, i, 12));
+        delivery_t d;
+        if (delivery_of(r, i, &d))
+            print_delivery(&d, out);
     }
 }
 

@@ -35,7 +35,7 @@ LIBRARY_INCLUDES = ["common", "clients", "text", "jsonschema"]
 # worker/ layers, bottom up (file stem -> layer).
 WORKER_LAYERS = [
     ("the per-item context and thread resources",
-     ["handler", "res", "bookkeeper", "tracker", "readyq", "ctx"]),
+     ["handler", "res", "bookkeeper", "tracker", "readyq", "pacing", "ctx"]),
     ("the failure paths and fan-in", ["deadletter", "finalize"]),
     ("stream items", ["stream"]),
     ("item processing", ["item", "item_internal", "batch"]),

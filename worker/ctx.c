@@ -125,8 +125,23 @@ const char *ns_item_telegram_chat(const ns_item_ctx_t *ctx)
     return NULL;
 }
 
+static ns_err_t outbox_insert(ns_item_ctx_t *ctx, const char *channel,
+                              const char *target, cJSON *payload,
+                              const char *key, const char *kind,
+                              ns_error_t *err);
+
+/* A finalizer's messages wait for the rest of their run's (fan-in order:
+ * the summary goes out last); an item's whole report may share a digest. */
+static const char *kind_of(const ns_item_ctx_t *ctx, bool whole_report)
+{
+    if (ctx->item_key == NULL && ctx->run_id > 0)
+        return "summary";
+    return whole_report && ctx->run_id > 0 ? "report" : "message";
+}
+
 static ns_err_t queue_one(ns_item_ctx_t *ctx, const char *chat_id,
-                          const char *text, const char *key, ns_error_t *err)
+                          const char *text, const char *key, bool whole,
+                          ns_error_t *err)
 {
     if (ctx->dry_run) {
         cJSON *d = cJSON_CreateObject();
@@ -137,12 +152,22 @@ static ns_err_t queue_one(ns_item_ctx_t *ctx, const char *chat_id,
     }
     cJSON *payload = cJSON_CreateObject();
     cJSON_AddStringToObject(payload, "text", text);
-    return ns_item_outbox(ctx, "telegram", chat_id, payload, key, err);
+    return outbox_insert(ctx, "telegram", chat_id, payload, key,
+                         kind_of(ctx, whole), err);
 }
 
 ns_err_t ns_item_outbox(ns_item_ctx_t *ctx, const char *channel,
                         const char *target, cJSON *payload, const char *key,
                         ns_error_t *err)
+{
+    return outbox_insert(ctx, channel, target, payload, key,
+                         kind_of(ctx, false), err);
+}
+
+static ns_err_t outbox_insert(ns_item_ctx_t *ctx, const char *channel,
+                              const char *target, cJSON *payload,
+                              const char *key, const char *kind,
+                              ns_error_t *err)
 {
     if (payload == NULL)
         return ns_error_set(err, NS_ERR_NOMEM, "out of memory");
@@ -164,14 +189,14 @@ ns_err_t ns_item_outbox(ns_item_ctx_t *ctx, const char *channel,
         return ns_error_set(err, NS_ERR_NOMEM, "out of memory");
     char run[24];
     ns_pg_i64str(ctx->run_id, run);
-    const char *params[] = {key, ctx->run_id > 0 ? run : NULL, channel, target,
-                            json};
+    const char *params[] = {
+        key, ctx->run_id > 0 ? run : NULL, channel, target, json, kind};
     ns_err_t rc = ns_pg_exec(
         pg,
         "INSERT INTO outbox (idempotency_key, run_id, channel, target, "
-        "payload) VALUES ($1, $2, $3, $4, $5::jsonb) "
+        "payload, kind) VALUES ($1, $2, $3, $4, $5::jsonb, $6) "
         "ON CONFLICT (idempotency_key) DO NOTHING",
-        5, params, err);
+        6, params, err);
     free(json);
     return rc;
 }
@@ -226,7 +251,9 @@ ns_err_t ns_item_telegram(ns_item_ctx_t *ctx, const char *chat_id,
             snprintf(key, sizeof(key), "%s", idempotency_key);
         else
             snprintf(key, sizeof(key), "%s#%zu", idempotency_key, i + 1);
-        rc = queue_one(ctx, chat_id, chunks[i], key, err);
+        /* A report split over several messages is sent as it is: a
+         * digest splits only between reports. */
+        rc = queue_one(ctx, chat_id, chunks[i], key, n == 1, err);
     }
     ns_tg_chunks_free(chunks, n);
     return rc;

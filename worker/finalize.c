@@ -174,7 +174,11 @@ void ns_finalize_run(ns_item_res_t *res, int64_t run_id)
         rc = ns_pg_exec(pg,
                         "UPDATE runs SET status = $2, items_done = $3, "
                         "items_failed = $4, error = $5, report = $6::jsonb, "
-                        "finished_at = now() WHERE run_id = $1::bigint",
+                        "finished_at = now(), delivered_at = CASE WHEN "
+                        "EXISTS (SELECT 1 FROM outbox o WHERE o.run_id = "
+                        "$1::bigint) AND NOT EXISTS (SELECT 1 FROM outbox o "
+                        "WHERE o.run_id = $1::bigint AND o.status = "
+                        "'pending') THEN now() END WHERE run_id = $1::bigint",
                         6, p2, &err);
     if (rc == NS_OK)
         rc = ns_pg_exec(pg, "COMMIT", 0, NULL, &err);

@@ -137,8 +137,11 @@ int ns_worker_run(ns_worker_t *w, volatile sig_atomic_t *running)
         w->n_started++;
     }
     pthread_attr_destroy(&attr);
-    w->outbox = ns_outbox_start(w->cfg, w->rl, running, &err);
-    if (w->outbox == NULL) {
+    if (w->cfg->worker_outbox)
+        w->outbox = ns_outbox_start(w->cfg, w->rl, running, &err);
+    else
+        NS_INFO(NULL, "outbox delivery off on this worker (worker.outbox)");
+    if (w->cfg->worker_outbox && w->outbox == NULL) {
         NS_ERROR(NULL, "%s", err.msg);
         return 1;
     }

@@ -33,6 +33,15 @@ Errors: {"ok":false,"error_code":C,"description":"..."}
 Faults (see fakecommon.py): status -> the format above; malformed -> 200 with truncated
 JSON; empty -> 200 with an empty body.
 
+Telegram's flood limits (--limits, or POST /_control/limits {"enabled": true, "scale": S}):
+  per chat a burst of 3, then 1 message per second; per group, supergroup or channel
+  (negative id or @username) also 20 per minute (burst 3); per bot 30 per second (burst 30).
+  A send over a limit is refused with 429 and parameters.retry_after = the whole seconds
+  until it would be admitted (at least 1), as Telegram does, and is not counted as sent.
+  "scale" multiplies every rate (2 = twice as fast) for time-compressed benchmarks.
+  GET /_control/stats -> {"sent": n, "refused_429": n, "by_chat": {chat: {"sent", "refused_429"}},
+                          "limits": {"enabled", "scale"}}
+
 Extra control endpoints:
   POST /_control/files   {"content": "text" | "content_b64": "...", "file_id"?, "file_path"?,
                           "file_name"?} -> {"ok", "file_id", "file_unique_id", "file_path",
@@ -40,16 +49,19 @@ Extra control endpoints:
   GET  /_control/files   [{"file_id","file_path","file_size","sha256","file_name"}]
   POST /_control/updates {"updates": [{...}, ...]} queued for getUpdates; update_id is
                           assigned (1, 2, ...) unless given
+  POST /_control/limits  {"enabled": bool, "scale": S} (see above); GET /_control/stats
 The request log never contains the bot token: paths are recorded as "/bot<token>/...".
 
 CLI: fake_telegram.py [--host 127.0.0.1] [--port 0] [--port-file PATH] [--token T]
-                      [--latency-ms N] [--fail-rate R] [--seed S] [-v]
+                      [--latency-ms N] [--fail-rate R] [--seed S] [--limits] [--limit-scale S]
+                      [-v]
 """
 
 import base64
 import binascii
 import hashlib
 import json
+import math
 import os
 import re
 import sys
@@ -255,12 +267,75 @@ DEFAULT_DESCRIPTIONS = {
 }
 
 
+class Bucket:
+    """A token bucket: `burst` at most, refilled at `rate` per second."""
+
+    def __init__(self, rate, burst, now):
+        self.rate, self.burst, self.level, self.at = rate, burst, float(burst), now
+
+    def wait(self, now):
+        """Seconds until a token is there (0: now); takes nothing."""
+        self.level = min(self.burst, self.level + (now - self.at) * self.rate)
+        self.at = now
+        return 0.0 if self.level >= 1 else (1 - self.level) / self.rate
+
+
+class FloodLimits:
+    """Telegram's documented sending limits, per chat, per group and per bot."""
+    CHAT = (1.0, 3)           # 1/s after a burst of 3
+    GROUP = (20 / 60.0, 3)    # 20/min per group
+    BOT = (30.0, 30)          # 30/s per bot
+
+    def __init__(self, enabled=False, scale=1.0):
+        self.enabled, self.scale = enabled, scale
+        self.buckets = {}
+        self.sent, self.refused = 0, 0
+        self.by_chat = {}
+
+    def _bucket(self, key, spec, now):
+        b = self.buckets.get(key)
+        if b is None:
+            b = self.buckets[key] = Bucket(spec[0] * self.scale, spec[1], now)
+        return b
+
+    def admit(self, chat):
+        """None when the send may go (its tokens taken), else retry_after seconds."""
+        key = str(chat["id"])
+        per = self.by_chat.setdefault(key, {"sent": 0, "refused_429": 0})
+        if not self.enabled:
+            self.sent += 1
+            per["sent"] += 1
+            return None
+        now = time.monotonic()
+        buckets = [self._bucket("chat:" + key, self.CHAT, now),
+                   self._bucket("bot", self.BOT, now)]
+        if chat["type"] != "private":
+            buckets.append(self._bucket("group:" + key, self.GROUP, now))
+        wait = max(b.wait(now) for b in buckets)
+        if wait > 0:
+            self.refused += 1
+            per["refused_429"] += 1
+            return max(1, int(math.ceil(wait)))
+        for b in buckets:
+            b.level -= 1
+        self.sent += 1
+        per["sent"] += 1
+        return None
+
+    def stats(self):
+        return {"sent": self.sent, "refused_429": self.refused,
+                "by_chat": dict(self.by_chat),
+                "limits": {"enabled": self.enabled, "scale": self.scale}}
+
+
 class TelegramApp(App):
     name = "fake_telegram"
 
     def __init__(self, args):
         super().__init__(args)
         self.token = args.secret
+        self.limits_default = (bool(getattr(args, "limits", False)),
+                               float(getattr(args, "limit_scale", 1.0) or 1.0))
         self.lock = threading.Lock()
         self.updates_cv = threading.Condition(self.lock)
         self.reset_app()
@@ -277,6 +352,7 @@ class TelegramApp(App):
             self.file_counter = 0
             self.updates = []
             self.next_update_id = 1
+            self.flood = FloodLimits(*self.limits_default)
 
     # --- redaction
     def redact_path(self, raw_path):
@@ -351,6 +427,16 @@ class TelegramApp(App):
                 with self.lock:
                     info = self._file_info(fid)
                 return json_response(dict(info, ok=True))
+        if path == "/_control/stats" and method == "GET":
+            with self.lock:
+                return json_response(self.flood.stats())
+        if path == "/_control/limits" and method == "POST":
+            if not isinstance(body, dict):
+                return json_response({"ok": False, "error": "expected a JSON object"}, 400)
+            with self.lock:
+                self.flood = FloodLimits(bool(body.get("enabled", True)),
+                                         float(body.get("scale", 1.0)))
+            return json_response({"ok": True})
         if path == "/_control/updates":
             if method == "GET":
                 with self.lock:
@@ -454,6 +540,11 @@ class TelegramApp(App):
         if len(plain) > MAX_TEXT:
             raise BadRequest("Bad Request: message is too long")
         self._check_markup(params)
+        with self.lock:
+            retry_after = self.flood.admit(chat)
+        if retry_after is not None:
+            req.entry["rate_limited"] = True
+            return tg_error(429, "Too Many Requests: retry after %d" % retry_after, retry_after)
         return ok(self.message(chat, text=plain))
 
     def _check_markup(self, params):
@@ -507,6 +598,11 @@ class TelegramApp(App):
             if plain:
                 extra["caption"] = plain
         self._check_markup(params)
+        with self.lock:
+            retry_after = self.flood.admit(chat)
+        if retry_after is not None:
+            req.entry["rate_limited"] = True
+            return tg_error(429, "Too Many Requests: retry after %d" % retry_after, retry_after)
         return ok(self.message(chat, **extra))
 
     def m_getfile(self, req, params):
@@ -591,6 +687,10 @@ class TelegramApp(App):
 def main(argv=None):
     p = fakecommon.make_arg_parser("Fake Telegram Bot API.", "--token",
                                    "require this bot token (default: any non-empty token)")
+    p.add_argument("--limits", action="store_true",
+                   help="enforce Telegram's flood limits (per chat, group and bot)")
+    p.add_argument("--limit-scale", type=float, default=1.0,
+                   help="multiply every limit's rate (time-compressed benchmarks)")
     args = p.parse_args(argv)
     return fakecommon.run(TelegramApp(args), args)
 

@@ -574,6 +574,28 @@ class FakeTelegramTest(unittest.TestCase):
                                        {"Content-Type": "application/json"}),
                         "Bad Request: invalid JSON body")
 
+    def test_flood_limits(self):
+        # A slow clock (rates x 0.01) so that no refill happens mid-test.
+        self.fake.control("POST", "limits", {"enabled": True, "scale": 0.01})
+        try:
+            for _ in range(3):
+                self.assertEqual(self.send("burst")[0], 200)
+            st, _, r = self.send("one too many")
+            self.assertEqual(st, 429)
+            self.assertEqual(r["error_code"], 429)
+            self.assertGreaterEqual(r["parameters"]["retry_after"], 90)
+            self.assertEqual(self.send("other chat", chat_id=43)[0], 200)
+            stats = self.fake.control("GET", "stats")
+            self.assertEqual((stats["sent"], stats["refused_429"]), (4, 1))
+            self.assertEqual(stats["by_chat"]["42"], {"sent": 3, "refused_429": 1})
+            log = self.fake.control("GET", "requests")
+            self.assertEqual([bool(x.get("rate_limited")) for x in log],
+                             [False, False, False, True, False])
+        finally:
+            self.fake.control("POST", "limits", {"enabled": False})
+        for _ in range(5):  # off again: nothing refused
+            self.assertEqual(self.send("free")[0], 200)
+
     def test_length_limit(self):
         self.assertEqual(self.send("a" * 4096)[0], 200)
         self.assert_bad(self.send("a" * 4097), "Bad Request: message is too long")

@@ -157,8 +157,14 @@ class Env:
         """A job name unique to this test file (its topic too)."""
         return "%s-%s" % (base, self.tag)
 
+    # The outbox paces Telegram at its documented limits (1 message/s per
+    # chat) by default; tests about other things turn that off so that
+    # thousands of reports do not take an hour. test_delivery keeps it.
+    PACING_OFF = ("  telegram: \"off\"\n  telegram.chat: \"off\"\n"
+                  "  telegram.group: \"off\"\n")
+
     def config(self, body, name="jobs.yaml", llm=None, telegram=None,
-               extra="", worker="max_in_flight: 8"):
+               extra="", worker="max_in_flight: 8", pacing=False):
         head = ["version: 1",
                 "kafka:",
                 "  group.id: \"nightshift-%s\"" % self.tag,
@@ -171,6 +177,15 @@ class Env:
             head += ["telegram: {api_url: \"%s\", bot_token: "
                      "\"${NS_TELEGRAM_BOT_TOKEN}\", timeout_seconds: 5}"
                      % telegram.url]
+        if telegram is not None and not pacing:
+            off = "".join(line + "\n" for line in
+                          self.PACING_OFF.splitlines()
+                          if line.split(":")[0].strip() + ":" not in extra)
+            if "rate_limits:\n" in extra:
+                extra = extra.replace("rate_limits:\n", "rate_limits:\n" + off,
+                                      1)
+            else:
+                extra = "rate_limits:\n" + off + extra
         path = os.path.join(self.tmp, name)
         with open(path, "w") as f:
             f.write("\n".join(head) + "\n" + extra + body)

@@ -23,7 +23,7 @@ class BadInputTest(unittest.TestCase):
             " name, description, status, progress FROM projects WHERE status"
             " = 'active' ORDER BY id\", key: id}\n"
             "    handler: analyzer.project\n    finalizer: analyzer.summary\n"
-            "    notify: {telegram: {chat_id: \"${NS_TELEGRAM_CHAT_ID}\"}}\n"
+            "    notify: {telegram: {chat_id: \"${NS_TELEGRAM_CHAT_ID}\", mode: per_project}}\n"
             % cls.job, llm=cls.llm, telegram=cls.tg)
         env.sql("INSERT INTO projects (name, progress) VALUES ('Alpha', 5), "
                 "('Beta', 7)")

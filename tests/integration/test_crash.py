@@ -25,7 +25,7 @@ class CrashTest(unittest.TestCase):
             " = 'active' ORDER BY id\", key: id}\n"
             "    handler: analyzer.project\n    finalizer: analyzer.summary\n"
             "    max_parallelism: 4\n"
-            "    notify: {telegram: {chat_id: \"${NS_TELEGRAM_CHAT_ID}\"}}\n"
+            "    notify: {telegram: {chat_id: \"${NS_TELEGRAM_CHAT_ID}\", mode: per_project}}\n"
             % cls.job, llm=cls.llm, telegram=cls.tg,
             worker="max_in_flight: 4")
         for i in range(N_PROJECTS):

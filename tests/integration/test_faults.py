@@ -198,7 +198,7 @@ class FaultsTest(unittest.TestCase):
             "    retry: {max_attempts: 10, backoff_seconds: 0.5, "
             "backoff_max_seconds: 2}\n"
             "    max_parallelism: 8\n"
-            "    notify: {telegram: {chat_id: \"${NS_TELEGRAM_CHAT_ID}\"}}\n"
+            "    notify: {telegram: {chat_id: \"${NS_TELEGRAM_CHAT_ID}\", mode: per_project}}\n"
             % (self.env.tag, number,
                "".join("  %s: %s\n" % kv for kv in kafka), self.llm.url, llm_timeout, self.tg.url,
                tg_timeout, c.job, sched))
@@ -557,13 +557,17 @@ class FaultsTest(unittest.TestCase):
                 "r WHERE job = %s", (c.job,))
             self.assertEqual(len(state), 1, state)
             c.run_id, status, emitted, items = state[0]
-            self.assertFalse(emitted, "the kill came after the emission")
-            self.assertEqual(status, "pending" if phase == "enumerating"
-                             else "running")
-            c.notes.append("producer killed while %s, %d items recorded"
-                           % (phase, items))
-            survivor = [p for p in c.producers if p is not firer][0]
-            self.env.wait_log(survivor, "resumed 1 run(s)", timeout=90)
+            # Where the kill landed is up to the machine's speed (a busy
+            # one may finish enumerating inside the window): name the
+            # phase from what Postgres says, not from what was aimed at.
+            self.assertIn(status, ("pending", "running"))
+            landed = ("enumerating" if status == "pending" else
+                      "emitting" if not emitted else "after emitting")
+            c.notes.append("producer killed while %s (aimed at %s), %d "
+                           "items recorded" % (landed, phase, items))
+            if not emitted:
+                survivor = [p for p in c.producers if p is not firer][0]
+                self.env.wait_log(survivor, "resumed 1 run(s)", timeout=90)
             self.verify(c)
         finally:
             stop.set()

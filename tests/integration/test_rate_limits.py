@@ -34,7 +34,7 @@ class RateLimitTest(unittest.TestCase):
             "    finalizer: analyzer.summary\n"
             "    retry: {max_attempts: 2, backoff_seconds: 0.2, "
             "backoff_max_seconds: 1}\n"
-            "    notify: {telegram: {chat_id: \"${NS_TELEGRAM_CHAT_ID}\"}}\n"
+            "    notify: {telegram: {chat_id: \"${NS_TELEGRAM_CHAT_ID}\", mode: per_project}}\n"
             % cls.job, llm=cls.llm, telegram=cls.tg,
             extra="rate_limits:\n  telegram.chat: \"4/s burst 1\"\n"
                   "  llm: \"8/s burst 2\"\n")

@@ -870,4 +870,34 @@ TEST(repo_example_loads)
     ns_config_destroy(cfg);
 }
 
+TEST(telegram_delivery_mode_is_checked)
+{
+    ns_config_t *cfg = load_ok(MIN_JOB "    notify: {telegram: {chat_id: "
+                                       "\"1\", mode: digest, "
+                                       "digest_min_items: 5}}\n");
+    ns_config_destroy(cfg);
+    ASSERT_ERROR(MIN_JOB "    notify: {telegram: {chat_id: \"1\", mode: "
+                         "batch}}\n",
+                 5,
+                 "notify.telegram.mode must be auto, digest or "
+                 "per_project");
+    ASSERT_ERROR(MIN_JOB "    notify: {telegram: {digest_min_items: -1}}\n", 5,
+                 "notify.telegram.digest_min_items must be a whole number "
+                 ">= 0");
+}
+
+TEST(rate_limit_off_and_worker_outbox)
+{
+    ns_config_t *cfg = load_ok("rate_limits: {telegram.chat: \"off\"}\n"
+                               "worker: {outbox: false}\n" MIN_JOB);
+    ASSERT_EQ(cfg->n_rate_limits, 1);
+    ASSERT_STREQ(cfg->rate_limits[0].value, "off");
+    ASSERT(!cfg->worker_outbox);
+    ns_config_destroy(cfg);
+    cfg = load_ok(MIN_JOB);
+    ASSERT(cfg->worker_outbox);
+    ns_config_destroy(cfg);
+    ASSERT_ERROR_PREFIX("rate_limits: {telegram: \"fast\"}\n" MIN_JOB, 1, "");
+}
+
 NSTEST_MAIN

@@ -408,4 +408,46 @@ TEST(split_pre_block_at_newlines)
     free(lines);
 }
 
+TEST(html_width_counts_what_telegram_counts)
+{
+    ASSERT_EQ(ns_tg_html_width(""), 0);
+    ASSERT_EQ(ns_tg_html_width("<b>bold</b> &amp; <i>x</i>"), 8);
+    /* An emoji is 2 UTF-16 units, as raw UTF-8 or as an entity. */
+    ASSERT_EQ(ns_tg_html_width("🚀"), 2);
+    ASSERT_EQ(ns_tg_html_width("&#128640;"), 2);
+    ASSERT_EQ(ns_tg_html_width("é\n"), 2);
+    /* A stray '<' is text. */
+    ASSERT_EQ(ns_tg_html_width("a < b"), 5);
+}
+
+TEST(digest_fit_packs_whole_reports_only)
+{
+    size_t w[] = {1000, 1000, 1000, 1000, 1000};
+    /* 4 reports + 3 separators of 2 = 4006 <= 4096; a fifth is 5008. */
+    ASSERT_EQ(ns_tg_digest_fit(w, 5, 4096), 4);
+    size_t exact[] = {2047, 2047};
+    ASSERT_EQ(ns_tg_digest_fit(exact, 2, 4096), 2); /* 2047+2+2047 */
+    size_t over[] = {2048, 2047};
+    ASSERT_EQ(ns_tg_digest_fit(over, 2, 4096), 1);
+    /* A report wider than a message still goes (it was split when
+     * queued), alone. */
+    size_t wide[] = {5000, 10};
+    ASSERT_EQ(ns_tg_digest_fit(wide, 2, 4096), 1);
+    ASSERT_EQ(ns_tg_digest_fit(w, 0, 4096), 0);
+    ASSERT_EQ(ns_tg_digest_fit(w, 1, 10), 1);
+}
+
+TEST(digest_join_keeps_each_report_whole)
+{
+    const char *parts[] = {"<b>a</b> &amp;", "<i>b</i>", "c"};
+    char *joined = ns_tg_digest_join(parts, 3);
+    ASSERT_STREQ(joined, "<b>a</b> &amp;\n\n<i>b</i>\n\nc");
+    assert_balanced(joined);
+    ASSERT_EQ(ns_tg_html_width(joined), 3 + 2 + 1 + 2 + 1);
+    free(joined);
+    char *one = ns_tg_digest_join(parts + 2, 1);
+    ASSERT_STREQ(one, "c");
+    free(one);
+}
+
 NSTEST_MAIN

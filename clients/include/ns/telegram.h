@@ -27,6 +27,24 @@ char *ns_tg_escape_html(const char *text);
 size_t ns_tg_split_html(const char *html, size_t limit, char ***chunks);
 void ns_tg_chunks_free(char **chunks, size_t n);
 
+/** @brief The visible width of an HTML message in UTF-16 code units, as
+ *  ns_tg_split_html counts it (what Telegram's 4096 limit is about). */
+size_t ns_tg_html_width(const char *html);
+
+/** Between the reports of a digest: a blank line. */
+#define NS_TG_DIGEST_SEP "\n\n"
+
+/** @brief How many of the leading reports (visible widths widths[0..n))
+ *  fit into one message of at most limit units, separators included: at
+ *  least 1 when n > 0 (a report wider than limit goes alone; it was split
+ *  when queued). */
+size_t ns_tg_digest_fit(const size_t *widths, size_t n, size_t limit);
+
+/** @brief html[0..n) joined by NS_TG_DIGEST_SEP. Each must be a whole
+ *  message (tags closed), so the digest is valid HTML too.
+ *  @returns malloc'd, NULL when out of memory. */
+char *ns_tg_digest_join(const char *const *html, size_t n);
+
 /** @brief Calls sendMessage (parse_mode HTML, link previews off).
  *  @returns NS_OK; NS_ERR_TRANSIENT on 429 (err->retry_after_s from
  *  parameters.retry_after), 5xx, timeouts, malformed answers;

@@ -151,6 +151,10 @@ typedef struct ns_config {
     size_t max_payload_bytes;    /**< default 1 MiB */
     int worker_shutdown_grace_s; /**< SIGTERM drain limit, default 25 */
     int worker_pg_pool_size;     /**< connections per worker, default 16 */
+    /** false: this worker processes items but delivers no outbox messages
+     *  (dedicated delivery replicas, or holding delivery back); default
+     *  true. */
+    bool worker_outbox;
     /** Retry tiers, e.g. "5s,30s,5m,1h" (topics ns.retry.<tier>); "" keeps
      *  retries inside the worker. Default "5s,30s,5m,1h". */
     char *retry_tiers;
