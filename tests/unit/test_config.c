@@ -865,7 +865,8 @@ TEST(repo_example_loads)
     ASSERT(job->retry.backoff_s == 2.0);
     ASSERT(job->retry.backoff_max_s == 60.0);
     ASSERT_EQ(job->max_parallelism, 4);
-    ASSERT_JSON(job->notify, "{\"telegram\":{\"chat_id\":\"100\"}}");
+    ASSERT_JSON(job->notify, "{\"telegram\":{\"chat_id\":\"100\",\"mode\":"
+                             "\"auto\",\"digest_min_items\":20}}");
     ASSERT_JSON(job->params, "{}");
     ns_config_destroy(cfg);
 }
