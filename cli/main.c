@@ -9,6 +9,7 @@
 #include "dlq.h"
 #include "handler.h"
 #include "ingest.h"
+#include "logs.h"
 #include "ns/config.h"
 #include "ns/http.h"
 #include "ns/log.h"
@@ -66,6 +67,11 @@ static int usage(FILE *out)
             "job's topic\n"
             "                           T: 2026-11-23, "
             "2026-11-23T10:00:00Z, or an age: 30m, 1h, 2d\n"
+            "  logs parse [FILE|-] [--json]\n"
+            "                           group log lines into templates: "
+            "TEMPLATE_ID<TAB>TEMPLATE\n"
+            "                           per input line, in order (no "
+            "servers needed)\n"
             "  stopwords rollback [--job J] [--lang L]\n"
             "                           make the previous stopword sets "
             "current again\n"
@@ -307,6 +313,13 @@ int main(int argc, char **argv)
     ns_log_init(cmd, NS_LOG_INFO);
     ns_http_global_init();
 
+    if (strcmp(cmd, "logs") == 0) {
+        if (a.n_positional < 1 || strcmp(a.positional[0], "parse") != 0 ||
+            a.n_positional > 2)
+            return usage(stderr);
+        return ns_ops_logs_parse(a.n_positional > 1 ? a.positional[1] : NULL,
+                                 a.json, stdout, stderr);
+    }
     if (strcmp(cmd, "producer") == 0 || strcmp(cmd, "worker") == 0)
         return cmd_daemon(cmd, &a);
     if (strcmp(cmd, "ingest") == 0)

@@ -314,12 +314,33 @@ static ns_err_t parse_source_type(loader_t *ld, const yaml_node_t *value,
         job->source.kind = NS_SOURCE_SHARDS;
     else if (strcmp(type, "stream") == 0)
         job->source.kind = NS_SOURCE_STREAM;
+    else if (strcmp(type, "windows") == 0)
+        job->source.kind = NS_SOURCE_WINDOWS;
     else
         rc = ns_yaml_fail(&ld->y, value,
-                          "unknown source type \"%s\" (sql, shards, one or "
-                          "stream)",
+                          "unknown source type \"%s\" (sql, shards, one, "
+                          "windows or stream)",
                           type);
     free(type);
+    return rc;
+}
+
+/* windows: align: slot (default: the windows ending at the slot) | day
+ * (every window of the day before the slot's day). */
+static ns_err_t parse_align(loader_t *ld, const yaml_node_t *value, void *base)
+{
+    ns_job_t *job = base;
+    char *align;
+    ns_err_t rc = ns_yaml_string(&ld->y, value, "align", &align);
+    if (rc != NS_OK)
+        return rc;
+    if (strcmp(align, "day") == 0)
+        job->source.align_day = true;
+    else if (strcmp(align, "slot") != 0)
+        rc =
+            ns_yaml_fail(&ld->y, value,
+                         "source.align must be slot or day, not \"%s\"", align);
+    free(align);
     return rc;
 }
 
@@ -334,6 +355,10 @@ static const field_t source_fields[] = {
     F_INT_("watermark_overlap_seconds", ns_job_t, source.overlap_s, 0,
            86400 * 7),
     F_STR_("topic", ns_job_t, source.topic),
+    F_INT_("window_seconds", ns_job_t, source.window_s, 60, 86400),
+    F_INT_("windows", ns_job_t, source.n_windows, 1, 10000),
+    F_FN_("align", parse_align),
+    F_STR_("services_query", ns_job_t, source.services_query),
     F_END,
 };
 
@@ -440,6 +465,24 @@ static ns_err_t check_job(loader_t *ld, const yaml_node_t *map,
                             "source of %s: a \"stream\" job has no query, "
                             "key, schedule or finalizer (its items come from "
                             "the topic)",
+                            noun);
+    bool windows = src->kind == NS_SOURCE_WINDOWS;
+    if (!windows && (src->window_s != 0 || src->n_windows != 0 ||
+                     src->align_day || src->services_query != NULL))
+        return ns_yaml_fail(y, source,
+                            "source of %s: window_seconds, windows, align and "
+                            "services_query are for \"windows\"",
+                            noun);
+    if (windows && (src->query != NULL || src->key_column != NULL))
+        return ns_yaml_fail(y, source,
+                            "source of %s: \"windows\" takes window_seconds, "
+                            "windows, align and services_query, not query or "
+                            "key",
+                            noun);
+    if (windows && src->align_day && 86400 % ns_source_window_s(src) != 0)
+        return ns_yaml_fail(y, source,
+                            "source of %s: with align: day, window_seconds "
+                            "must divide a day",
                             noun);
     if (src->topic != NULL && strncmp(src->topic, "ns.items.", 9) == 0)
         return ns_yaml_fail(y, source,
@@ -896,6 +939,7 @@ static void job_free(ns_job_t *job)
     free(job->source.topic);
     free(job->source.order_column);
     free(job->source.reprocess_query);
+    free(job->source.services_query);
     free(job->handler);
     free(job->finalizer);
     cJSON_Delete(job->notify);

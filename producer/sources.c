@@ -156,6 +156,72 @@ static ns_err_t enumerate_shards(PGconn *conn, const ns_job_t *job,
                       1, params, err);
 }
 
+/* windows: one item per time window [start, end) of window_seconds, from
+ * the run's slot (scheduled_for; a manual run without --slot: its start,
+ * aligned down to the window): the `windows` windows ending there, or
+ * with align: day every window of the day before the slot's day in the
+ * job's time zone (a DST day has 23 or 25 hours of them). With
+ * services_query, one item per (service, window): key "service@start". */
+static ns_err_t enumerate_windows(PGconn *conn, const ns_job_t *job,
+                                  const char *run_id, int64_t *count,
+                                  ns_error_t *err)
+{
+    const ns_source_t *src = &job->source;
+    char width[24], n[24];
+    ns_pg_i64str(ns_source_window_s(src), width);
+    ns_pg_i64str(src->n_windows > 0 ? src->n_windows : 1, n);
+    ns_buf_t svc, sql;
+    ns_buf_init(&svc, 1 << 16);
+    ns_buf_init(&sql, 1 << 16);
+    /* The services' query goes in as written: it is the operator's, from
+     * jobs.yaml, like an sql source's. */
+    if (src->services_query != NULL)
+        ns_buf_addf(&svc,
+                    "SELECT DISTINCT service::text AS service FROM (%s) q "
+                    "WHERE service IS NOT NULL",
+                    src->services_query);
+    else
+        ns_buf_adds(&svc, "SELECT NULL::text AS service");
+    ns_buf_addf(
+        &sql,
+        "WITH slot AS (SELECT coalesce(scheduled_for, created_at) AS t FROM "
+        "runs WHERE run_id = $1::bigint), "
+        "span AS (SELECT %s FROM slot), "
+        "w AS (SELECT ws, ws + $2::int * interval '1 second' AS we FROM span, "
+        "generate_series(span.s, span.e - $2::int * interval '1 second', "
+        "$2::int * interval '1 second') ws), "
+        "svc AS (%s) "
+        "INSERT INTO items (run_id, item_key, payload) "
+        "SELECT $1::bigint, coalesce(svc.service || '@', '') || "
+        "to_char(ws AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), "
+        "jsonb_build_object('service', svc.service, 'window_start', "
+        "to_char(ws AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), "
+        "'window_end', to_char(we AT TIME ZONE 'UTC', "
+        "'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), 'start_ms', "
+        "(extract(epoch FROM ws) * 1000)::bigint, 'end_ms', "
+        "(extract(epoch FROM we) * 1000)::bigint) FROM w, svc "
+        "ON CONFLICT DO NOTHING",
+        src->align_day
+            ? "date_trunc('day', (t AT TIME ZONE $3) - interval '1 day') AT "
+              "TIME ZONE $3 AS s, date_trunc('day', t AT TIME ZONE $3) AT "
+              "TIME ZONE $3 AS e"
+            : "to_timestamp(floor(extract(epoch FROM t) / $2::int) * "
+              "$2::int) - $3::int * $2::int * interval '1 second' AS s, "
+              "to_timestamp(floor(extract(epoch FROM t) / $2::int) * "
+              "$2::int) AS e",
+        svc.data);
+    ns_buf_free(&svc);
+    const char *params[] = {run_id, width, src->align_day ? job->timezone : n};
+    int n_params = 3;
+    PGresult *res = ns_pg_query(conn, sql.data, n_params, params, err);
+    ns_buf_free(&sql);
+    if (res == NULL)
+        return err->code;
+    *count = strtoll(PQcmdTuples(res), NULL, 10);
+    PQclear(res);
+    return NS_OK;
+}
+
 ns_err_t ns_source_enumerate(PGconn *conn, const ns_job_t *job, int64_t run_id,
                              int64_t *count, ns_error_t *err)
 {
@@ -165,6 +231,7 @@ ns_err_t ns_source_enumerate(PGconn *conn, const ns_job_t *job, int64_t run_id,
     case NS_SOURCE_SQL: return enumerate_sql(conn, job, id, count, err);
     case NS_SOURCE_ONE: return enumerate_one(conn, id, count, err);
     case NS_SOURCE_SHARDS: return enumerate_shards(conn, job, id, count, err);
+    case NS_SOURCE_WINDOWS: return enumerate_windows(conn, job, id, count, err);
     case NS_SOURCE_STREAM:
         return ns_error_set(err, NS_ERR_INVALID,
                             "job %s is a stream: its items arrive on %s, "

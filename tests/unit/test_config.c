@@ -489,7 +489,8 @@ TEST(value_errors)
                  "    handler: h\n"
                  "    source: {type: mongo}\n",
                  4,
-                 "unknown source type \"mongo\" (sql, shards, one or stream)");
+                 "unknown source type \"mongo\" (sql, shards, one, windows or "
+                 "stream)");
     ASSERT_ERROR("jobs:\n"
                  "  - name: a\n"
                  "    handler: h\n"

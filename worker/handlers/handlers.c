@@ -17,6 +17,7 @@ static const ns_handler_def_t handlers[] = {
     {"reports.alert", ns_reports_alert, 1, 0, 0},
     {"ingest.telegram", ns_ingest_telegram, 0, 0, 0},
     {"structure.message", ns_structure_message, 0, 0, 0},
+    {"logs.window", ns_logs_window, 0, 0, 1},
 };
 
 const ns_handler_def_t *ns_handler_find(const char *name, int is_finalizer)

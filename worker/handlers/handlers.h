@@ -26,4 +26,7 @@ ns_err_t ns_ingest_telegram(ns_item_ctx_t *ctx, ns_error_t *err);
 /* structure.c: the nightly structuring (seed 002). */
 ns_err_t ns_structure_message(ns_item_ctx_t *ctx, ns_error_t *err);
 
+/* logs.c: the log analyzer's windows (seed 003). */
+ns_err_t ns_logs_window(ns_item_ctx_t *ctx, ns_error_t *err);
+
 #endif

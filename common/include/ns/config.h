@@ -24,6 +24,10 @@ typedef enum ns_source_kind {
     /** Items come from outside (nightshift ingest) on topic, one message
      *  each, keyed by the message key: no runs, no schedule. */
     NS_SOURCE_STREAM,
+    /** One item per time window (x per row of services_query): the
+     *  windows ending at the run's slot, or every window of the day
+     *  before it. */
+    NS_SOURCE_WINDOWS,
 } ns_source_kind_t;
 
 typedef struct ns_source {
@@ -45,6 +49,17 @@ typedef struct ns_source {
      *  the enumeration); default 600 s. -1: the default. */
     int overlap_s;
     char *topic; /**< stream: the Kafka topic the items arrive on */
+    /** windows: length of one window in seconds (default 900) */
+    int window_s;
+    /** windows: how many end at the slot (default 1); ignored with
+     *  align_day */
+    int n_windows;
+    /** windows: every window of the day before the slot's day, in the
+     *  job's time zone (a daily backfill) */
+    bool align_day;
+    /** windows: a query whose "service" column gives one item per
+     *  (service, window); NULL: one item per window for all services */
+    char *services_query;
 } ns_source_t;
 
 /** The shards source's table (default "documents") and shard size
@@ -56,6 +71,10 @@ static inline const char *ns_source_table(const ns_source_t *s)
 static inline int ns_source_shard_size(const ns_source_t *s)
 {
     return s->shard_size > 0 ? s->shard_size : 100000;
+}
+static inline int ns_source_window_s(const ns_source_t *s)
+{
+    return s->window_s > 0 ? s->window_s : 900;
 }
 static inline int ns_source_overlap_s(const ns_source_t *s)
 {
