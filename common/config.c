@@ -665,6 +665,72 @@ static const field_t llm_fields[] = {
     F_END,
 };
 
+/* teams: {webhooks: {name: URL}}: https only, or http on loopback (a
+ * local relay, the tests' fake); TLS verification is never off. */
+static ns_err_t parse_teams_webhooks(loader_t *ld, const yaml_node_t *value,
+                                     void *base)
+{
+    ns_config_t *cfg = base;
+    ns_err_t rc = parse_kv_map(ld, value, "teams.webhooks",
+                               &cfg->teams.webhooks, &cfg->teams.n_webhooks);
+    for (size_t i = 0; rc == NS_OK && i < cfg->teams.n_webhooks; i++) {
+        const char *url = cfg->teams.webhooks[i].value;
+        bool https = strncmp(url, "https://", 8) == 0;
+        bool loopback = strncmp(url, "http://127.0.0.1", 16) == 0 ||
+                        strncmp(url, "http://localhost", 16) == 0 ||
+                        strncmp(url, "http://[::1]", 12) == 0;
+        if (url[0] != '\0' && !https && !loopback)
+            rc = ns_error_set(ld->y.err, NS_ERR_INVALID,
+                              "%s:%d: teams.webhooks.%s must be an https:// "
+                              "URL",
+                              ld->y.path, cfg->teams.webhooks[i].line,
+                              cfg->teams.webhooks[i].key);
+    }
+    return rc;
+}
+
+static const field_t teams_fields[] = {
+    F_FN_("webhooks", parse_teams_webhooks),
+    F_INT_("timeout_seconds", ns_config_t, teams.timeout_s, 1, 600),
+    F_END,
+};
+
+const char *ns_config_teams_url(const ns_config_t *cfg, const char *name)
+{
+    for (size_t i = 0; name != NULL && i < cfg->teams.n_webhooks; i++)
+        if (strcmp(cfg->teams.webhooks[i].key, name) == 0)
+            return cfg->teams.webhooks[i].value;
+    return NULL;
+}
+
+/* notify.teams.webhook must name a configured webhook (checked once the
+ * whole file is read: teams: may come after jobs:). */
+static ns_err_t check_teams_targets(loader_t *ld)
+{
+    const ns_config_t *cfg = ld->cfg;
+    for (size_t i = 0; i < cfg->n_jobs; i++) {
+        const ns_job_t *job = &cfg->jobs[i];
+        const cJSON *teams =
+            cJSON_GetObjectItemCaseSensitive(job->notify, "teams");
+        if (teams == NULL)
+            continue;
+        const cJSON *hook = cJSON_GetObjectItemCaseSensitive(teams, "webhook");
+        if (!cJSON_IsString(hook))
+            return ns_error_set(ld->y.err, NS_ERR_INVALID,
+                                "%s:%d: job %s: notify.teams needs "
+                                "\"webhook\": the name of one of "
+                                "teams.webhooks",
+                                ld->y.path, job->line, job->name);
+        if (ns_config_teams_url(cfg, hook->valuestring) == NULL)
+            return ns_error_set(ld->y.err, NS_ERR_INVALID,
+                                "%s:%d: job %s: notify.teams.webhook \"%s\" "
+                                "is not in teams.webhooks",
+                                ld->y.path, job->line, job->name,
+                                hook->valuestring);
+    }
+    return NS_OK;
+}
+
 static const field_t telegram_fields[] = {
     F_STR_("api_url", ns_config_t, telegram.api_url),
     F_STR_("bot_token", ns_config_t, telegram.bot_token),
@@ -704,6 +770,7 @@ static const field_t top_fields[] = {
     F_SECTION_("llm", llm_fields),
     F_SECTION_("telegram", telegram_fields),
     F_SECTION_("smtp", smtp_fields),
+    F_SECTION_("teams", teams_fields),
     F_SECTION_("ingest", ingest_fields),
     F_FN_("jobs", parse_jobs),
     F_END,
@@ -832,6 +899,7 @@ static ns_config_t *config_new(const char *path)
     cfg->llm.timeout_s = 60;
     cfg->telegram.timeout_s = 30;
     cfg->smtp.timeout_s = 60;
+    cfg->teams.timeout_s = 30;
     cfg->ingest.port = 8088;
     cfg->ingest.partitions = 8;
     cfg->ingest.max_body = 1024 * 1024;
@@ -889,7 +957,7 @@ static ns_err_t parse_root(loader_t *ld)
     if (ns_mail_check_address(cfg->smtp.from, y->err) != NS_OK)
         return ns_error_set(y->err, NS_ERR_INVALID, "%s: smtp.from: %s",
                             y->path, y->err->msg);
-    return NS_OK;
+    return check_teams_targets(ld);
 }
 
 ns_config_t *ns_config_load(const char *path, ns_handler_known_fn known,
@@ -923,6 +991,8 @@ ns_config_t *ns_config_load(const char *path, ns_handler_known_fn known,
     ns_log_add_secret(ld.cfg->telegram.bot_token);
     ns_log_add_secret(ld.cfg->smtp.password);
     ns_log_add_secret(ld.cfg->ingest.secret_token);
+    for (size_t i = 0; i < ld.cfg->teams.n_webhooks; i++)
+        ns_log_add_secret(ld.cfg->teams.webhooks[i].value);
     return ld.cfg;
 }
 
@@ -964,6 +1034,11 @@ void ns_config_destroy(ns_config_t *cfg)
         free(cfg->rate_limits[i].value);
     }
     free(cfg->rate_limits);
+    for (size_t i = 0; i < cfg->teams.n_webhooks; i++) {
+        free(cfg->teams.webhooks[i].key);
+        free(cfg->teams.webhooks[i].value);
+    }
+    free(cfg->teams.webhooks);
     free(cfg->llm.base_url);
     free(cfg->llm.model);
     free(cfg->retry_tiers);

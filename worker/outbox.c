@@ -12,6 +12,7 @@
 #include "ns/metrics.h"
 #include "ns/pg.h"
 #include "ns/retry.h"
+#include "ns/teams.h"
 #include "ns/telegram.h"
 #include "pacing.h"
 #include "res.h"
@@ -145,12 +146,34 @@ static ns_err_t send_email(PGconn *pg, const ns_config_t *cfg,
     return rc;
 }
 
+/* {"title", "text", "facts", "severity"} as an Adaptive Card; the target
+ * is the name of one of teams.webhooks (the URL is a secret and stays in
+ * the configuration). */
+static ns_err_t send_teams(PGconn *pg, const ns_config_t *cfg,
+                           const char *target, const cJSON *payload,
+                           ns_error_t *err)
+{
+    (void)pg;
+    const char *url = ns_config_teams_url(cfg, target);
+    if (url == NULL || url[0] == '\0')
+        return ns_error_set(err, NS_ERR_PERMANENT,
+                            "teams: no webhook \"%s\" in teams.webhooks",
+                            target);
+    char *body = ns_teams_message(payload);
+    if (body == NULL)
+        return ns_error_set(err, NS_ERR_NOMEM, "out of memory");
+    ns_err_t rc = ns_teams_post(url, body, cfg->teams.timeout_s * 1000L, err);
+    free(body);
+    return rc;
+}
+
 static const struct {
     const char *channel;
     send_fn send;
 } channels[] = {
     {"telegram", send_telegram},
     {"email", send_email},
+    {"teams", send_teams},
 };
 
 static send_fn find_channel(const char *name)

@@ -16,7 +16,8 @@ typedef enum scope {
 /* Telegram: "avoid sending more than one message per second" to a chat,
  * "no more than 20 messages per minute to the same group", about 30
  * messages per second per bot overall (Bot API FAQ). SMTP relays limit
- * per account; 60 a minute is a common allowance. A burst of 1 per chat
+ * per account; 60 a minute is a common allowance. Teams throttles an
+ * incoming webhook beyond 4 requests a second. A burst of 1 per chat
  * and group holds the documented rates in every window, so 429 stays the
  * exception; the bot-wide bucket may burst. Strictest first. */
 static const struct {
@@ -30,6 +31,8 @@ static const struct {
     {"telegram", "telegram", SCOPE_CHANNEL, "30/s"},
     {"email", "email.target", SCOPE_TARGET, NULL},
     {"email", "email", SCOPE_CHANNEL, "60/min burst 10"},
+    /* Teams throttles a webhook past 4 requests a second. */
+    {"teams", "teams.target", SCOPE_TARGET, "4/s burst 1"},
 };
 
 /* Groups, supergroups and channels have negative ids or an @username. */

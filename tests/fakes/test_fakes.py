@@ -936,5 +936,71 @@ class FakeStructurerTest(unittest.TestCase):
             self.assertEqual((rc, gone), (0, True))
 
 
+
+class FakeTeamsTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        # Two calls per webhook per hour: the third is refused, whatever
+        # the machine's speed.
+        cls.fake = Fake("fake_teams.py", "--rate-limit", "2",
+                        "--rate-window", "3600")
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.fake.stop()
+
+    def setUp(self):
+        self.fake.control("POST", "reset")
+
+    @staticmethod
+    def message(text="hello"):
+        return {"type": "message", "attachments": [{
+            "contentType": "application/vnd.microsoft.card.adaptive",
+            "content": {"type": "AdaptiveCard", "version": "1.4",
+                        "body": [{"type": "TextBlock", "text": text}]}}]}
+
+    def raw(self, path, body):
+        st, h, data = self.fake.request(
+            "POST", path, body, {"Content-Type": "application/json"})
+        return st, data.decode(), h
+
+    def post(self, path, msg):
+        return self.raw(path, json.dumps(msg).encode())
+
+    def test_incoming_webhook_and_workflows(self):
+        self.assertEqual(self.post("/webhookb2/a", self.message())[:2],
+                         (200, "1"))
+        self.assertEqual(self.post("/workflows/b", self.message("x"))[:2],
+                         (202, ""))
+        cards = self.fake.control("GET", "cards")
+        self.assertEqual([(c["id"], c["texts"]) for c in cards],
+                         [("a", ["hello"]), ("b", ["x"])])
+
+    def test_refuses_what_teams_refuses(self):
+        bad = "Bad payload received by generic incoming webhook."
+        self.assertEqual(self.raw("/webhookb2/c", b"{nope")[:2], (400, bad))
+        self.assertEqual(self.post("/webhookb2/d", {"text": "x"})[:2],
+                         (400, bad))
+        wrong = self.message()
+        wrong["attachments"][0]["content"]["type"] = "MessageCard"
+        self.assertEqual(self.post("/webhookb2/e", wrong)[0], 400)
+        big = self.message("x" * (29 * 1024))
+        self.assertEqual(self.post("/webhookb2/f", big)[:2],
+                         (413, "Payload is too large"))
+        self.fake.control("POST", "removed", {"ids": ["g"]})
+        self.assertEqual(self.post("/webhookb2/g", self.message())[0], 410)
+        self.assertEqual(self.fake.control("GET", "cards"), [])
+
+    def test_rate_limit_429_with_retry_after(self):
+        for _ in range(2):
+            self.assertEqual(self.post("/webhookb2/h", self.message())[0],
+                             200)
+        st, _, headers = self.post("/webhookb2/h", self.message())
+        self.assertEqual(st, 429)
+        self.assertEqual(headers.get("retry-after"), "1")
+        self.assertEqual(self.post("/webhookb2/i", self.message())[0], 200)
+        self.assertEqual(self.fake.control("GET", "stats"),
+                         {"accepted": 3, "refused_429": 1})
+
 if __name__ == "__main__":
     unittest.main(verbosity=2)

@@ -1,4 +1,5 @@
-/* test_clients.c: ns_http_do, ns_llm_chat and the Telegram client against
+/* test_clients.c: ns_http_do, ns_llm_chat, the Telegram and Teams clients
+ * against
  * the Python fakes in tests/fakes (NS_SRC = repo root, default "../..").
  * Each test starts its own fake; tests skip only when python3 is missing. */
 #include <cjson/cJSON.h>
@@ -10,7 +11,9 @@
 #include "ns/buf.h"
 #include "ns/http.h"
 #include "ns/llm.h"
+#include "ns/teams.h"
 #include "ns/telegram.h"
+#include "ns/utf8.h"
 #include "nstest.h"
 
 #define LLM_KEY "sk-test-0123456789"
@@ -480,6 +483,122 @@ TEST(tg_send_document)
     ASSERT(strstr(err.msg, "file must be non-empty") != NULL);
     free(api);
     fake_stop();
+}
+
+/* ---- Teams ---- */
+
+static char *card_message(const char *title, const char *text,
+                          const char *severity)
+{
+    cJSON *card = cJSON_CreateObject();
+    cJSON_AddStringToObject(card, "title", title);
+    cJSON_AddStringToObject(card, "text", text);
+    cJSON_AddStringToObject(card, "severity", severity);
+    cJSON *facts = cJSON_AddArrayToObject(card, "facts");
+    cJSON *f = cJSON_CreateArray();
+    cJSON_AddItemToArray(f, cJSON_CreateString("service"));
+    cJSON_AddItemToArray(f, cJSON_CreateString("api_<1>"));
+    cJSON_AddItemToArray(facts, f);
+    char *msg = ns_teams_message(card);
+    cJSON_Delete(card);
+    ASSERT(msg != NULL);
+    return msg;
+}
+
+TEST(teams_escape)
+{
+    char *e = ns_teams_escape("*bold* _x_ [a](http://evil) <b>&\x01ok\n#1");
+    ASSERT_STREQ(e, "\\*bold\\* \\_x\\_ \\[a\\]\\(http://evil\\) "
+                    "&lt;b&gt;&amp;ok\n\\#1");
+    free(e);
+    e = ns_teams_escape("bad \xff utf8");
+    ASSERT_STREQ(e, "bad \xef\xbf\xbd utf8");
+    free(e);
+    e = ns_teams_escape(NULL);
+    ASSERT_STREQ(e, "");
+    free(e);
+}
+
+TEST(teams_message_fits_28kb)
+{
+    ns_buf_t b;
+    ns_buf_init(&b, 1 << 20);
+    for (int i = 0; i < 20000; i++)
+        ns_buf_adds(&b, "ж*\"");
+    char *msg = card_message("Big", b.data, "warning");
+    ASSERT(strlen(msg) <= NS_TEAMS_MAX_PAYLOAD - 1024);
+    cJSON *root = cJSON_Parse(msg);
+    ASSERT(root != NULL);
+    const cJSON *content = cJSON_GetObjectItemCaseSensitive(
+        cJSON_GetArrayItem(
+            cJSON_GetObjectItemCaseSensitive(root, "attachments"), 0),
+        "content");
+    const cJSON *text = cJSON_GetArrayItem(
+        cJSON_GetObjectItemCaseSensitive(content, "body"), 1);
+    const char *t = cJSON_GetObjectItemCaseSensitive(text, "text")->valuestring;
+    size_t len = strlen(t);
+    ASSERT(len > 1000);
+    ASSERT(strcmp(t + len - strlen("…"), "…") == 0);
+    ASSERT(ns_utf8_invalid_at(t, len) < 0);
+    cJSON_Delete(root);
+    free(msg);
+    ns_buf_free(&b);
+}
+
+TEST(teams_post_ok_and_literal)
+{
+    if (!fake_start("fake_teams.py", "--rate-limit", "100"))
+        return;
+    char *msg = card_message("Spike in <api>", "*x* [y](z)", "critical");
+    ns_error_t err;
+    char *url = fake_url("/webhookb2/ops");
+    ASSERT_EQ(ns_teams_post(url, msg, 5000, &err), NS_OK);
+    free(url);
+    url = fake_url("/workflows/flow1");
+    ASSERT_EQ(ns_teams_post(url, msg, 5000, &err), NS_OK);
+    free(url);
+    free(msg);
+    cJSON *log = fake_requests();
+    ASSERT_EQ(cJSON_GetArraySize(log), 2);
+    const cJSON *first = cJSON_GetArrayItem(log, 0);
+    const cJSON *att =
+        cJSON_GetArrayItem(get(get(first, "json"), "attachments"), 0);
+    const cJSON *blocks = get(get(att, "content"), "body");
+    /* Title and text arrive escaped: Teams shows them literally. */
+    ASSERT_STREQ(get(cJSON_GetArrayItem(blocks, 0), "text")->valuestring,
+                 "Spike in &lt;api&gt;");
+    ASSERT_STREQ(get(cJSON_GetArrayItem(blocks, 1), "text")->valuestring,
+                 "\\*x\\* \\[y\\]\\(z\\)");
+    ASSERT_STREQ(get(cJSON_GetArrayItem(blocks, 0), "color")->valuestring,
+                 "Attention");
+    cJSON_Delete(log);
+}
+
+TEST(teams_errors_are_classified)
+{
+    if (!fake_start("fake_teams.py", "--rate-limit", "100"))
+        return;
+    char *url = fake_url("/webhookb2/ops");
+    ns_error_t err;
+    ns_error_clear(&err);
+    ASSERT_EQ(ns_teams_post(url, "{\"type\":\"message\"}", 5000, &err),
+              NS_ERR_PERMANENT);
+    ASSERT_EQ(err.http_status, 400);
+    ASSERT(strstr(err.msg, "/webhookb2/") == NULL); /* the URL is secret */
+    char *msg = card_message("t", "x", "default");
+    fake_faults("[{\"kind\":\"status\",\"status\":429,\"retry_after\":3},"
+                "{\"kind\":\"status\",\"status\":503},"
+                "{\"kind\":\"status\",\"status\":413}]");
+    ASSERT_EQ(ns_teams_post(url, msg, 5000, &err), NS_ERR_TRANSIENT);
+    ASSERT_EQ(err.http_status, 429);
+    ASSERT(err.retry_after_s == 3.0);
+    ASSERT_EQ(ns_teams_post(url, msg, 5000, &err), NS_ERR_TRANSIENT);
+    ASSERT_EQ(ns_teams_post(url, msg, 5000, &err), NS_ERR_PERMANENT);
+    ASSERT_EQ(err.http_status, 413);
+    ASSERT_EQ(ns_teams_post(url, msg, 5000, &err), NS_OK);
+    ASSERT_EQ(ns_teams_post("", msg, 5000, &err), NS_ERR_PERMANENT);
+    free(msg);
+    free(url);
 }
 
 NSTEST_MAIN

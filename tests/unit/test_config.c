@@ -695,33 +695,34 @@ TEST(notify_params_to_json)
     setenv("NS_T_CHAT", "-1001234567890", 1);
     unsetenv("NS_T_UNSET_NUM");
     ns_config_t *cfg = load_ok(
-        MIN_JOB "    notify:\n"
-                "      telegram: {chat_id: \"${NS_T_CHAT:-100}\", "
-                "silent: false}\n"
-                "      teams:\n"
-                "        webhook: https://example.test/hook?a=1\n"
-                "        levels: [critical, 2, 2.5, ~, null, \"3\", 'true', "
-                "True]\n"
-                "    params:\n"
-                "      int: 42\n"
-                "      neg: -7\n"
-                "      float: 1.5e3\n"
-                "      chat: ${NS_T_CHAT}\n"
-                "      big: 12345678901234567890\n"
-                "      zip: \"007\"\n"
-                "      empty:\n"
-                "      text: |\n"
-                "        two\n"
-                "        lines\n"
-                "      nested: {list: [{a: 1}, []], obj: {}}\n"
-                "      env: ${NS_T_UNSET_NUM:-5}\n"
-                "      version: 1.2.3\n"
-                "      inf: .inf\n");
+        "teams: {webhooks: {ops: \"https://example.test/hook?a=1\"}}\n" MIN_JOB
+        "    notify:\n"
+        "      telegram: {chat_id: \"${NS_T_CHAT:-100}\", "
+        "silent: false}\n"
+        "      teams:\n"
+        "        webhook: ops\n"
+        "        levels: [critical, 2, 2.5, ~, null, \"3\", 'true', "
+        "True]\n"
+        "    params:\n"
+        "      int: 42\n"
+        "      neg: -7\n"
+        "      float: 1.5e3\n"
+        "      chat: ${NS_T_CHAT}\n"
+        "      big: 12345678901234567890\n"
+        "      zip: \"007\"\n"
+        "      empty:\n"
+        "      text: |\n"
+        "        two\n"
+        "        lines\n"
+        "      nested: {list: [{a: 1}, []], obj: {}}\n"
+        "      env: ${NS_T_UNSET_NUM:-5}\n"
+        "      version: 1.2.3\n"
+        "      inf: .inf\n");
     const ns_job_t *job = &cfg->jobs[0];
     ASSERT_JSON(job->notify,
                 "{\"telegram\":{\"chat_id\":\"-1001234567890\",\"silent\":"
-                "false},\"teams\":{\"webhook\":\"https://example.test/"
-                "hook?a=1\",\"levels\":[\"critical\",2,2.5,null,null,\"3\","
+                "false},\"teams\":{\"webhook\":\"ops\",\"levels\":["
+                "\"critical\",2,2.5,null,null,\"3\","
                 "\"true\",true]}}");
     ASSERT_JSON(job->params,
                 "{\"int\":42,\"neg\":-7,\"float\":1500,\"chat\":"
@@ -900,6 +901,28 @@ TEST(rate_limit_off_and_worker_outbox)
     ASSERT(cfg->worker_outbox);
     ns_config_destroy(cfg);
     ASSERT_ERROR_PREFIX("rate_limits: {telegram: \"fast\"}\n" MIN_JOB, 1, "");
+}
+
+TEST(teams_webhooks_by_name)
+{
+    ns_config_t *cfg =
+        load_ok("teams:\n  webhooks: {ops: \"https://example.org/webhookb2/"
+                "x\", local: \"http://127.0.0.1:9/workflows/y\"}\n"
+                "jobs:\n  - name: a\n    handler: h\n    source: {type: "
+                "one}\n    notify: {teams: {webhook: ops}}\n");
+    ASSERT_STREQ(ns_config_teams_url(cfg, "ops"),
+                 "https://example.org/webhookb2/x");
+    ASSERT(ns_config_teams_url(cfg, "nope") == NULL);
+    ASSERT_EQ(cfg->teams.timeout_s, 30);
+    ns_config_destroy(cfg);
+    ASSERT_ERROR(
+        "teams:\n  webhooks: {ops: \"http://example.org/x\"}\n" MIN_JOB, 2,
+        "teams.webhooks.ops must be an https:// URL");
+    ASSERT_ERROR("jobs:\n  - name: a\n    handler: h\n    source: {type: "
+                 "one}\n    notify: {teams: {webhook: ops}}\n",
+                 2,
+                 "job a: notify.teams.webhook \"ops\" is not in "
+                 "teams.webhooks");
 }
 
 NSTEST_MAIN

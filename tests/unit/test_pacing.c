@@ -91,6 +91,11 @@ TEST(email_default_and_unknown_channels)
     ASSERT_EQ(n, 1);
     ASSERT_STREQ(p[0].bucket, "email");
     ASSERT(p[0].rate == 1.0 && p[0].burst == 10.0);
+    /* Teams: 4 a second per webhook. */
+    n = ns_pacing_buckets(cfg, "teams", "ops", p);
+    ASSERT_EQ(n, 1);
+    ASSERT_STREQ(p[0].bucket, "teams.target:ops");
+    ASSERT(p[0].rate == 4.0 && p[0].burst == 1.0);
     ASSERT_EQ(ns_pacing_buckets(cfg, "carrier-pigeon", "x", p), 0);
     /* No limiter configured: everything may go now. */
     ASSERT_EQ(ns_pacing_take(NULL, cfg, "telegram", "4242"), 0);

@@ -128,6 +128,15 @@ typedef struct ns_telegram_settings {
     int timeout_s;   /**< default 30 */
 } ns_telegram_settings_t;
 
+/** Microsoft Teams webhooks by name (notify.teams.webhook of a job names
+ *  one): the URLs are secrets (they carry a signature), so the outbox and
+ *  the logs only ever see the name. */
+typedef struct ns_teams_settings {
+    ns_kv_t *webhooks; /**< name → https URL */
+    size_t n_webhooks;
+    int timeout_s; /**< default 30 */
+} ns_teams_settings_t;
+
 /** SMTP for email notifications (notify.email of a job). */
 typedef struct ns_smtp_settings {
     char *url;      /**< smtp://host:587 or smtps://host:465; default
@@ -180,10 +189,14 @@ typedef struct ns_config {
     ns_llm_settings_t llm;
     ns_telegram_settings_t telegram;
     ns_smtp_settings_t smtp;
+    ns_teams_settings_t teams;
     ns_ingest_settings_t ingest;
     ns_job_t *jobs;
     size_t n_jobs;
 } ns_config_t;
+
+/** @brief The URL of the Teams webhook called name, or NULL. */
+const char *ns_config_teams_url(const ns_config_t *cfg, const char *name);
 
 /** Says whether a handler / finalizer name exists (config check uses the
  *  worker's table); NULL skips that check. */
