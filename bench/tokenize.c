@@ -7,7 +7,18 @@
  * never fails on them.
  *
  *   build/bench/bench_tokenize [--locales DIR] [--doc-bytes 400]
- *                              [--max-mb 64] [--repeat 3]
+ *                              [--max-mb 64] [--repeat 3] [--dump FILE]
+ *   build/bench/bench_tokenize --quick [--locales DIR]
+ *
+ * --dump FILE writes every word handed to the counter, one a line, an
+ * empty line after each document, then the tokenizer's counters and the
+ * encoded statistics, so that two builds of the kernel can be compared with
+ * cmp(1).
+ * --quick is the regression check the suite runs: 2 MB of the corpus, and
+ * it fails (exit 1) when the result is not what a working kernel gives:
+ * no words, a pass that differs from the next one or from the reference
+ * path (ns_tokenizer_set_reference), or a known sentence tokenized
+ * wrongly. It never judges a time.
  */
 #include <dirent.h>
 #include <stdio.h>
@@ -166,32 +177,200 @@ static void on_word(const char *w, size_t n, void *arg)
     ns_termstats_word(arg, w, n, &err);
 }
 
+typedef struct dump {
+    FILE *f;
+    ns_termstats_t *s;
+} dump_t;
+
+static void on_word_dump(const char *w, size_t n, void *arg)
+{
+    dump_t *d = arg;
+    fwrite(w, 1, n, d->f);
+    putc('\n', d->f);
+    on_word(w, n, d->s);
+}
+
+/* One pass over the corpus; the encoded statistics in *enc when asked. */
+static double run_once(const corpus_t *c, ns_tokenizer_t *tok,
+                       ns_termstats_t *s, ns_text_stats_t *ts, FILE *dump)
+{
+    ns_error_t err;
+    dump_t d = {dump, s};
+    double t0 = now_s();
+    for (size_t i = 0; i < c->n; i++) {
+        ns_termstats_doc_begin(s, c->docs[i].lang, &err);
+        if (dump != NULL) {
+            ns_tokenize(tok, c->docs[i].lang, c->docs[i].text, c->docs[i].len,
+                        on_word_dump, &d, ts, &err);
+            putc('\n', dump);
+        } else {
+            ns_tokenize(tok, c->docs[i].lang, c->docs[i].text, c->docs[i].len,
+                        on_word, s, ts, &err);
+        }
+        ns_termstats_doc_end(s, &err);
+    }
+    return now_s() - t0;
+}
+
+static void dump_counters(FILE *f, const ns_text_stats_t *ts)
+{
+    fprintf(
+        f, "# words %llu invalid %llu long %llu segmented %llu\n",
+        (unsigned long long)ts->words, (unsigned long long)ts->invalid_bytes,
+        (unsigned long long)ts->long_words, (unsigned long long)ts->segmented);
+}
+
+typedef struct joined {
+    char buf[1024];
+    size_t len;
+} joined_t;
+
+static void on_word_join(const char *w, size_t n, void *arg)
+{
+    joined_t *j = arg;
+    if (j->len + n + 2 > sizeof(j->buf))
+        return;
+    if (j->len > 0)
+        j->buf[j->len++] = '|';
+    memcpy(j->buf + j->len, w, n);
+    j->len += n;
+    j->buf[j->len] = '\0';
+}
+
+/* Known sentences and their words, one of each path of the tokenizer. */
+static const struct {
+    const char *lang, *text, *words;
+} known[] = {
+    {"de", "Über die Straße, STRASSE!", "über|die|strasse|strasse"},
+    {"fr",
+     "l'homme d\xe2\x80\x99"
+     "abord e-mail",
+     "l'|homme|d'|abord|e-mail"},
+    {"en",
+     "\xef\xac\x81ne \xef\xbc\xa1\xef\xbc\xa2 \xce\x9f\xce\x94\xce\x9f"
+     "\xce\xa3 42",
+     "fine|ab|οδοσ|42"},
+    {"zh", "我们是学生", "我们|是|学生"},
+    {"en",
+     "abc\xff"
+     "def",
+     "abc|def"},
+};
+
+static int quick_known(ns_tokenizer_t *tok)
+{
+    int bad = 0;
+    for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++) {
+        joined_t j = {.len = 0};
+        j.buf[0] = '\0';
+        ns_text_stats_t ts = {0};
+        ns_error_t err;
+        ns_tokenize(tok, known[i].lang, known[i].text, strlen(known[i].text),
+                    on_word_join, &j, &ts, &err);
+        if (strcmp(j.buf, known[i].words) != 0) {
+            fprintf(stderr, "quick: \"%s\" gave \"%s\", not \"%s\"\n",
+                    known[i].text, j.buf, known[i].words);
+            bad = 1;
+        }
+    }
+    return bad;
+}
+
+/* Two passes over the corpus must give the same statistics, with words. */
+static int quick_check(const corpus_t *c)
+{
+    ns_error_t err;
+    ns_tokenizer_t *tok = ns_tokenizer_new(&err);
+    if (tok == NULL) {
+        fprintf(stderr, "quick: %s\n", err.msg);
+        return 1;
+    }
+    int bad = quick_known(tok);
+    /* twice the fast path, then the reference path (utf8proc and ICU
+     * asked of every code point and word): three equal results */
+    char *enc[3] = {NULL, NULL, NULL};
+    size_t len[3] = {0, 0, 0};
+    ns_text_stats_t ts[3] = {{0}, {0}, {0}};
+    for (int r = 0; r < 3; r++) {
+        ns_tokenizer_set_reference(tok, r == 2);
+        ns_termstats_t *s = ns_termstats_new();
+        run_once(c, tok, s, &ts[r], NULL);
+        if (ns_termstats_encode(s, &enc[r], &len[r], &err) != NS_OK) {
+            fprintf(stderr, "quick: encode: %s\n", err.msg);
+            bad = 1;
+        }
+        ns_termstats_destroy(s);
+    }
+    for (int r = 1; r < 3; r++)
+        if (ts[0].words == 0 || memcmp(&ts[0], &ts[r], sizeof(ts[0])) != 0 ||
+            len[0] != len[r] ||
+            (len[0] && memcmp(enc[0], enc[r], len[0]) != 0)) {
+            fprintf(stderr, "quick: no words, or pass %d differs (%s)\n", r + 1,
+                    r == 2 ? "the reference path" : "the fast path");
+            bad = 1;
+        }
+    printf("quick: %zu documents, %llu words: %s\n", c->n,
+           (unsigned long long)ts[0].words, bad ? "FAILED" : "ok");
+    for (int r = 0; r < 3; r++)
+        free(enc[r]);
+    ns_tokenizer_destroy(tok);
+    return bad;
+}
+
+static int usage(void)
+{
+    fprintf(stderr, "usage: bench_tokenize [--locales DIR] [--doc-bytes N] "
+                    "[--max-mb N] [--repeat N] [--dump FILE] [--quick]\n");
+    return 2;
+}
+
+static void free_corpus(corpus_t *c)
+{
+    for (size_t i = 0; i < c->n; i++)
+        free(c->docs[i].text);
+    free(c->docs);
+}
+
 int main(int argc, char **argv)
 {
-    const char *dir = "/usr/share/locale";
+    const char *dir = "/usr/share/locale", *dump_path = NULL;
     size_t doc_bytes = 400, max_mb = 64;
-    int repeat = 3;
-    for (int i = 1; i + 1 < argc; i += 2) {
-        if (strcmp(argv[i], "--locales") == 0)
-            dir = argv[i + 1];
-        else if (strcmp(argv[i], "--doc-bytes") == 0)
-            doc_bytes = (size_t)atol(argv[i + 1]);
-        else if (strcmp(argv[i], "--max-mb") == 0)
-            max_mb = (size_t)atol(argv[i + 1]);
-        else if (strcmp(argv[i], "--repeat") == 0)
-            repeat = atoi(argv[i + 1]);
+    int repeat = 3, quick = 0;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--quick") == 0) {
+            quick = 1;
+            continue;
+        }
+        if (i + 1 == argc)
+            return usage();
+        const char *v = argv[++i];
+        if (strcmp(argv[i - 1], "--locales") == 0)
+            dir = v;
+        else if (strcmp(argv[i - 1], "--doc-bytes") == 0)
+            doc_bytes = (size_t)atol(v);
+        else if (strcmp(argv[i - 1], "--max-mb") == 0)
+            max_mb = (size_t)atol(v);
+        else if (strcmp(argv[i - 1], "--repeat") == 0)
+            repeat = atoi(v);
+        else if (strcmp(argv[i - 1], "--dump") == 0)
+            dump_path = v;
+        else
+            return usage();
     }
-    if (doc_bytes < 16 || doc_bytes > 4000 || repeat < 1) {
-        fprintf(stderr, "bad arguments\n");
-        return 2;
-    }
+    if (doc_bytes < 16 || doc_bytes > 4000 || repeat < 1)
+        return usage();
     static corpus_t c;
     c.doc_bytes = doc_bytes;
-    c.max_bytes = max_mb << 20;
+    c.max_bytes = (quick ? 2 : max_mb) << 20;
     load(&c, dir);
     if (c.n == 0) {
         fprintf(stderr, "no documents under %s\n", dir);
         return 1;
+    }
+    if (quick) {
+        int rc = quick_check(&c);
+        free_corpus(&c);
+        return rc;
     }
     ns_error_t err;
     ns_tokenizer_t *tok = ns_tokenizer_new(&err);
@@ -202,16 +381,33 @@ int main(int argc, char **argv)
         ns_termstats_destroy(s);
         s = ns_termstats_new();
         memset(&ts, 0, sizeof(ts));
-        double t0 = now_s();
-        for (size_t i = 0; i < c.n; i++) {
-            ns_termstats_doc_begin(s, c.docs[i].lang, &err);
-            ns_tokenize(tok, c.docs[i].lang, c.docs[i].text, c.docs[i].len,
-                        on_word, s, &ts, &err);
-            ns_termstats_doc_end(s, &err);
-        }
-        double t = now_s() - t0;
+        double t = run_once(&c, tok, s, &ts, NULL);
         if (t < best)
             best = t;
+    }
+    if (dump_path != NULL) {
+        FILE *f = fopen(dump_path, "w");
+        if (f == NULL) {
+            perror(dump_path);
+            return 1;
+        }
+        ns_termstats_t *ds = ns_termstats_new();
+        ns_text_stats_t dts = {0};
+        run_once(&c, tok, ds, &dts, f);
+        dump_counters(f, &dts);
+        /* and the statistics, in their canonical encoding */
+        char *denc;
+        size_t denc_len;
+        if (ns_termstats_encode(ds, &denc, &denc_len, &err) == NS_OK) {
+            fprintf(f, "# statistics %zu bytes\n", denc_len);
+            fwrite(denc, 1, denc_len, f);
+            free(denc);
+        }
+        ns_termstats_destroy(ds);
+        if (fclose(f) != 0) {
+            perror(dump_path);
+            return 1;
+        }
     }
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
@@ -238,8 +434,6 @@ int main(int argc, char **argv)
            (double)ru.ru_maxrss / 1024.0);
     ns_termstats_destroy(s);
     ns_tokenizer_destroy(tok);
-    for (size_t i = 0; i < c.n; i++)
-        free(c.docs[i].text);
-    free(c.docs);
+    free_corpus(&c);
     return 0;
 }

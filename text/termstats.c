@@ -1,6 +1,7 @@
 #include "ns/termstats.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +18,7 @@ typedef struct entry {
     uint32_t key;  /* offset of the term in the arena */
     uint32_t len;
     uint32_t lang;
+    uint32_t doc_pos; /* 1 + its place in the current document's list; 0 */
     int64_t df, count, nlogn;
 } entry_t;
 
@@ -30,41 +32,89 @@ typedef struct arena {
     size_t len, cap;
 } arena_t;
 
+/* A language: its totals, and its terms in a table of their own, so that
+ * the entries and keys of the language being counted lie together in
+ * memory (documents of one language tend to come together). */
 typedef struct lang {
     char name[LANG_MAX + 1];
     int64_t docs, words;
-} lang_t;
-
-/* The current document: its distinct words and their occurrences. */
-typedef struct doc_word {
-    uint64_t hash;
-    uint32_t key, len;
-    int64_t n;
-} doc_word_t;
-
-struct ns_termstats {
     table_t terms;
     arena_t keys;
+} lang_t;
+
+/* A distinct term of the current document: its slot and occurrences. The
+ * words of a document go straight to their entry of the table (one lookup
+ * per word, no second set to hash into and then out of); the entry points
+ * back here, and the document's end adds these to df, count and nlogn. */
+typedef struct doc_term {
+    uint32_t slot;
+    int64_t n;
+} doc_term_t;
+
+/* A word waits PIPE words between its hash (when the cache line of its slot
+ * is asked for) and its lookup: the table is larger than the caches, and a
+ * lookup that waits for memory is most of the cost of counting. */
+#define PIPE 8
+#define PIPE_WORD_MAX 64
+
+typedef struct pending {
+    uint64_t hash;
+    size_t len;
+    char word[PIPE_WORD_MAX];
+} pending_t;
+
+struct ns_termstats {
     lang_t langs[MAX_LANGS];
     size_t n_langs;
+    size_t last_lang; /* the one lang_index() found last */
     /* the document being counted */
     bool in_doc;
     uint32_t doc_lang;
     int64_t doc_words;
-    doc_word_t *dw;
-    size_t dw_cap, dw_used;
-    uint32_t *dw_slots; /* the slots in use, dw_used of them */
-    arena_t doc_keys;
+    doc_term_t *dt;
+    size_t dt_cap, dt_used;
+    /* words hashed, their slot prefetched, not yet counted */
+    pending_t pipe[PIPE];
+    size_t pipe_head, pipe_n;
 };
+
+/* 64-bit words at a time, then a final mix: the table's index is the low
+ * bits. Hashes are never stored outside the process (the binary form
+ * holds the terms), so this function may change freely. */
+static uint64_t mix64(uint64_t h)
+{
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdull;
+    h ^= h >> 33;
+    h *= 0xc4ceb9fe1a85ec53ull;
+    h ^= h >> 33;
+    return h;
+}
 
 static uint64_t hash_of(uint32_t lang, const char *s, size_t len)
 {
-    uint64_t h = 1469598103934665603ull ^ lang;
-    for (size_t i = 0; i < len; i++) {
-        h ^= (unsigned char)s[i];
-        h *= 1099511628211ull;
+    uint64_t h = (0x9e3779b97f4a7c15ull * (lang + 1)) ^ len;
+    size_t i = 0;
+    for (; i + 8 <= len; i += 8) {
+        uint64_t w;
+        memcpy(&w, s + i, 8);
+        h = (h ^ w) * 0x9fb21c651e98df25ull;
+        h ^= h >> 29;
     }
-    h ^= h >> 29;
+    /* The last 1 to 7 bytes in at most two loads (overlapping: the length
+     * is in the seed), not a byte loop nor a call of memcpy. */
+    size_t r = len - i;
+    const unsigned char *t = (const unsigned char *)s + i;
+    if (r >= 4) {
+        uint32_t lo, hi;
+        memcpy(&lo, t, 4);
+        memcpy(&hi, t + r - 4, 4);
+        h = (h ^ ((uint64_t)hi << 32 | lo)) * 0x9fb21c651e98df25ull;
+    } else if (r > 0) {
+        uint64_t w = (uint64_t)t[0] << 16 | (uint64_t)t[r >> 1] << 8 | t[r - 1];
+        h = (h ^ w) * 0x9fb21c651e98df25ull;
+    }
+    h = mix64(h);
     return h ? h : 1;
 }
 
@@ -103,11 +153,11 @@ void ns_termstats_destroy(ns_termstats_t *s)
 {
     if (s == NULL)
         return;
-    free(s->terms.slots);
-    free(s->keys.data);
-    free(s->dw);
-    free(s->dw_slots);
-    free(s->doc_keys.data);
+    for (size_t i = 0; i < s->n_langs; i++) {
+        free(s->langs[i].terms.slots);
+        free(s->langs[i].keys.data);
+    }
+    free(s->dt);
     free(s);
 }
 
@@ -115,9 +165,13 @@ static int lang_index(ns_termstats_t *s, const char *lang, bool add)
 {
     char name[LANG_MAX + 1];
     snprintf(name, sizeof(name), "%s", lang ? lang : "");
+    /* documents of one language tend to come together */
+    if (s->last_lang < s->n_langs &&
+        strcmp(s->langs[s->last_lang].name, name) == 0)
+        return (int)s->last_lang;
     for (size_t i = 0; i < s->n_langs; i++)
         if (strcmp(s->langs[i].name, name) == 0)
-            return (int)i;
+            return (int)(s->last_lang = i);
     if (!add || s->n_langs == MAX_LANGS)
         return -1;
     lang_t *l = &s->langs[s->n_langs];
@@ -144,9 +198,13 @@ static entry_t *find_slot(const table_t *t, const arena_t *keys, uint64_t h,
     }
 }
 
-static bool grow(ns_termstats_t *s)
+static bool live(const entry_t *e)
 {
-    table_t *t = &s->terms;
+    return e->hash != 0 && (e->df != 0 || e->count != 0 || e->nlogn != 0);
+}
+
+static bool grow(ns_termstats_t *s, table_t *t)
+{
     size_t cap = t->cap ? t->cap * 2 : 1024;
     entry_t *slots = calloc(cap, sizeof(*slots));
     if (slots == NULL)
@@ -154,12 +212,16 @@ static bool grow(ns_termstats_t *s)
     size_t used = 0;
     for (size_t i = 0; i < t->cap; i++) {
         entry_t *e = &t->slots[i];
-        if (e->hash == 0 || (e->df == 0 && e->count == 0 && e->nlogn == 0))
-            continue; /* empty, or emptied by a subtraction */
+        /* Empty, or emptied by a subtraction; the terms of the current
+         * document have no counts yet and stay. */
+        if (!live(e) && !(e->hash != 0 && e->doc_pos != 0))
+            continue;
         size_t j = e->hash & (cap - 1);
         while (slots[j].hash != 0)
             j = (j + 1) & (cap - 1);
         slots[j] = *e;
+        if (e->doc_pos != 0)
+            s->dt[e->doc_pos - 1].slot = (uint32_t)j;
         used++;
     }
     free(t->slots);
@@ -169,28 +231,49 @@ static bool grow(ns_termstats_t *s)
     return true;
 }
 
+/* The entry of (lang, term) whose hash is h, created (with no counts) when
+ * absent; NULL when out of memory. May move every entry (the table
+ * grows). */
+static entry_t *term_entry(ns_termstats_t *s, uint64_t h, uint32_t lang,
+                           const char *term, size_t len)
+{
+    lang_t *l = &s->langs[lang];
+    table_t *t = &l->terms;
+    if ((t->used + 1) * 4 > t->cap * 3 && !grow(s, t))
+        return NULL;
+    entry_t *e = find_slot(t, &l->keys, h, lang, term, len);
+    if (e->hash == 0) {
+        uint32_t off;
+        if (!arena_add(&l->keys, term, len, &off))
+            return NULL;
+        *e = (entry_t){
+            .hash = h, .key = off, .len = (uint32_t)len, .lang = lang};
+        t->used++;
+    }
+    return e;
+}
+
 /* Adds to the statistics of (lang, term), creating it. */
 static ns_err_t add_term(ns_termstats_t *s, uint32_t lang, const char *term,
                          size_t len, int64_t df, int64_t count, int64_t nlogn,
                          ns_error_t *err)
 {
-    table_t *t = &s->terms;
-    if ((t->used + 1) * 4 > t->cap * 3 && !grow(s))
+    entry_t *e = term_entry(s, hash_of(lang, term, len), lang, term, len);
+    if (e == NULL)
         return oom(err);
-    uint64_t h = hash_of(lang, term, len);
-    entry_t *e = find_slot(t, &s->keys, h, lang, term, len);
-    if (e->hash == 0) {
-        uint32_t off;
-        if (!arena_add(&s->keys, term, len, &off))
-            return oom(err);
-        *e = (entry_t){
-            .hash = h, .key = off, .len = (uint32_t)len, .lang = lang};
-        t->used++;
-    }
     e->df += df;
     e->count += count;
     e->nlogn += nlogn;
     return NS_OK;
+}
+
+/* Forgets the current document's terms (their counts were added, or the
+ * document is abandoned). */
+static void doc_clear(ns_termstats_t *s)
+{
+    for (size_t k = 0; k < s->dt_used; k++)
+        s->langs[s->doc_lang].terms.slots[s->dt[k].slot].doc_pos = 0;
+    s->dt_used = 0;
 }
 
 ns_err_t ns_termstats_doc_begin(ns_termstats_t *s, const char *lang,
@@ -201,41 +284,51 @@ ns_err_t ns_termstats_doc_begin(ns_termstats_t *s, const char *lang,
         return ns_error_set(err, NS_ERR_INVALID,
                             "term statistics: more than %d languages",
                             MAX_LANGS);
+    doc_clear(s);
+    s->pipe_n = 0; /* an abandoned document's words */
     s->in_doc = true;
     s->doc_lang = (uint32_t)li;
     s->doc_words = 0;
-    /* Only the slots the last document used are cleared. */
-    for (size_t i = 0; i < s->dw_used; i++)
-        s->dw[s->dw_slots[i]].hash = 0;
-    s->dw_used = 0;
-    s->doc_keys.len = 0;
     return NS_OK;
 }
 
-static bool dw_grow(ns_termstats_t *s)
+/* Counts one word of the current document (h: its hash). */
+static ns_err_t count_word(ns_termstats_t *s, uint64_t h, const char *word,
+                           size_t len, ns_error_t *err)
 {
-    size_t cap = s->dw_cap ? s->dw_cap * 2 : 256;
-    doc_word_t *d = calloc(cap, sizeof(*d));
-    uint32_t *slots = malloc(cap / 2 * sizeof(*slots));
-    if (d == NULL || slots == NULL) {
-        free(d);
-        free(slots);
-        return false;
+    if (s->dt_used == s->dt_cap) {
+        size_t cap = s->dt_cap ? s->dt_cap * 2 : 256;
+        doc_term_t *d =
+            cap <= UINT32_MAX ? realloc(s->dt, cap * sizeof(*d)) : NULL;
+        if (d == NULL)
+            return oom(err);
+        s->dt = d;
+        s->dt_cap = cap;
     }
-    for (size_t k = 0; k < s->dw_used; k++) {
-        const doc_word_t *w = &s->dw[s->dw_slots[k]];
-        size_t j = w->hash & (cap - 1);
-        while (d[j].hash != 0)
-            j = (j + 1) & (cap - 1);
-        d[j] = *w;
-        slots[k] = (uint32_t)j;
+    entry_t *e = term_entry(s, h, s->doc_lang, word, len);
+    if (e == NULL)
+        return oom(err);
+    if (e->doc_pos == 0) {
+        s->dt[s->dt_used] = (doc_term_t){
+            .slot = (uint32_t)(e - s->langs[s->doc_lang].terms.slots), .n = 0};
+        e->doc_pos = (uint32_t)++s->dt_used;
     }
-    free(s->dw);
-    free(s->dw_slots);
-    s->dw = d;
-    s->dw_slots = slots;
-    s->dw_cap = cap;
-    return true;
+    s->dt[e->doc_pos - 1].n++;
+    s->doc_words++;
+    return NS_OK;
+}
+
+/* Counts the waiting words until keep are left. */
+static ns_err_t pipe_drain(ns_termstats_t *s, size_t keep, ns_error_t *err)
+{
+    while (s->pipe_n > keep) {
+        const pending_t *w = &s->pipe[s->pipe_head];
+        s->pipe_head = (s->pipe_head + 1) % PIPE;
+        s->pipe_n--;
+        if (count_word(s, w->hash, w->word, w->len, err) != NS_OK)
+            return err->code;
+    }
+    return NS_OK;
 }
 
 ns_err_t ns_termstats_word(ns_termstats_t *s, const char *word, size_t len,
@@ -244,36 +337,54 @@ ns_err_t ns_termstats_word(ns_termstats_t *s, const char *word, size_t len,
     if (!s->in_doc)
         return ns_error_set(err, NS_ERR_INVALID,
                             "term statistics: word outside a document");
-    if ((s->dw_used + 1) * 2 > s->dw_cap && !dw_grow(s))
-        return oom(err);
-    uint64_t h = hash_of(0, word, len);
-    size_t mask = s->dw_cap - 1;
-    size_t i = h & mask;
-    for (;; i = (i + 1) & mask) {
-        doc_word_t *d = &s->dw[i];
-        if (d->hash == 0) {
-            uint32_t off;
-            if (!arena_add(&s->doc_keys, word, len, &off))
-                return oom(err);
-            *d = (doc_word_t){.hash = h, .key = off, .len = (uint32_t)len};
-            s->dw_slots[s->dw_used++] = (uint32_t)i;
-            break;
-        }
-        if (d->hash == h && d->len == len &&
-            memcmp(s->doc_keys.data + d->key, word, len) == 0)
-            break;
+    uint64_t h = hash_of(s->doc_lang, word, len);
+    if (len > PIPE_WORD_MAX) {
+        if (pipe_drain(s, 0, err) != NS_OK)
+            return err->code;
+        return count_word(s, h, word, len, err);
     }
-    s->dw[i].n++;
-    s->doc_words++;
+    const table_t *t = &s->langs[s->doc_lang].terms;
+    if (t->cap > 0) {
+        const entry_t *e = &t->slots[h & (t->cap - 1)];
+        __builtin_prefetch(e);
+        __builtin_prefetch((const char *)(e + 1) - 1);
+    }
+    if (pipe_drain(s, PIPE - 1, err) != NS_OK)
+        return err->code;
+    pending_t *w = &s->pipe[(s->pipe_head + s->pipe_n) % PIPE];
+    w->hash = h;
+    w->len = len;
+    memcpy(w->word, word, len);
+    s->pipe_n++;
     return NS_OK;
 }
 
 /* n·ln n in fixed point, rounded once per (document, term). */
-static int64_t nlogn_fixed(int64_t n)
+static int64_t nlogn_compute(int64_t n)
 {
     return n <= 1
                ? 0
                : (int64_t)llround((double)n * log((double)n) * NS_NLOGN_SCALE);
+}
+
+/* The same, the small n of most (document, term) pairs from a table. */
+#define NLOGN_SMALL 64
+static int64_t nlogn_small[NLOGN_SMALL];
+static pthread_once_t nlogn_once = PTHREAD_ONCE_INIT;
+
+static void nlogn_init(void)
+{
+    for (int64_t n = 0; n < NLOGN_SMALL; n++)
+        nlogn_small[n] = nlogn_compute(n);
+}
+
+static int64_t nlogn_fixed(int64_t n)
+{
+    if (n >= 0 && n < NLOGN_SMALL) {
+        pthread_once(&nlogn_once, nlogn_init);
+        return nlogn_small[n];
+    }
+    return nlogn_compute(n);
 }
 
 ns_err_t ns_termstats_doc_end(ns_termstats_t *s, ns_error_t *err)
@@ -282,15 +393,20 @@ ns_err_t ns_termstats_doc_end(ns_termstats_t *s, ns_error_t *err)
         return ns_error_set(err, NS_ERR_INVALID,
                             "term statistics: no document to end");
     s->in_doc = false;
+    if (pipe_drain(s, 0, err) != NS_OK)
+        return err->code;
     lang_t *l = &s->langs[s->doc_lang];
     l->docs++;
     l->words += s->doc_words;
-    for (size_t k = 0; k < s->dw_used; k++) {
-        const doc_word_t *d = &s->dw[s->dw_slots[k]];
-        if (add_term(s, s->doc_lang, s->doc_keys.data + d->key, d->len, 1, d->n,
-                     nlogn_fixed(d->n), err) != NS_OK)
-            return err->code;
+    for (size_t k = 0; k < s->dt_used; k++) {
+        entry_t *e = &l->terms.slots[s->dt[k].slot];
+        int64_t n = s->dt[k].n;
+        e->df++;
+        e->count += n;
+        e->nlogn += nlogn_fixed(n);
+        e->doc_pos = 0;
     }
+    s->dt_used = 0;
     return NS_OK;
 }
 
@@ -309,27 +425,26 @@ ns_err_t ns_termstats_merge(ns_termstats_t *s, const ns_termstats_t *o,
         s->langs[li].docs += k * o->langs[i].docs;
         s->langs[li].words += k * o->langs[i].words;
     }
-    for (size_t i = 0; i < o->terms.cap; i++) {
-        const entry_t *e = &o->terms.slots[i];
-        if (e->hash == 0)
-            continue;
-        if (add_term(s, map[e->lang], o->keys.data + e->key, e->len, k * e->df,
-                     k * e->count, k * e->nlogn, err) != NS_OK)
-            return err->code;
+    for (size_t li = 0; li < o->n_langs; li++) {
+        const lang_t *ol = &o->langs[li];
+        for (size_t i = 0; i < ol->terms.cap; i++) {
+            const entry_t *e = &ol->terms.slots[i];
+            if (e->hash == 0)
+                continue;
+            if (add_term(s, map[li], ol->keys.data + e->key, e->len, k * e->df,
+                         k * e->count, k * e->nlogn, err) != NS_OK)
+                return err->code;
+        }
     }
     return NS_OK;
-}
-
-static bool live(const entry_t *e)
-{
-    return e->hash != 0 && (e->df != 0 || e->count != 0 || e->nlogn != 0);
 }
 
 size_t ns_termstats_terms(const ns_termstats_t *s)
 {
     size_t n = 0;
-    for (size_t i = 0; i < s->terms.cap; i++)
-        n += live(&s->terms.slots[i]);
+    for (size_t li = 0; li < s->n_langs; li++)
+        for (size_t i = 0; i < s->langs[li].terms.cap; i++)
+            n += live(&s->langs[li].terms.slots[i]);
     return n;
 }
 
@@ -345,16 +460,17 @@ int ns_termstats_get(const ns_termstats_t *s, const char *lang,
                      const char *term, ns_term_t *out)
 {
     int li = lang_find(s, lang);
-    if (li < 0 || s->terms.cap == 0)
+    if (li < 0 || s->langs[li].terms.cap == 0)
         return 0;
+    const lang_t *l = &s->langs[li];
     size_t len = strlen(term);
     const entry_t *e =
-        find_slot(&s->terms, &s->keys, hash_of((uint32_t)li, term, len),
+        find_slot(&l->terms, &l->keys, hash_of((uint32_t)li, term, len),
                   (uint32_t)li, term, len);
     if (!live(e))
         return 0;
-    *out = (ns_term_t){.lang = s->langs[li].name,
-                       .term = s->keys.data + e->key,
+    *out = (ns_term_t){.lang = l->name,
+                       .term = l->keys.data + e->key,
                        .df = e->df,
                        .count = e->count,
                        .nlogn = e->nlogn};
@@ -398,16 +514,19 @@ size_t ns_termstats_lang_names(const ns_termstats_t *s, const char **out,
 void ns_termstats_each(const ns_termstats_t *s,
                        void (*fn)(const ns_term_t *t, void *arg), void *arg)
 {
-    for (size_t i = 0; i < s->terms.cap; i++) {
-        const entry_t *e = &s->terms.slots[i];
-        if (!live(e))
-            continue;
-        ns_term_t t = {.lang = s->langs[e->lang].name,
-                       .term = s->keys.data + e->key,
-                       .df = e->df,
-                       .count = e->count,
-                       .nlogn = e->nlogn};
-        fn(&t, arg);
+    for (size_t li = 0; li < s->n_langs; li++) {
+        const lang_t *l = &s->langs[li];
+        for (size_t i = 0; i < l->terms.cap; i++) {
+            const entry_t *e = &l->terms.slots[i];
+            if (!live(e))
+                continue;
+            ns_term_t t = {.lang = l->name,
+                           .term = l->keys.data + e->key,
+                           .df = e->df,
+                           .count = e->count,
+                           .nlogn = e->nlogn};
+            fn(&t, arg);
+        }
     }
 }
 
@@ -425,15 +544,17 @@ int ns_termstats_equal(const ns_termstats_t *a, const ns_termstats_t *b)
             o.words != l->words)
             return 0;
     }
-    for (size_t i = 0; i < a->terms.cap; i++) {
-        const entry_t *e = &a->terms.slots[i];
-        if (!live(e))
-            continue;
-        ns_term_t o;
-        if (!ns_termstats_get(b, a->langs[e->lang].name, a->keys.data + e->key,
-                              &o) ||
-            o.df != e->df || o.count != e->count || o.nlogn != e->nlogn)
-            return 0;
+    for (size_t li = 0; li < a->n_langs; li++) {
+        const lang_t *l = &a->langs[li];
+        for (size_t i = 0; i < l->terms.cap; i++) {
+            const entry_t *e = &l->terms.slots[i];
+            if (!live(e))
+                continue;
+            ns_term_t o;
+            if (!ns_termstats_get(b, l->name, l->keys.data + e->key, &o) ||
+                o.df != e->df || o.count != e->count || o.nlogn != e->nlogn)
+                return 0;
+        }
     }
     return 1;
 }
@@ -488,22 +609,14 @@ static void put_str(wbuf_t *b, const char *s, size_t len)
     put(b, s, len);
 }
 
-typedef struct sorted {
-    const ns_termstats_t *s;
-    const uint32_t *rank; /* lang index -> rank by name */
-} sorted_t;
+/* The arena of the language being sorted (qsort has no argument). */
+static _Thread_local const char *sort_keys;
 
-static _Thread_local const sorted_t *sort_ctx;
-
-static int by_lang_term(const void *x, const void *y)
+static int by_term(const void *x, const void *y)
 {
     const entry_t *a = *(entry_t *const *)x, *b = *(entry_t *const *)y;
-    uint32_t ra = sort_ctx->rank[a->lang], rb = sort_ctx->rank[b->lang];
-    if (ra != rb)
-        return ra < rb ? -1 : 1;
     size_t n = a->len < b->len ? a->len : b->len;
-    int c = memcmp(sort_ctx->s->keys.data + a->key,
-                   sort_ctx->s->keys.data + b->key, n);
+    int c = memcmp(sort_keys + a->key, sort_keys + b->key, n);
     return c != 0 ? c : (a->len > b->len) - (a->len < b->len);
 }
 
@@ -522,9 +635,9 @@ static bool view_build(const ns_termstats_t *s, view_t *v)
     bool used[MAX_LANGS] = {false};
     for (size_t i = 0; i < s->n_langs; i++)
         used[i] = s->langs[i].docs != 0 || s->langs[i].words != 0;
-    for (size_t i = 0; i < s->terms.cap; i++)
-        if (live(&s->terms.slots[i]))
-            used[s->terms.slots[i].lang] = true;
+    for (size_t li = 0; li < s->n_langs; li++)
+        for (size_t i = 0; i < s->langs[li].terms.cap && !used[li]; i++)
+            used[li] = live(&s->langs[li].terms.slots[i]);
     /* Insertion sort: at most MAX_LANGS. */
     v->n_langs = 0;
     for (size_t i = 0; i < s->n_langs; i++) {
@@ -544,13 +657,17 @@ static bool view_build(const ns_termstats_t *s, view_t *v)
     v->terms = malloc((v->n_terms ? v->n_terms : 1) * sizeof(*v->terms));
     if (v->terms == NULL)
         return false;
+    /* Language by language in name order, each sorted on its own. */
     size_t k = 0;
-    for (size_t i = 0; i < s->terms.cap; i++)
-        if (live(&s->terms.slots[i]))
-            v->terms[k++] = &s->terms.slots[i];
-    sorted_t ctx = {s, v->rank};
-    sort_ctx = &ctx;
-    qsort(v->terms, v->n_terms, sizeof(v->terms[0]), by_lang_term);
+    for (size_t r = 0; r < v->n_langs; r++) {
+        const lang_t *l = &s->langs[v->order[r]];
+        size_t first = k;
+        for (size_t i = 0; i < l->terms.cap; i++)
+            if (live(&l->terms.slots[i]))
+                v->terms[k++] = &l->terms.slots[i];
+        sort_keys = l->keys.data;
+        qsort(v->terms + first, k - first, sizeof(v->terms[0]), by_term);
+    }
     return true;
 }
 
@@ -563,8 +680,9 @@ ns_err_t ns_termstats_each_sorted(const ns_termstats_t *s,
         return oom(err);
     for (size_t i = 0; i < v.n_terms; i++) {
         const entry_t *e = v.terms[i];
-        ns_term_t t = {.lang = s->langs[e->lang].name,
-                       .term = s->keys.data + e->key,
+        const lang_t *l = &s->langs[e->lang];
+        ns_term_t t = {.lang = l->name,
+                       .term = l->keys.data + e->key,
                        .df = e->df,
                        .count = e->count,
                        .nlogn = e->nlogn};
@@ -595,7 +713,7 @@ ns_err_t ns_termstats_encode(const ns_termstats_t *s, char **out, size_t *len,
     for (size_t i = 0; i < n_terms; i++) {
         const entry_t *e = terms[i];
         put_varint(&b, rank[e->lang]);
-        put_str(&b, s->keys.data + e->key, e->len);
+        put_str(&b, s->langs[e->lang].keys.data + e->key, e->len);
         put_varint(&b, e->df);
         put_varint(&b, e->count);
         put_varint(&b, e->nlogn);

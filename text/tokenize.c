@@ -2,10 +2,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unicode/ubrk.h>
-#include <unicode/uscript.h>
 #include <unicode/ustring.h>
 #include <utf8proc.h>
 
+#include "fold_table.h"
 #include "ns/text.h"
 
 /* Raw bytes kept of a word before normalisation (which may grow it: "ß"
@@ -17,7 +17,14 @@ struct ns_tokenizer {
     size_t raw_len;
     bool raw_ascii;
     bool raw_long;
-    char *run; /* the current run of a script without spaces (UTF-8) */
+    /* the fast path: the word folded code point by code point (valid while
+     * every code point of it is simple), its full length */
+    char fold[NS_WORD_MAX];
+    size_t fold_len;
+    utf8proc_int32_t fold_last; /* its last code point; -1: none */
+    bool fold_ok;
+    bool reference; /* every word through utf8proc (the fast path off) */
+    char *run;      /* the current run of a script without spaces (UTF-8) */
     size_t run_len, run_cap;
     UChar *u16;
     int32_t u16_cap;
@@ -42,7 +49,14 @@ ns_tokenizer_t *ns_tokenizer_new(ns_error_t *err)
     ns_tokenizer_t *t = calloc(1, sizeof(*t));
     if (t == NULL)
         ns_error_set(err, NS_ERR_NOMEM, "tokenizer: out of memory");
+    else
+        ns_fold_table_init();
     return t;
+}
+
+void ns_tokenizer_set_reference(ns_tokenizer_t *t, int reference)
+{
+    t->reference = reference != 0;
 }
 
 void ns_tokenizer_destroy(ns_tokenizer_t *t)
@@ -68,48 +82,6 @@ static const unsigned char ascii_word[256] = {
     ['n'] = 1, ['o'] = 1, ['p'] = 1, ['q'] = 1, ['r'] = 1, ['s'] = 1, ['t'] = 1,
     ['u'] = 1, ['v'] = 1, ['w'] = 1, ['x'] = 1, ['y'] = 1, ['z'] = 1,
 };
-
-/* Letters, marks and numbers (general categories L*, M*, N*). */
-static bool is_word(utf8proc_int32_t cp)
-{
-    if (cp < 0x80)
-        return (cp >= 'a' && cp <= 'z') || (cp >= 'A' && cp <= 'Z') ||
-               (cp >= '0' && cp <= '9');
-    utf8proc_category_t c = utf8proc_category(cp);
-    return c >= UTF8PROC_CATEGORY_LU && c <= UTF8PROC_CATEGORY_NO;
-}
-
-/* Scripts written without spaces between words. */
-static bool spaceless(utf8proc_int32_t cp)
-{
-    if (cp < 0x0E00)
-        return false; /* below Thai: nothing of these scripts */
-    UErrorCode st = U_ZERO_ERROR;
-    UScriptCode s = uscript_getScript(cp, &st);
-    return U_SUCCESS(st) &&
-           (s == USCRIPT_HAN || s == USCRIPT_HIRAGANA ||
-            s == USCRIPT_KATAKANA || s == USCRIPT_THAI || s == USCRIPT_LAO ||
-            s == USCRIPT_KHMER || s == USCRIPT_MYANMAR);
-}
-
-/* Signs shared by scripts (Common, Inherited: the Japanese prolonged sound
- * mark, combining marks) continue a run of a spaceless script. */
-static bool shared_script(utf8proc_int32_t cp)
-{
-    UErrorCode st = U_ZERO_ERROR;
-    UScriptCode s = uscript_getScript(cp, &st);
-    return U_SUCCESS(st) && (s == USCRIPT_COMMON || s == USCRIPT_INHERITED);
-}
-
-static bool is_apostrophe(utf8proc_int32_t cp)
-{
-    return cp == '\'' || cp == 0x2019 || cp == 0x02BC;
-}
-
-static bool is_hyphen(utf8proc_int32_t cp)
-{
-    return cp == '-' || cp == 0x2010 || cp == 0x2011;
-}
 
 /* Languages that elide a vowel before an apostrophe ("l'homme"). */
 static bool elides(const char *lang)
@@ -166,16 +138,34 @@ static void emit(pass_t *p, const char *w, size_t len, bool ascii)
     p->fn((const char *)buf, (size_t)n, p->arg);
 }
 
+/* The word folded by the fast path, when every code point of it was
+ * simple: the same bytes utf8proc would give (fold_table.h). */
+static void emit_folded(pass_t *p)
+{
+    ns_tokenizer_t *t = p->t;
+    if (t->fold_len > NS_WORD_MAX) {
+        p->stats->long_words++;
+        return;
+    }
+    p->stats->words++;
+    p->fn(t->fold, t->fold_len, p->arg);
+}
+
 static void end_word(pass_t *p)
 {
     ns_tokenizer_t *t = p->t;
     if (t->raw_long)
         p->stats->long_words++;
+    else if (t->raw_len > 0 && t->fold_ok)
+        emit_folded(p);
     else
         emit(p, t->raw, t->raw_len, t->raw_ascii);
     t->raw_len = 0;
     t->raw_ascii = true;
     t->raw_long = false;
+    t->fold_len = 0;
+    t->fold_last = -1;
+    t->fold_ok = !t->reference;
 }
 
 static void add_to_word(ns_tokenizer_t *t, const char *bytes, size_t n,
@@ -188,6 +178,45 @@ static void add_to_word(ns_tokenizer_t *t, const char *bytes, size_t n,
     memcpy(t->raw + t->raw_len, bytes, n);
     t->raw_len += n;
     t->raw_ascii = t->raw_ascii && ascii;
+}
+
+/* Whether a mark or a second (fold_table.h) folds to itself after the
+ * code points of the word so far. */
+static bool joins_in_place(const ns_tokenizer_t *t, utf8proc_int32_t cp,
+                           uint32_t info)
+{
+    unsigned prev =
+        t->fold_last < 0 ? NS_TRAIL_INERT : ns_fold_trail[t->fold_last];
+    if (info & NS_CP_MARK)
+        return NS_TRAIL_CCC(prev) <= NS_TRAIL_CCC(ns_fold_trail[cp]);
+    return (info & NS_CP_SECOND) && (prev & NS_TRAIL_INERT);
+}
+
+/* Appends to the folded word what the table says (info) of one code point,
+ * or gives the word up to utf8proc when the table's fold is not exact. */
+static inline void fold_cp(ns_tokenizer_t *t, utf8proc_int32_t cp,
+                           uint32_t info)
+{
+    if (!(info & NS_CP_SIMPLE) && !joins_in_place(t, cp, info)) {
+        t->fold_ok = false;
+        return;
+    }
+    t->fold_last = cp;
+    size_t n = NS_FOLD_LEN(info);
+    if (t->fold_len + n <= NS_WORD_MAX)
+        memcpy(t->fold + t->fold_len, ns_fold_pool + NS_FOLD_OFF(info), n);
+    t->fold_len += n;
+}
+
+/* ASCII letters and digits, folded: their lower case. */
+static inline void fold_ascii(ns_tokenizer_t *t, const char *s, size_t n)
+{
+    size_t room = t->fold_len < NS_WORD_MAX ? NS_WORD_MAX - t->fold_len : 0;
+    char *out = t->fold + t->fold_len;
+    for (size_t i = 0; i < n && i < room; i++)
+        out[i] = (char)(s[i] >= 'A' && s[i] <= 'Z' ? s[i] + 32 : s[i]);
+    t->fold_len += n;
+    t->fold_last = (unsigned char)s[n - 1];
 }
 
 static bool add_to_run(pass_t *p, const char *bytes, size_t n)
@@ -212,12 +241,51 @@ static bool add_to_run(pass_t *p, const char *bytes, size_t n)
     return true;
 }
 
-/* Segments the current run with ICU's dictionary-based word breaker. */
-static void end_run(pass_t *p)
+static utf8proc_ssize_t decode(const char *s, size_t n, utf8proc_int32_t *cp);
+static void segment_run(pass_t *p);
+
+/* Ends the current run of a spaceless script, if any (called between any
+ * two words: inline, the run is most often empty). */
+static inline void end_run(pass_t *p)
+{
+    if (p->t->run_len > 0)
+        segment_run(p);
+}
+
+/* One word of a segmented run: folded by the table when it can be. */
+static void emit_segment(pass_t *p, const char *w, size_t len)
 {
     ns_tokenizer_t *t = p->t;
-    if (t->run_len == 0)
+    if (t->reference) {
+        emit(p, w, len, false);
         return;
+    }
+    t->fold_len = 0;
+    t->fold_last = -1;
+    t->fold_ok = true;
+    for (size_t i = 0; i < len && t->fold_ok;) {
+        utf8proc_int32_t cp;
+        utf8proc_ssize_t k = decode(w + i, len - i, &cp);
+        if (k < 0 || cp >= 0x10000) {
+            t->fold_ok = false;
+            break;
+        }
+        fold_cp(t, cp, ns_fold_info[cp]);
+        i += (size_t)k;
+    }
+    if (len > 0 && t->fold_ok)
+        emit_folded(p);
+    else
+        emit(p, w, len, false);
+    t->fold_len = 0;
+    t->fold_last = -1;
+    t->fold_ok = true;
+}
+
+/* Segments the current run with ICU's dictionary-based word breaker. */
+static void segment_run(pass_t *p)
+{
+    ns_tokenizer_t *t = p->t;
     size_t run_len = t->run_len;
     t->run_len = 0;
     p->stats->segmented++;
@@ -266,7 +334,7 @@ static void end_run(pass_t *p)
             p->stats->long_words++;
             continue;
         }
-        emit(p, t->out, (size_t)n8, false);
+        emit_segment(p, t->out, (size_t)n8);
     }
 }
 
@@ -283,6 +351,168 @@ static utf8proc_ssize_t decode(const char *s, size_t n, utf8proc_int32_t *cp)
     return k > 0 && *cp >= 0 ? k : -1;
 }
 
+/* The reference path: every code point classified by utf8proc and ICU,
+ * every word normalised by utf8proc. */
+static void tokenize_reference(pass_t *p, const char *text, size_t len)
+{
+    ns_tokenizer_t *t = p->t;
+    size_t pos = 0;
+    while (pos < len && p->rc == NS_OK) {
+        /* A run of ASCII letters and digits at once. */
+        size_t a = pos;
+        while (a < len && ascii_word[(unsigned char)text[a]])
+            a++;
+        if (a > pos) {
+            end_run(p);
+            add_to_word(t, text + pos, a - pos, true);
+            pos = a;
+            continue;
+        }
+        utf8proc_int32_t cp;
+        utf8proc_ssize_t k = decode(text + pos, len - pos, &cp);
+        if (k < 0) {
+            p->stats->invalid_bytes++;
+            end_word(p);
+            end_run(p);
+            pos++;
+            continue;
+        }
+        const char *bytes = text + pos;
+        pos += (size_t)k;
+        if (ns_cp_is_word(cp)) {
+            if (cp >= 0x0E00 && (ns_cp_spaceless(cp) ||
+                                 (t->run_len > 0 && ns_cp_shared_script(cp)))) {
+                end_word(p);
+                add_to_run(p, bytes, (size_t)k);
+            } else {
+                end_run(p);
+                add_to_word(t, bytes, (size_t)k, k == 1);
+            }
+            continue;
+        }
+        /* An apostrophe or hyphen between two word characters joins them
+         * (or, eliding, ends the first word after the apostrophe). */
+        bool apos = ns_cp_is_apostrophe(cp),
+             hyph = !apos && ns_cp_is_hyphen(cp);
+        if ((apos || hyph) && t->raw_len > 0 && pos < len) {
+            utf8proc_int32_t next;
+            utf8proc_ssize_t kn = decode(text + pos, len - pos, &next);
+            if (kn > 0 && ns_cp_is_word(next) &&
+                !(next >= 0x0E00 && ns_cp_spaceless(next))) {
+                add_to_word(t, apos ? "'" : "-", 1, true);
+                if (apos && p->elision)
+                    end_word(p);
+                continue;
+            }
+        }
+        end_word(p);
+        end_run(p);
+    }
+}
+
+/* Decodes like decode() (the same bytes are valid), two- and three-byte
+ * sequences without a call. */
+static inline utf8proc_ssize_t decode_fast(const char *s, size_t n,
+                                           utf8proc_int32_t *cp)
+{
+    const unsigned char *u = (const unsigned char *)s;
+    if (u[0] >= 0xC2 && u[0] < 0xE0) {
+        if (n < 2 || (u[1] & 0xC0) != 0x80)
+            return -1;
+        *cp = (utf8proc_int32_t)((u[0] & 0x1Fu) << 6 | (u[1] & 0x3Fu));
+        return 2;
+    }
+    if (u[0] >= 0xE0 && u[0] < 0xF0) {
+        if (n < 3 || (u[1] & 0xC0) != 0x80 || (u[2] & 0xC0) != 0x80)
+            return -1;
+        utf8proc_int32_t c =
+            (utf8proc_int32_t)((u[0] & 0x0Fu) << 12 | (u[1] & 0x3Fu) << 6 |
+                               (u[2] & 0x3Fu));
+        if (c < 0x800 || (c >= 0xD800 && c <= 0xDFFF))
+            return -1;
+        *cp = c;
+        return 3;
+    }
+    return decode(s, n, cp);
+}
+
+/* The table's entry for any code point: beyond the BMP, the flags only
+ * (never simple: such words go through utf8proc). */
+static inline uint32_t info_of(utf8proc_int32_t cp)
+{
+    if (cp < 0x10000)
+        return ns_fold_info[cp];
+    uint32_t e = 0;
+    if (ns_cp_is_word(cp)) {
+        e |= NS_CP_WORD;
+        if (ns_cp_spaceless(cp))
+            e |= NS_CP_SPACELESS;
+        if (ns_cp_shared_script(cp))
+            e |= NS_CP_SHARED;
+    }
+    return e;
+}
+
+/* The fast path: the reference path's decisions, each code point's taken
+ * from the table, and words folded by the table unless one of their code
+ * points needs utf8proc. */
+static void tokenize_fast(pass_t *p, const char *text, size_t len)
+{
+    ns_tokenizer_t *t = p->t;
+    size_t pos = 0;
+    while (pos < len && p->rc == NS_OK) {
+        size_t a = pos;
+        while (a < len && ascii_word[(unsigned char)text[a]])
+            a++;
+        if (a > pos) {
+            end_run(p);
+            add_to_word(t, text + pos, a - pos, true);
+            fold_ascii(t, text + pos, a - pos);
+            pos = a;
+            continue;
+        }
+        utf8proc_int32_t cp;
+        utf8proc_ssize_t k = decode_fast(text + pos, len - pos, &cp);
+        if (k < 0) {
+            p->stats->invalid_bytes++;
+            end_word(p);
+            end_run(p);
+            pos++;
+            continue;
+        }
+        const char *bytes = text + pos;
+        pos += (size_t)k;
+        uint32_t info = info_of(cp);
+        if (info & NS_CP_WORD) {
+            if ((info & NS_CP_SPACELESS) ||
+                (t->run_len > 0 && (info & NS_CP_SHARED))) {
+                end_word(p);
+                add_to_run(p, bytes, (size_t)k);
+            } else {
+                end_run(p);
+                add_to_word(t, bytes, (size_t)k, k == 1);
+                fold_cp(t, cp, info);
+            }
+            continue;
+        }
+        bool apos = info & NS_CP_APOS, hyph = !apos && (info & NS_CP_HYPHEN);
+        if ((apos || hyph) && t->raw_len > 0 && pos < len) {
+            utf8proc_int32_t next;
+            utf8proc_ssize_t kn = decode_fast(text + pos, len - pos, &next);
+            uint32_t next_info = kn > 0 ? info_of(next) : 0;
+            if ((next_info & NS_CP_WORD) && !(next_info & NS_CP_SPACELESS)) {
+                add_to_word(t, apos ? "'" : "-", 1, true);
+                fold_ascii(t, apos ? "'" : "-", 1);
+                if (apos && p->elision)
+                    end_word(p);
+                continue;
+            }
+        }
+        end_word(p);
+        end_run(p);
+    }
+}
+
 ns_err_t ns_tokenize(ns_tokenizer_t *t, const char *lang, const char *text,
                      size_t len, ns_word_fn fn, void *arg,
                      ns_text_stats_t *stats, ns_error_t *err)
@@ -297,58 +527,14 @@ ns_err_t ns_tokenize(ns_tokenizer_t *t, const char *lang, const char *text,
     t->raw_len = 0;
     t->raw_ascii = true;
     t->raw_long = false;
+    t->fold_len = 0;
+    t->fold_last = -1;
+    t->fold_ok = !t->reference;
     t->run_len = 0;
-    size_t pos = 0;
-    while (pos < len && p.rc == NS_OK) {
-        /* The fast path: a run of ASCII letters and digits at once. */
-        size_t a = pos;
-        while (a < len && ascii_word[(unsigned char)text[a]])
-            a++;
-        if (a > pos) {
-            end_run(&p);
-            add_to_word(t, text + pos, a - pos, true);
-            pos = a;
-            continue;
-        }
-        utf8proc_int32_t cp;
-        utf8proc_ssize_t k = decode(text + pos, len - pos, &cp);
-        if (k < 0) {
-            stats->invalid_bytes++;
-            end_word(&p);
-            end_run(&p);
-            pos++;
-            continue;
-        }
-        const char *bytes = text + pos;
-        pos += (size_t)k;
-        if (is_word(cp)) {
-            if (cp >= 0x0E00 &&
-                (spaceless(cp) || (t->run_len > 0 && shared_script(cp)))) {
-                end_word(&p);
-                add_to_run(&p, bytes, (size_t)k);
-            } else {
-                end_run(&p);
-                add_to_word(t, bytes, (size_t)k, k == 1);
-            }
-            continue;
-        }
-        /* An apostrophe or hyphen between two word characters joins them
-         * (or, eliding, ends the first word after the apostrophe). */
-        bool apos = is_apostrophe(cp), hyph = !apos && is_hyphen(cp);
-        if ((apos || hyph) && t->raw_len > 0 && pos < len) {
-            utf8proc_int32_t next;
-            utf8proc_ssize_t kn = decode(text + pos, len - pos, &next);
-            if (kn > 0 && is_word(next) &&
-                !(next >= 0x0E00 && spaceless(next))) {
-                add_to_word(t, apos ? "'" : "-", 1, true);
-                if (apos && p.elision)
-                    end_word(&p);
-                continue;
-            }
-        }
-        end_word(&p);
-        end_run(&p);
-    }
+    if (t->reference)
+        tokenize_reference(&p, text, len);
+    else
+        tokenize_fast(&p, text, len);
     end_word(&p);
     end_run(&p);
     return p.rc;

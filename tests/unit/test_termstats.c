@@ -280,4 +280,81 @@ TEST(incremental_equals_full_on_random_edits)
     ns_tokenizer_destroy(tok);
 }
 
+TEST(a_document_grows_the_table_and_an_abandoned_one_leaves_nothing)
+{
+    /* One document with more distinct words than the table first holds
+     * (it grows while the document is open), some repeated, one longer
+     * than the words the counter buffers; then an abandoned document. */
+    ns_termstats_t *s = ns_termstats_new();
+    ASSERT_EQ(ns_termstats_doc_begin(s, "en", &err), NS_OK);
+    char w[160];
+    for (int i = 0; i < 5000; i++) {
+        int n = snprintf(w, sizeof(w), "w%d", i);
+        ASSERT_EQ(ns_termstats_word(s, w, (size_t)n, &err), NS_OK);
+        if (i % 7 == 0)
+            ASSERT_EQ(ns_termstats_word(s, w, (size_t)n, &err), NS_OK);
+    }
+    memset(w, 'L', 150);
+    for (int i = 0; i < 3; i++)
+        ASSERT_EQ(ns_termstats_word(s, w, 150, &err), NS_OK);
+    ASSERT_EQ(ns_termstats_doc_end(s, &err), NS_OK);
+    ASSERT_EQ(ns_termstats_terms(s), 5001);
+    ns_term_t t;
+    ASSERT(ns_termstats_get(s, "en", "w0", &t));
+    ASSERT_EQ(t.df, 1);
+    ASSERT_EQ(t.count, 2);
+    ASSERT_EQ(t.nlogn, llround(2 * log(2) * NS_NLOGN_SCALE));
+    ASSERT(ns_termstats_get(s, "en", "w4999", &t));
+    ASSERT_EQ(t.count, 1);
+    w[150] = '\0';
+    ASSERT(ns_termstats_get(s, "en", w, &t));
+    ASSERT_EQ(t.count, 3);
+    ASSERT_EQ(t.nlogn, llround(3 * log(3) * NS_NLOGN_SCALE));
+    /* begun, given words, never ended: replaced by the next document */
+    ASSERT_EQ(ns_termstats_doc_begin(s, "en", &err), NS_OK);
+    for (int i = 0; i < 3000; i++) {
+        int n = snprintf(w, sizeof(w), "gone%d", i);
+        ASSERT_EQ(ns_termstats_word(s, w, (size_t)n, &err), NS_OK);
+    }
+    add_doc(s, "en", "w1 w1 w1");
+    ASSERT_EQ(ns_termstats_terms(s), 5001);
+    ASSERT(!ns_termstats_get(s, "en", "gone1", &t));
+    ASSERT(ns_termstats_get(s, "en", "w1", &t));
+    ASSERT_EQ(t.df, 2);
+    ASSERT_EQ(t.count, 4);
+    ns_lang_stats_t l;
+    ASSERT(ns_termstats_lang(s, "en", &l));
+    ASSERT_EQ(l.docs, 2);
+    ASSERT_EQ(l.words, 5000 + 715 + 3 + 3);
+    /* and the same counts encoded and decoded */
+    char *e;
+    size_t el;
+    ASSERT_EQ(ns_termstats_encode(s, &e, &el, &err), NS_OK);
+    ns_termstats_t *d = ns_termstats_decode(e, el, &err);
+    ASSERT(d != NULL && ns_termstats_equal(s, d));
+    free(e);
+    ns_termstats_destroy(d);
+    ns_termstats_destroy(s);
+}
+
+TEST(interleaved_languages_count_apart)
+{
+    ns_termstats_t *s = ns_termstats_new();
+    for (int i = 0; i < 300; i++)
+        add_doc(s,
+                i % 3 == 0   ? "fr"
+                : i % 3 == 1 ? "de"
+                             : NULL,
+                "die le the die");
+    ns_term_t t;
+    ASSERT(ns_termstats_get(s, "de", "die", &t));
+    ASSERT_EQ(t.df, 100);
+    ASSERT_EQ(t.count, 200);
+    ASSERT(ns_termstats_get(s, "", "le", &t));
+    ASSERT_EQ(t.df, 100);
+    ASSERT_EQ(ns_termstats_terms(s), 9);
+    ASSERT_EQ(ns_termstats_langs(s), 3);
+    ns_termstats_destroy(s);
+}
+
 NSTEST_MAIN

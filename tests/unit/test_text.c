@@ -1,6 +1,8 @@
 /* test_text.c: the tokenizer (text/tokenize.c): words by Unicode
  * category, NFKC + case folding, apostrophes and hyphens per language,
- * dictionary segmentation of scripts without spaces, invalid UTF-8. */
+ * dictionary segmentation of scripts without spaces, invalid UTF-8; and
+ * the fast path (text/fold_table.c) against the reference path, which
+ * asks utf8proc and ICU about every code point and word. */
 #include "ns/text.h"
 
 #include "nstest.h"
@@ -185,6 +187,209 @@ TEST(random_bytes_never_break_it)
     }
     ASSERT(total > 1000);
     ns_tokenizer_destroy(t);
+}
+
+/* ---- the fast path against the reference path ------------------------ */
+
+typedef struct run_out {
+    char *buf;
+    size_t len, cap;
+    ns_text_stats_t st;
+} run_out_t;
+
+static void collect_any(const char *w, size_t n, void *arg)
+{
+    run_out_t *o = arg;
+    if (o->len + n + 1 > o->cap) {
+        o->cap = (o->len + n + 1) * 2;
+        o->buf = realloc(o->buf, o->cap);
+        ASSERT(o->buf != NULL);
+    }
+    memcpy(o->buf + o->len, w, n);
+    o->len += n;
+    o->buf[o->len++] = '\n';
+}
+
+static void hex_dump(const char *what, const char *s, size_t n)
+{
+    fprintf(stderr, "%s:", what);
+    for (size_t i = 0; i < n; i++)
+        fprintf(stderr, " %02x", (unsigned char)s[i]);
+    fputc('\n', stderr);
+}
+
+/* Tokenizes text both ways; fails, showing the text, unless the words and
+ * the counters are the same. */
+static void same_both_ways(ns_tokenizer_t *fast, ns_tokenizer_t *ref,
+                           const char *lang, const char *text, size_t len)
+{
+    static run_out_t a, b;
+    a.len = b.len = 0;
+    memset(&a.st, 0, sizeof(a.st));
+    memset(&b.st, 0, sizeof(b.st));
+    ns_error_t err;
+    ASSERT_EQ(ns_tokenize(fast, lang, text, len, collect_any, &a, &a.st, &err),
+              NS_OK);
+    ASSERT_EQ(ns_tokenize(ref, lang, text, len, collect_any, &b, &b.st, &err),
+              NS_OK);
+    if (a.len != b.len || (a.len > 0 && memcmp(a.buf, b.buf, a.len) != 0) ||
+        memcmp(&a.st, &b.st, sizeof(a.st)) != 0) {
+        hex_dump("text", text, len);
+        hex_dump("fast", a.buf, a.len);
+        hex_dump("reference", b.buf, b.len);
+        NSTEST_FAIL("fast path and reference differ (lang %s)",
+                    lang ? lang : "-");
+    }
+}
+
+static void both_ways(ns_tokenizer_t **fast, ns_tokenizer_t **ref)
+{
+    ns_error_t err;
+    *fast = ns_tokenizer_new(&err);
+    *ref = ns_tokenizer_new(&err);
+    ASSERT(*fast != NULL && *ref != NULL);
+    ns_tokenizer_set_reference(*ref, 1);
+}
+
+/* Everything the fast path treats specially, and its neighbours, as
+ * pieces separated by '|' (and a NUL byte, added by the test). */
+static const char tricky[] =
+    "word|Word|WORD|42|x| |  |.|,|(|\t|\n|'|-|’|ʼ|‐|‑|—|"
+    /* Latin-1 and Latin Extended, composed and not, ligatures, widths */
+    "é|e\xcc\x81|\xcc\x81|\xcc\x88|\xcc\xa3|\xcd\x85|\xcc\x95|ß|ẞ|Straße|Ü|"
+    "ǅ|Ł|ő|ﬁ|ﬀ|ĳ|ＡＢ|ｓ|µ|ſ|½|²|㈱|ﷺ|Å|ệ|\xe2\x84\xaa|\xe2\x84\xab|"
+    /* Turkish i, Greek sigma and polytonic, Cyrillic with breve */
+    "İ|ı|I|i|ΟΔΟΣ|ς|σ|ΐ|ᾢ|Ω|ё|Й|й|и|̆|"
+    /* Indic: viramas, nuktas, two-part vowel signs (composition seconds) */
+    "क्ष|ि|्|ऩ|\xe0\xa4\xbc|न|ଓ|େ|ା|ୋ|ো|ে|া|ෙ|ා|්|ො|ொ|ெ|ா|ೊ|ೆ|ೂ|ೕ|ൊ|"
+    "െ|ാ|ਨ਼|਼|ཱ|ི|ᬆ|ᬅ|ᬵ|"
+    /* Hangul syllables and jamo, Hebrew points, Arabic digits */
+    "한|ᄒ|ᅡ|ᆫ|가|ᆨ|\xe1\x86\xa7|כּ|ּ|ַ|\xd6\xb7|١٢|"
+    /* spaceless scripts, kana voicing marks, ideographic marks */
+    "ไทย|我们|コーヒー|か|゙|ｶ|ﾞ|〪|"
+    /* beyond the BMP: emoji, Han extension B, mathematical letters */
+    "\xf0\x9f\x98\x80|\xf0\xa0\x80\x80|\xf0\x9d\x90\x80|"
+    /* invalid or unusual UTF-8, a soft hyphen, a noncharacter */
+    "\xff|\xc3|\xc0\xaf|\xe0\x80\xaf|\xed\xa0\x80|\xe2\x82|\xf4\x90\x80\x80|"
+    "\xef\xbf\xbe|\xc2\xad";
+
+typedef struct piece {
+    const char *s;
+    size_t len;
+} piece_t;
+
+static size_t split_pieces(piece_t *out, size_t max)
+{
+    size_t n = 0;
+    for (const char *p = tricky; *p && n < max;) {
+        size_t len = strcspn(p, "|");
+        out[n++] = (piece_t){p, len};
+        p += len + (p[len] == '|');
+    }
+    return n;
+}
+
+TEST(fast_path_equals_reference_on_random_text)
+{
+    ns_tokenizer_t *fast, *ref;
+    both_ways(&fast, &ref);
+    static const char *const langs[] = {"en", "fr", "ja", "tr", NULL};
+    static piece_t pieces[256];
+    size_t n_pieces = split_pieces(pieces, 256);
+    ASSERT(n_pieces > 100);
+    unsigned seed = 2024;
+    char buf[512];
+    for (int round = 0; round < 50000; round++) {
+        size_t len = 0;
+        int count = 1 + round % 12;
+        for (int k = 0; k < count && len + 64 < sizeof(buf); k++) {
+            seed = seed * 1103515245u + 12345u;
+            unsigned pick = (seed >> 16) % (unsigned)(n_pieces + 1);
+            if (pick == n_pieces) {
+                buf[len++] = '\0';
+                continue;
+            }
+            memcpy(buf + len, pieces[pick].s, pieces[pick].len);
+            len += pieces[pick].len;
+        }
+        same_both_ways(fast, ref, langs[round % 5], buf, len);
+    }
+    ns_tokenizer_destroy(fast);
+    ns_tokenizer_destroy(ref);
+}
+
+TEST(fast_path_equals_reference_for_every_bmp_code_point)
+{
+    /* Each code point alone, and after and before each neighbour that
+     * matters to composition and canonical ordering. */
+    static const char *const around[] = {
+        "a",  "e",        "é", "\xcc\x81", "\xcc\xa3",     "\xcd\x85",
+        "्",   "େ",        "ା", "ে",        "ᄒ",           "가",
+        "ᆨ", "'",        "Σ", "ệ",        "\xe0\xa4\xbc", "ெ",
+        "ᬅ",  "\xd6\xb7",
+    };
+    ns_tokenizer_t *fast, *ref;
+    both_ways(&fast, &ref);
+    for (utf8proc_int32_t cp = 1; cp < 0x10000; cp++) {
+        if (cp >= 0xD800 && cp <= 0xDFFF)
+            continue;
+        utf8proc_uint8_t u[4];
+        size_t n = (size_t)utf8proc_encode_char(cp, u);
+        char buf[64];
+        memcpy(buf, u, n);
+        same_both_ways(fast, ref, "en", buf, n);
+        for (size_t i = 0; i < sizeof(around) / sizeof(around[0]); i++) {
+            size_t m = strlen(around[i]);
+            memcpy(buf, around[i], m);
+            memcpy(buf + m, u, n);
+            memcpy(buf + m + n, around[i], m);
+            memcpy(buf + 2 * m + n, u, n);
+            same_both_ways(fast, ref, "fr", buf, 2 * (m + n));
+        }
+    }
+    ns_tokenizer_destroy(fast);
+    ns_tokenizer_destroy(ref);
+}
+
+TEST(fast_path_decodes_utf8_like_utf8proc)
+{
+    /* Every lead byte with every second byte and a sample of third and
+     * fourth bytes, between two words. */
+    static const unsigned char thirds[] = {0x00, 0x41, 0x7f, 0x80, 0x8f,
+                                           0x90, 0x9f, 0xa0, 0xbf, 0xc0};
+    ns_tokenizer_t *fast, *ref;
+    both_ways(&fast, &ref);
+    for (unsigned b0 = 0x80; b0 <= 0xff; b0++)
+        for (unsigned b1 = 0; b1 <= 0xff; b1++)
+            for (size_t k = 0; k < sizeof(thirds); k++) {
+                char buf[8] = {'a',        (char)b0, (char)b1, (char)thirds[k],
+                               (char)0x80, 'b'};
+                same_both_ways(fast, ref, "en", buf, 6);
+                same_both_ways(fast, ref, "en", buf, 3); /* truncated */
+            }
+    ns_tokenizer_destroy(fast);
+    ns_tokenizer_destroy(ref);
+}
+
+TEST(fast_path_long_words_like_reference)
+{
+    /* Around NS_WORD_MAX after folding: "ß" doubles, "ﷺ" grows 11
+     * times, a virama keeps a word on the table. */
+    static const char *const units[] = {"a", "ß", "é", "ﷺ", "क्", "ΐ"};
+    ns_tokenizer_t *fast, *ref;
+    both_ways(&fast, &ref);
+    char buf[1024];
+    for (size_t u = 0; u < sizeof(units) / sizeof(units[0]); u++)
+        for (size_t reps = 1; reps < 140; reps++) {
+            size_t len = 0, m = strlen(units[u]);
+            for (size_t r = 0; r < reps && len + m < sizeof(buf); r++) {
+                memcpy(buf + len, units[u], m);
+                len += m;
+            }
+            same_both_ways(fast, ref, "en", buf, len);
+        }
+    ns_tokenizer_destroy(fast);
+    ns_tokenizer_destroy(ref);
 }
 
 NSTEST_MAIN

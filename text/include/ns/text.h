@@ -41,6 +41,14 @@ ns_tokenizer_t *ns_tokenizer_new(ns_error_t *err);
 /** @brief NULL: no-op. */
 void ns_tokenizer_destroy(ns_tokenizer_t *t);
 
+/** @brief Turns the fast path off (reference non-zero) or on (the
+ *  default). Off, every code point is classified and every word normalised
+ *  by utf8proc and ICU themselves: the reference the fast path (a table of
+ *  the Basic Multilingual Plane built from utf8proc and ICU, and words
+ *  folded code point by code point when that is exact) is tested against.
+ *  Both give the same words. */
+void ns_tokenizer_set_reference(ns_tokenizer_t *t, int reference);
+
 /** @brief Splits text (len bytes, any content) into words of language lang
  *  (ISO 639-1 such as "fr"; NULL or "" when unknown) and calls fn for each;
  *  adds to *stats. @returns NS_OK, or an error only when out of memory or
