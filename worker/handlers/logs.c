@@ -5,7 +5,8 @@
  * logline.c), groups it into a template (text/logparse.c, primed with the
  * templates already in Postgres so ids stay stable across windows and
  * processes), and replaces the window's counts in the item's transaction:
- * a re-run or a backfill of the same window changes nothing twice. Bad
+ * a re-run or a backfill of the same window changes nothing twice; then
+ * the incident detection (logs_detect.c) judges the counts. Bad
  * lines are counted, and the first few of each window are kept in
  * dead_letters with their reason; they never stop a window.
  *
@@ -19,6 +20,7 @@
 #include <string.h>
 
 #include "handlers.h"
+#include "logs.h"
 #include "logs_read.h"
 #include "ns/buf.h"
 #include "ns/clock.h"
@@ -28,12 +30,7 @@
 
 #define READ_TIMEOUT_MS 120000
 
-typedef struct count {
-    char *service;
-    uint64_t template_id;
-    int64_t lines;
-    ns_loglevel_t level;
-} count_t;
+typedef ns_logcount_t count_t;
 
 typedef struct bad_line {
     int32_t partition;
@@ -517,6 +514,15 @@ ns_err_t ns_logs_window(ns_item_ctx_t *ctx, ns_error_t *err)
         report_dry_run(ctx, &w);
     else if (rc == NS_OK)
         rc = store(ctx, topic, &w, start->valuestring, end->valuestring, err);
+    ns_logwindow_t counted = {.service = w.service,
+                              .start = start->valuestring,
+                              .start_ms = w.start_ms,
+                              .end_ms = w.end_ms,
+                              .counts = w.counts,
+                              .n_counts = w.n_counts,
+                              .parser = w.parser};
+    if (rc == NS_OK)
+        rc = ns_logs_detect(ctx, &counted, err);
     window_free(&w);
     return rc;
 }
