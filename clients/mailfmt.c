@@ -23,25 +23,6 @@
 
 /* ---- header encoding --------------------------------------------------- */
 
-static ns_err_t add_base64(ns_buf_t *b, const unsigned char *s, size_t len)
-{
-    static const char tab[] =
-        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    ns_err_t rc = NS_OK;
-    for (size_t i = 0; i < len && rc == NS_OK; i += 3) {
-        uint32_t v = (uint32_t)s[i] << 16;
-        if (i + 1 < len)
-            v |= (uint32_t)s[i + 1] << 8;
-        if (i + 2 < len)
-            v |= s[i + 2];
-        char quad[4] = {tab[(v >> 18) & 63], tab[(v >> 12) & 63],
-                        i + 1 < len ? tab[(v >> 6) & 63] : '=',
-                        i + 2 < len ? tab[v & 63] : '='};
-        rc = ns_buf_add(b, quad, 4);
-    }
-    return rc;
-}
-
 /* Bytes of the UTF-8 sequence starting at s (input already sanitized). */
 static size_t seq_len(unsigned char c)
 {
@@ -72,7 +53,7 @@ static ns_err_t add_encoded_words(ns_buf_t *b, const char *s)
         if (rc == NS_OK)
             rc = ns_buf_adds(b, "=?UTF-8?B?");
         if (rc == NS_OK)
-            rc = add_base64(b, (const unsigned char *)s + pos, n);
+            rc = ns_buf_add_base64(b, s + pos, n);
         if (rc == NS_OK)
             rc = ns_buf_adds(b, "?=");
         pos += n;

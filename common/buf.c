@@ -1,5 +1,6 @@
 #include "ns/buf.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -89,4 +90,24 @@ void ns_buf_free(ns_buf_t *b)
     b->data = NULL;
     b->len = 0;
     b->cap = 0;
+}
+
+ns_err_t ns_buf_add_base64(ns_buf_t *b, const void *data, size_t len)
+{
+    static const char tab[] =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    const unsigned char *s = data;
+    ns_err_t rc = NS_OK;
+    for (size_t i = 0; i < len && rc == NS_OK; i += 3) {
+        uint32_t v = (uint32_t)s[i] << 16;
+        if (i + 1 < len)
+            v |= (uint32_t)s[i + 1] << 8;
+        if (i + 2 < len)
+            v |= s[i + 2];
+        char quad[4] = {tab[(v >> 18) & 63], tab[(v >> 12) & 63],
+                        i + 1 < len ? tab[(v >> 6) & 63] : '=',
+                        i + 2 < len ? tab[v & 63] : '='};
+        rc = ns_buf_add(b, quad, 4);
+    }
+    return rc;
 }

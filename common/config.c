@@ -731,6 +731,15 @@ static ns_err_t check_teams_targets(loader_t *ld)
     return NS_OK;
 }
 
+static const field_t confluence_fields[] = {
+    F_STR_("base_url", ns_config_t, confluence.base_url),
+    F_STR_("user", ns_config_t, confluence.user),
+    F_STR_("token", ns_config_t, confluence.token),
+    F_STR_("auth", ns_config_t, confluence.auth),
+    F_INT_("timeout_seconds", ns_config_t, confluence.timeout_s, 1, 3600),
+    F_END,
+};
+
 static const field_t telegram_fields[] = {
     F_STR_("api_url", ns_config_t, telegram.api_url),
     F_STR_("bot_token", ns_config_t, telegram.bot_token),
@@ -771,6 +780,7 @@ static const field_t top_fields[] = {
     F_SECTION_("telegram", telegram_fields),
     F_SECTION_("smtp", smtp_fields),
     F_SECTION_("teams", teams_fields),
+    F_SECTION_("confluence", confluence_fields),
     F_SECTION_("ingest", ingest_fields),
     F_FN_("jobs", parse_jobs),
     F_END,
@@ -900,6 +910,7 @@ static ns_config_t *config_new(const char *path)
     cfg->telegram.timeout_s = 30;
     cfg->smtp.timeout_s = 60;
     cfg->teams.timeout_s = 30;
+    cfg->confluence.timeout_s = 60;
     cfg->ingest.port = 8088;
     cfg->ingest.partitions = 8;
     cfg->ingest.max_body = 1024 * 1024;
@@ -944,7 +955,12 @@ static ns_err_t parse_root(loader_t *ld)
         set_default(&cfg->smtp.starttls, "required") &&
         env_default(&cfg->ingest.secret_token, "NS_TELEGRAM_WEBHOOK_SECRET") &&
         set_default(&cfg->ingest.bind, "0.0.0.0") &&
-        set_default(&cfg->ingest.topic, "ns.ingest.telegram");
+        set_default(&cfg->ingest.topic, "ns.ingest.telegram") &&
+        env_default(&cfg->confluence.base_url, "NS_CONFLUENCE_URL") &&
+        env_default(&cfg->confluence.user, "NS_CONFLUENCE_USER") &&
+        env_default(&cfg->confluence.token, "NS_CONFLUENCE_TOKEN") &&
+        set_default(&cfg->confluence.auth,
+                    cfg->confluence.user[0] ? "basic" : "bearer");
     if (!ok)
         return ns_error_set(y->err, NS_ERR_NOMEM, "%s: out of memory", y->path);
     const char *tls = cfg->smtp.starttls;
@@ -957,6 +973,20 @@ static ns_err_t parse_root(loader_t *ld)
     if (ns_mail_check_address(cfg->smtp.from, y->err) != NS_OK)
         return ns_error_set(y->err, NS_ERR_INVALID, "%s: smtp.from: %s",
                             y->path, y->err->msg);
+    const char *auth = cfg->confluence.auth;
+    if (strcmp(auth, "basic") != 0 && strcmp(auth, "bearer") != 0)
+        return ns_error_set(y->err, NS_ERR_INVALID,
+                            "%s: confluence.auth is \"%s\": use basic or "
+                            "bearer",
+                            y->path, auth);
+    const char *curl = cfg->confluence.base_url;
+    if (curl[0] != '\0' && strncmp(curl, "https://", 8) != 0 &&
+        strncmp(curl, "http://127.0.0.1", 16) != 0 &&
+        strncmp(curl, "http://localhost", 16) != 0)
+        return ns_error_set(y->err, NS_ERR_INVALID,
+                            "%s: confluence.base_url must be an https:// URL "
+                            "(http only on loopback)",
+                            y->path);
     return check_teams_targets(ld);
 }
 
@@ -991,6 +1021,7 @@ ns_config_t *ns_config_load(const char *path, ns_handler_known_fn known,
     ns_log_add_secret(ld.cfg->telegram.bot_token);
     ns_log_add_secret(ld.cfg->smtp.password);
     ns_log_add_secret(ld.cfg->ingest.secret_token);
+    ns_log_add_secret(ld.cfg->confluence.token);
     for (size_t i = 0; i < ld.cfg->teams.n_webhooks; i++)
         ns_log_add_secret(ld.cfg->teams.webhooks[i].value);
     return ld.cfg;
@@ -1039,6 +1070,10 @@ void ns_config_destroy(ns_config_t *cfg)
         free(cfg->teams.webhooks[i].value);
     }
     free(cfg->teams.webhooks);
+    free(cfg->confluence.base_url);
+    free(cfg->confluence.user);
+    free(cfg->confluence.token);
+    free(cfg->confluence.auth);
     free(cfg->llm.base_url);
     free(cfg->llm.model);
     free(cfg->retry_tiers);

@@ -7,6 +7,7 @@
 
 #include "ns/buf.h"
 #include "ns/clock.h"
+#include "ns/confluence.h"
 #include "ns/log.h"
 #include "ns/mail.h"
 #include "ns/metrics.h"
@@ -167,6 +168,43 @@ static ns_err_t send_teams(PGconn *pg, const ns_config_t *cfg,
     return rc;
 }
 
+/* {"storage": XHTML, "title"?: text, "files"?: [outbox_files ids]}: the
+ * page's new body with its attachments; the target is the page id. */
+static ns_err_t send_confluence(PGconn *pg, const ns_config_t *cfg,
+                                const char *target, const cJSON *payload,
+                                ns_error_t *err)
+{
+    const char *storage = str_of(payload, "storage");
+    if (storage == NULL)
+        return ns_error_set(err, NS_ERR_PERMANENT,
+                            "confluence payload has no storage body");
+    const cJSON *ids = cJSON_GetObjectItemCaseSensitive(payload, "files");
+    int n = cJSON_IsArray(ids) ? cJSON_GetArraySize(ids) : 0;
+    file_t *loaded = calloc((size_t)n + 1, sizeof(*loaded));
+    ns_confluence_file_t *files = calloc((size_t)n + 1, sizeof(*files));
+    ns_err_t rc = loaded && files
+                      ? NS_OK
+                      : ns_error_set(err, NS_ERR_NOMEM, "out of memory");
+    for (int i = 0; rc == NS_OK && i < n; i++) {
+        rc = load_file(pg, cJSON_GetArrayItem(ids, i), &loaded[i], err);
+        if (rc == NS_OK)
+            files[i] = (ns_confluence_file_t){
+                .filename = PQgetvalue(loaded[i].r, 0, 0),
+                .mime_type = PQgetvalue(loaded[i].r, 0, 1),
+                .data = PQgetvalue(loaded[i].r, 0, 2),
+                .len = (size_t)PQgetlength(loaded[i].r, 0, 2)};
+    }
+    if (rc == NS_OK)
+        rc = ns_confluence_publish(&cfg->confluence, target,
+                                   str_of(payload, "title"), storage, files,
+                                   (size_t)n, err);
+    for (int i = 0; loaded != NULL && i < n; i++)
+        PQclear(loaded[i].r);
+    free(loaded);
+    free(files);
+    return rc;
+}
+
 static const struct {
     const char *channel;
     send_fn send;
@@ -174,6 +212,7 @@ static const struct {
     {"telegram", send_telegram},
     {"email", send_email},
     {"teams", send_teams},
+    {"confluence", send_confluence},
 };
 
 static send_fn find_channel(const char *name)

@@ -33,6 +33,9 @@ static const struct {
     {"email", "email", SCOPE_CHANNEL, "60/min burst 10"},
     /* Teams throttles a webhook past 4 requests a second. */
     {"teams", "teams.target", SCOPE_TARGET, "4/s burst 1"},
+    /* Confluence Cloud's REST API limits by cost; a page update is a few
+     * calls, and one a second per site stays far inside it. */
+    {"confluence", "confluence", SCOPE_CHANNEL, "1/s burst 3"},
 };
 
 /* Groups, supergroups and channels have negative ids or an @username. */

@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "ns/buf.h"
+#include "ns/confluence.h"
 #include "ns/http.h"
 #include "ns/llm.h"
 #include "ns/teams.h"
@@ -599,6 +600,125 @@ TEST(teams_errors_are_classified)
     ASSERT_EQ(ns_teams_post("", msg, 5000, &err), NS_ERR_PERMANENT);
     free(msg);
     free(url);
+}
+
+/* ---- Confluence ---- */
+
+static void fake_post(const char *path, const char *json)
+{
+    char *url = fake_url(path);
+    const char *headers[] = {"Content-Type: application/json", NULL};
+    ns_http_req_t req = {
+        .url = url, .headers = headers, .body = json, .body_len = strlen(json)};
+    ns_http_resp_t resp;
+    ns_error_t err;
+    ASSERT_EQ(ns_http_do(&req, &resp, &err), NS_OK);
+    if (resp.status != 200)
+        NSTEST_FAIL("%s refused: %s", path, resp.body);
+    ns_http_resp_free(&resp);
+    free(url);
+}
+
+static cJSON *fake_get(const char *path)
+{
+    char *url = fake_url(path);
+    ns_http_req_t req = {.url = url, .method = "GET"};
+    ns_http_resp_t resp;
+    ns_error_t err;
+    ASSERT_EQ(ns_http_do(&req, &resp, &err), NS_OK);
+    cJSON *doc = cJSON_Parse(resp.body);
+    ASSERT(doc != NULL);
+    ns_http_resp_free(&resp);
+    free(url);
+    return doc;
+}
+
+static ns_confluence_settings_t confluence_at(const char *token)
+{
+    char *base = fake_url("");
+    return (ns_confluence_settings_t){.base_url = base,
+                                      .user = "",
+                                      .token = (char *)token,
+                                      .auth = "bearer",
+                                      .timeout_s = 5};
+}
+
+TEST(confluence_escape)
+{
+    char *e = ns_confluence_escape("a<b> & \"c\" 'd'\x01\xff");
+    ASSERT_STREQ(e, "a&lt;b&gt; &amp; &quot;c&quot; &#39;d&#39;\xef\xbf\xbd");
+    free(e);
+}
+
+TEST(confluence_publish_versions_and_attachments)
+{
+    if (!fake_start("fake_confluence.py", "--token", "pat-123"))
+        return;
+    fake_post("/_control/pages", "{\"id\":\"42\",\"title\":\"Known "
+                                 "errors\",\"version\":7}");
+    ns_confluence_settings_t cfg = confluence_at("pat-123");
+    ns_confluence_file_t csv = {"errors_table_latest.csv", "text/csv",
+                                "\xef\xbb\xbf"
+                                "a,b\r\n",
+                                8};
+    ns_error_t err;
+    ns_error_clear(&err);
+    ASSERT_EQ(ns_confluence_publish(&cfg, "42", NULL, "<p>one &amp; two</p>",
+                                    &csv, 1, &err),
+              NS_OK);
+    /* Again, after someone else's edit sneaks in right before the PUT. */
+    fake_post("/_control/edit", "{\"id\":\"42\",\"before_next_put\":1}");
+    ASSERT_EQ(ns_confluence_publish(&cfg, "42", "Renamed", "<p>three</p>", &csv,
+                                    1, &err),
+              NS_OK);
+    cJSON *pages = fake_get("/_control/pages");
+    const cJSON *p = cJSON_GetObjectItemCaseSensitive(pages, "42");
+    ASSERT_EQ(get(p, "version")->valueint, 10); /* 7, 8, edit 9, 10 */
+    ASSERT_STREQ(get(p, "body")->valuestring, "<p>three</p>");
+    ASSERT_STREQ(get(p, "title")->valuestring, "Renamed");
+    const cJSON *att = get(get(p, "attachments"), "errors_table_latest.csv");
+    ASSERT_EQ(get(att, "version")->valueint, 2);
+    ASSERT_EQ(get(att, "size")->valueint, 8);
+    cJSON_Delete(pages);
+    free(cfg.base_url);
+}
+
+TEST(confluence_errors_name_the_setting)
+{
+    if (!fake_start("fake_confluence.py", "--token", "pat-123"))
+        return;
+    fake_post("/_control/pages", "{\"id\":\"1\"}");
+    fake_post("/_control/pages", "{\"id\":\"2\",\"forbidden\":true}");
+    ns_error_t err;
+    ns_error_clear(&err);
+    ns_confluence_settings_t bad = confluence_at("wrong-token-xyz");
+    ASSERT_EQ(ns_confluence_publish(&bad, "1", NULL, "<p/>", NULL, 0, &err),
+              NS_ERR_PERMANENT);
+    ASSERT_EQ(err.http_status, 401);
+    ASSERT(strstr(err.msg, "NS_CONFLUENCE_TOKEN") != NULL);
+    ASSERT(strstr(err.msg, "wrong-token-xyz") == NULL);
+    free(bad.base_url);
+    ns_confluence_settings_t cfg = confluence_at("pat-123");
+    ASSERT_EQ(ns_confluence_publish(&cfg, "2", NULL, "<p/>", NULL, 0, &err),
+              NS_ERR_PERMANENT);
+    ASSERT_EQ(err.http_status, 403);
+    ASSERT_EQ(ns_confluence_publish(&cfg, "999", NULL, "<p/>", NULL, 0, &err),
+              NS_ERR_PERMANENT);
+    ASSERT_EQ(err.http_status, 404);
+    ASSERT_EQ(
+        ns_confluence_publish(&cfg, "1", NULL, "<p>unclosed", NULL, 0, &err),
+        NS_ERR_PERMANENT);
+    ASSERT_EQ(err.http_status, 400);
+    fake_faults("[{\"kind\":\"status\",\"status\":429,\"retry_after\":7}]");
+    ASSERT_EQ(ns_confluence_publish(&cfg, "1", NULL, "<p/>", NULL, 0, &err),
+              NS_ERR_TRANSIENT);
+    ASSERT(err.retry_after_s == 7.0);
+    /* A conflict that persists is transient: the outbox tries later. */
+    fake_post("/_control/edit", "{\"id\":\"1\",\"before_next_put\":5}");
+    ASSERT_EQ(ns_confluence_publish(&cfg, "1", NULL, "<p/>", NULL, 0, &err),
+              NS_ERR_TRANSIENT);
+    ASSERT_EQ(err.http_status, 409);
+    free(cfg.base_url);
 }
 
 NSTEST_MAIN

@@ -18,6 +18,7 @@ static const ns_handler_def_t handlers[] = {
     {"ingest.telegram", ns_ingest_telegram, 0, 0, 0},
     {"structure.message", ns_structure_message, 0, 0, 0},
     {"logs.window", ns_logs_window, 0, 0, 1},
+    {"logs.daily_report", ns_logs_daily_report, 1, 0, 0},
 };
 
 const ns_handler_def_t *ns_handler_find(const char *name, int is_finalizer)

@@ -28,5 +28,7 @@ ns_err_t ns_structure_message(ns_item_ctx_t *ctx, ns_error_t *err);
 
 /* logs.c: the log analyzer's windows (seed 003). */
 ns_err_t ns_logs_window(ns_item_ctx_t *ctx, ns_error_t *err);
+/* logs_report.c: the daily backfill's report (seed 003). */
+ns_err_t ns_logs_daily_report(ns_item_ctx_t *ctx, ns_error_t *err);
 
 #endif

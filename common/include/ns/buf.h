@@ -22,6 +22,8 @@ ns_err_t ns_buf_adds(ns_buf_t *b, const char *s);
 ns_err_t ns_buf_addf(ns_buf_t *b, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 ns_err_t ns_buf_vaddf(ns_buf_t *b, const char *fmt, va_list ap);
+/** @brief Appends data[0..len) in base64 (RFC 4648, padded). */
+ns_err_t ns_buf_add_base64(ns_buf_t *b, const void *data, size_t len);
 /** @brief Returns the contents (caller frees; "" if empty) and resets b. */
 char *ns_buf_take(ns_buf_t *b);
 void ns_buf_reset(ns_buf_t *b);

@@ -137,6 +137,20 @@ typedef struct ns_teams_settings {
     int timeout_s; /**< default 30 */
 } ns_teams_settings_t;
 
+/** Confluence (REST content API, Server/DC or Cloud) for the pages the
+ *  log analyzer publishes. */
+typedef struct ns_confluence_settings {
+    char *base_url; /**< default ${NS_CONFLUENCE_URL}, e.g.
+                         https://confluence.example.com (Cloud: .../wiki) */
+    char *user;     /**< default ${NS_CONFLUENCE_USER}; basic auth */
+    char *token;    /**< secret, default ${NS_CONFLUENCE_TOKEN}: the
+                         password or API token (basic), or a personal
+                         access token (bearer) */
+    char *auth;     /**< basic | bearer; default basic with a user, else
+                         bearer */
+    int timeout_s;  /**< default 60 */
+} ns_confluence_settings_t;
+
 /** SMTP for email notifications (notify.email of a job). */
 typedef struct ns_smtp_settings {
     char *url;      /**< smtp://host:587 or smtps://host:465; default
@@ -190,6 +204,7 @@ typedef struct ns_config {
     ns_telegram_settings_t telegram;
     ns_smtp_settings_t smtp;
     ns_teams_settings_t teams;
+    ns_confluence_settings_t confluence;
     ns_ingest_settings_t ingest;
     ns_job_t *jobs;
     size_t n_jobs;
