@@ -6,6 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "backfill.h"
 #include "dlq.h"
 #include "handler.h"
 #include "ingest.h"
@@ -51,6 +52,13 @@ static int usage(FILE *out)
             "as the\n"
             "                           scheduled run of time T, e.g. "
             "2026-11-30T06:00Z)\n"
+            "  backfill JOB --from T --to T [--dry-run] [--max-concurrent N]\n"
+            "                           one run per past slot of JOB (T: a "
+            "date or a time;\n"
+            "                           for a day-aligned windows job: the "
+            "days analysed);\n"
+            "                           slots that succeeded before are "
+            "skipped\n"
             "  run JOB --reprocess [--since T] [--type TYPE]\n"
             "                           run the job's reprocess_query (e.g. "
             "structure again)\n"
@@ -100,6 +108,8 @@ typedef struct args {
     const char *lang;                            /* stopwords rollback */
     const char *slot;                            /* run --slot */
     bool reprocess;                              /* run --reprocess */
+    const char *from, *to;                       /* backfill */
+    int max_concurrent;                          /* backfill */
     const char *type;                            /* run --type */
 } args_t;
 
@@ -158,6 +168,12 @@ static int parse(int argc, char **argv, int first, args_t *a)
             a->slot = argv[++i];
         else if (strcmp(s, "--reprocess") == 0)
             a->reprocess = true;
+        else if (strcmp(s, "--from") == 0 && i + 1 < argc)
+            a->from = argv[++i];
+        else if (strcmp(s, "--to") == 0 && i + 1 < argc)
+            a->to = argv[++i];
+        else if (strcmp(s, "--max-concurrent") == 0 && i + 1 < argc)
+            a->max_concurrent = atoi(argv[++i]);
         else if (strcmp(s, "--type") == 0 && i + 1 < argc)
             a->type = argv[++i];
         else if (s[0] == '-') {
@@ -366,6 +382,22 @@ int main(int argc, char **argv)
         if (cfg == NULL)
             return 2;
         int rc = ns_ops_stopwords_rollback(cfg, a.job, a.lang, stdout);
+        ns_config_destroy(cfg);
+        return rc;
+    }
+    if (strcmp(cmd, "backfill") == 0) {
+        if (a.n_positional != 1)
+            return usage(stderr);
+        ns_config_t *cfg = load(a.config);
+        if (cfg == NULL)
+            return 2;
+        ns_backfill_opts_t opts = {.job = a.positional[0],
+                                   .from = a.from,
+                                   .to = a.to,
+                                   .dry_run = a.dry_run,
+                                   .max_concurrent = a.max_concurrent,
+                                   .timeout_s = a.timeout_s};
+        int rc = ns_ops_backfill(cfg, &opts, stdout, &running);
         ns_config_destroy(cfg);
         return rc;
     }

@@ -45,6 +45,7 @@ class LogBackfillTest(unittest.TestCase):
             " auth: bearer, timeout_seconds: 10}\n"
             "jobs:\n"
             "  - name: %s\n"
+            "    schedule: \"0 9 * * *\"\n"
             "    source: {type: windows, window_seconds: %d, align: day}\n"
             "    handler: logs.window\n"
             "    finalizer: logs.daily_report\n"
@@ -161,6 +162,30 @@ class LogBackfillTest(unittest.TestCase):
         self.assertEqual(after, before)
         self.assertEqual(env.scalar("SELECT count(*) FROM outbox"), outbox)
         self.assertEqual(self.conf.control("pages")["101"]["version"], 4)
+
+    def test_3_backfill_verb_skips_what_succeeded(self):
+        env = self.env
+        day = time.strftime("%Y-%m-%d", time.gmtime(self.day))
+        before = time.strftime("%Y-%m-%d", time.gmtime(self.day - 86400))
+        res = env.nightshift("backfill", self.job, "--from", day, "--to", day,
+                             "-c", self.cfg, env=self.wenv)
+        self.assertIn("succeeded already, skipped", res.stdout)
+        self.assertIn("0 runs, 0 failed, 1 skipped", res.stdout)
+        # The day before: one backfill run of its own (an empty day).
+        res = env.nightshift("backfill", self.job, "--from", before, "--to",
+                             day, "--max-concurrent", "2", "-c", self.cfg,
+                             env=self.wenv)
+        self.assertIn("1 run, 0 failed, 1 skipped", res.stdout, res.stdout)
+        self.assertEqual(env.scalar(
+            "SELECT count(*) FROM runs WHERE job = %s AND kind = 'backfill' "
+            "AND status = 'succeeded'", (self.job,)), 1)
+        self.assertEqual(env.scalar(
+            "SELECT count(*) FROM log_windows w JOIN runs r USING (run_id) "
+            "WHERE r.kind = 'backfill'"), 24)
+        bad = env.nightshift("backfill", self.job, "--from", day, "-c",
+                             self.cfg, check=False, env=self.wenv)
+        self.assertEqual(bad.returncode, 2)
+        self.assertIn("--from and --to are needed", bad.stderr)
 
 
 if __name__ == "__main__":

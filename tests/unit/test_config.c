@@ -31,10 +31,15 @@ static int known_module(const char *name, int is_finalizer)
                                            "reports.hourly",
                                            "ingest.telegram",
                                            "structure.message",
+                                           "logs.window",
                                            "h",
                                            NULL};
-    static const char *const finalizers[] = {
-        "analyzer.summary", "stopwords.merge", "reports.alert", "f", NULL};
+    static const char *const finalizers[] = {"analyzer.summary",
+                                             "stopwords.merge",
+                                             "reports.alert",
+                                             "logs.daily_report",
+                                             "f",
+                                             NULL};
     for (const char *const *n = is_finalizer ? finalizers : handlers;
          *n != NULL; n++)
         if (strcmp(*n, name) == 0)
@@ -815,13 +820,20 @@ TEST(repo_example_loads)
 {
     unsetenv("NS_TELEGRAM_CHAT_ID");
     unsetenv("NS_REPORT_EMAIL_TO");
+    unsetenv("NS_TEAMS_WEBHOOK_URL");
     char path[512];
     snprintf(path, sizeof(path), "%s/config/jobs.yaml", src_dir());
     ns_error_t err;
     ns_config_t *cfg = ns_config_load(path, known_module, &err);
     if (cfg == NULL)
         NSTEST_FAIL("%s", err.msg);
-    ASSERT_EQ(cfg->n_jobs, 5);
+    ASSERT_EQ(cfg->n_jobs, 7);
+    const ns_job_t *la = ns_config_job(cfg, "log-analyzer-backfill");
+    ASSERT(la != NULL);
+    ASSERT_EQ(la->source.kind, NS_SOURCE_WINDOWS);
+    ASSERT(la->source.align_day);
+    ASSERT_EQ(ns_source_window_s(&la->source), 900);
+    ASSERT_STREQ(ns_config_teams_url(cfg, "ops"), "");
     const ns_job_t *st = ns_config_job(cfg, "structuring");
     ASSERT(st != NULL);
     ASSERT_STREQ(st->timezone, "Europe/Moscow");

@@ -98,8 +98,9 @@ static ns_err_t alert(ns_item_ctx_t *ctx, const char *id, const char *what,
                       const char *baseline, const char *window, ns_error_t *err)
 {
     const char *hook = teams_webhook(ctx);
-    if (hook == NULL)
-        return NS_OK;
+    const char *url = ns_config_teams_url(ns_item_config(ctx), hook);
+    if (hook == NULL || url == NULL || url[0] == '\0')
+        return NS_OK; /* no Teams configured: the incident is recorded */
     bool opened = strcmp(what, "open") == 0;
     char title[300], key[96];
     snprintf(title, sizeof(title), "%s %s: %s in %s",

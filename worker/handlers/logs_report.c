@@ -173,8 +173,12 @@ static ns_err_t teams_card(ns_item_ctx_t *ctx, const day_t *d,
     const cJSON *teams =
         cJSON_GetObjectItemCaseSensitive(ns_item_job(ctx)->notify, "teams");
     const cJSON *hook = cJSON_GetObjectItemCaseSensitive(teams, "webhook");
-    if (!cJSON_IsString(hook))
-        return NS_OK;
+    const char *url = cJSON_IsString(hook)
+                          ? ns_config_teams_url(ns_item_config(ctx),
+                                                hook->valuestring)
+                          : NULL;
+    if (url == NULL || url[0] == '\0')
+        return NS_OK; /* no Teams configured */
     cJSON *card = cJSON_CreateObject();
     char title[80], text[200], key[340];
     snprintf(title, sizeof(title), "Daily log report %s", d->label);
@@ -204,8 +208,9 @@ static ns_err_t page(ns_item_ctx_t *ctx, const day_t *d, const char *which,
                      const char *storage, int64_t file_id, ns_error_t *err)
 {
     const char *page_id = page_param(ctx, which);
-    if (page_id == NULL)
-        return NS_OK;
+    const char *base = ns_item_config(ctx)->confluence.base_url;
+    if (page_id == NULL || base == NULL || base[0] == '\0')
+        return NS_OK; /* no page configured, or no Confluence */
     cJSON *payload = cJSON_CreateObject();
     cJSON_AddStringToObject(payload, "storage", storage);
     if (file_id > 0)
