@@ -369,6 +369,12 @@ static const field_t retry_fields[] = {
     F_END,
 };
 
+static const field_t alert_fields[] = {
+    F_INT_("stale_minutes", ns_job_t, alert_stale_min, 1, 1000000),
+    F_INT_("failed_runs", ns_job_t, alert_failed_runs, 1, 10000),
+    F_END,
+};
+
 static const field_t job_fields[] = {
     F_SKIP_("name"),
     F_FN_("schedule", parse_schedule),
@@ -384,6 +390,7 @@ static const field_t job_fields[] = {
     F_INT_("max_parallelism", ns_job_t, max_parallelism, 1, 1024),
     F_INT_("max_in_flight", ns_job_t, max_in_flight, 1, 65536),
     F_FN_("notify", parse_notify),
+    F_SECTION_("alerts", alert_fields),
     F_FN_("params", parse_params),
     F_END,
 };

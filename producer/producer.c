@@ -6,6 +6,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "health.h"
 #include "ns/clock.h"
 #include "ns/httpd.h"
 #include "ns/log.h"
@@ -189,6 +190,7 @@ void ns_producer_tick(ns_producer_t *p)
     if (now_ms - p->last_recover_ms >= RECOVER_EVERY_MS) {
         p->last_recover_ms = now_ms;
         publish_run_metrics(p);
+        ns_health_check(ns_planner_pg(p->planner), p->cfg, now_ms);
         int n = ns_planner_recover(p->planner, RECOVER_GRACE_S, &err);
         if (n > 0)
             NS_INFO(NULL,

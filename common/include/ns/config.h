@@ -111,6 +111,11 @@ typedef struct ns_job {
      *  worker.max_in_flight. CPU-bound handlers: at most one per core. */
     int max_in_flight;
     cJSON *notify; /**< e.g. {"telegram":{"chat_id":"..."}}; never NULL */
+    /** alerts: on the job itself, through notify.teams (else
+     *  notify.telegram): no successful run for this many minutes (0: off)
+     *  / this many failed runs in a row (0: off). */
+    int alert_stale_min;
+    int alert_failed_runs;
     cJSON *params; /**< handler settings; never NULL */
 } ns_job_t;
 
