@@ -1,6 +1,7 @@
 /* test_logline.c: log lines as they arrive on logs.raw (text/logline.c):
  * Fluent Bit's and Vector's JSON, RFC 3164 and RFC 5424 syslog, and the
  * bad lines that must be refused with a reason. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -166,6 +167,37 @@ TEST(level_names)
     ASSERT_EQ(ns_loglevel_parse("0", 1), NS_LOGLEVEL_EMERGENCY);
     ASSERT_EQ(ns_loglevel_parse("verbose", 7), NS_LOGLEVEL_UNKNOWN);
     ASSERT_STREQ(ns_loglevel_name(NS_LOGLEVEL_CRITICAL), "critical");
+}
+
+/* The records the example shipper configs produce (config/shippers/,
+ * samples in tests/data/shippers/) decode as intended. */
+static char *read_sample(const char *name)
+{
+    const char *src = getenv("NS_SRC") ? getenv("NS_SRC") : "../..";
+    char path[1024];
+    snprintf(path, sizeof(path), "%s/tests/data/shippers/%s", src, name);
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        NSTEST_FAIL("%s: not found (set NS_SRC to the repo root)", path);
+    static char line[4096];
+    if (fgets(line, sizeof(line), f) == NULL)
+        line[0] = '\0';
+    fclose(f);
+    line[strcspn(line, "\n")] = '\0';
+    return line;
+}
+
+TEST(shipper_samples)
+{
+    const char *names[] = {"fluent-bit.json", "vector.json"};
+    for (int i = 0; i < 2; i++) {
+        ns_logline_t l = parse_ok(read_sample(names[i]));
+        ASSERT_EQ(l.ts_ms, NOW_MS + 123);
+        ASSERT_STREQ(l.service, "billing");
+        ASSERT_STREQ(l.message, "ERROR payment gateway timeout after 30s");
+        ASSERT_EQ(l.level, NS_LOGLEVEL_ERROR);
+        ns_logline_free(&l);
+    }
 }
 
 NSTEST_MAIN
