@@ -198,8 +198,8 @@ static ns_loglevel_t sniff_level(const char *msg)
     return n > 0 ? ns_loglevel_parse(p, n) : NS_LOGLEVEL_UNKNOWN;
 }
 
-static ns_err_t parse_json(const char *data, size_t len, ns_logline_t *out,
-                           ns_error_t *err)
+static ns_err_t from_object(const cJSON *root, ns_logline_t *out,
+                            ns_error_t *err)
 {
     static const char *const ts_keys[] = {"@timestamp", "timestamp", "time",
                                           "date",       "ts",        NULL};
@@ -218,12 +218,6 @@ static ns_err_t parse_json(const char *data, size_t len, ns_logline_t *out,
                                                NULL};
     static const char *const host_keys[] = {
         "host", "hostname", "host.name", "kubernetes.host", "_HOSTNAME", NULL};
-    cJSON *root = cJSON_ParseWithLength(data, len);
-    if (!cJSON_IsObject(root)) {
-        cJSON_Delete(root);
-        return ns_error_set(err, NS_ERR_PERMANENT,
-                            "bad input: not a JSON object");
-    }
     ns_err_t rc = NS_OK;
     const cJSON *ts = first_of(root, ts_keys);
     if (ts == NULL) /* present but neither text nor number */
@@ -243,6 +237,11 @@ static ns_err_t parse_json(const char *data, size_t len, ns_logline_t *out,
     }
     if (rc == NS_OK && !cJSON_IsString(msg))
         rc = ns_error_set(err, NS_ERR_PERMANENT, "bad input: no message");
+    /* cJSON passes bytes through: a parsed object may still hold them. */
+    if (rc == NS_OK &&
+        ns_utf8_invalid_at(msg->valuestring, strlen(msg->valuestring)) >= 0)
+        rc = ns_error_set(err, NS_ERR_PERMANENT,
+                          "bad input: invalid UTF-8 in the message");
     if (rc == NS_OK) {
         out->message = strdup(msg->valuestring);
         if (out->message == NULL)
@@ -260,7 +259,33 @@ static ns_err_t parse_json(const char *data, size_t len, ns_logline_t *out,
         if (out->level == NS_LOGLEVEL_UNKNOWN)
             out->level = sniff_level(out->message);
     }
+    return rc;
+}
+
+static ns_err_t parse_json(const char *data, size_t len, ns_logline_t *out,
+                           ns_error_t *err)
+{
+    cJSON *root = cJSON_ParseWithLength(data, len);
+    if (!cJSON_IsObject(root)) {
+        cJSON_Delete(root);
+        return ns_error_set(err, NS_ERR_PERMANENT,
+                            "bad input: not a JSON object");
+    }
+    ns_err_t rc = from_object(root, out, err);
     cJSON_Delete(root);
+    return rc;
+}
+
+ns_err_t ns_logline_from_object(const cJSON *obj, ns_logline_t *out,
+                                ns_error_t *err)
+{
+    memset(out, 0, sizeof(*out));
+    if (!cJSON_IsObject(obj))
+        return ns_error_set(err, NS_ERR_PERMANENT,
+                            "bad input: not a JSON object");
+    ns_err_t rc = from_object(obj, out, err);
+    if (rc != NS_OK)
+        ns_logline_free(out);
     return rc;
 }
 

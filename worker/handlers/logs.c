@@ -1,4 +1,5 @@
-/* logs.window (seed 003): one time window of the log topic, counted by
+/* logs.window (seed 003): one time window of the log topic (or of an
+ * Elasticsearch index, params.source: elasticsearch), counted by
  * template. The item names the window [start, end) and optionally one
  * service. The handler waits until the window's grace has passed, reads
  * the topic by timestamp (logs_read.c), decodes every line (text/
@@ -24,6 +25,7 @@
 #include "logs_read.h"
 #include "ns/buf.h"
 #include "ns/clock.h"
+#include "ns/elasticsearch.h"
 #include "ns/logline.h"
 #include "ns/logparse.h"
 #include "ns/pg.h"
@@ -55,6 +57,7 @@ typedef struct window {
     bad_line_t *bad;
     size_t n_bad, max_bad;
     int64_t lines, bad_lines, outside;
+    int64_t es_docs; /* documents read from Elasticsearch so far */
 } window_t;
 
 static double param_num(const cJSON *params, const char *name, double dflt)
@@ -131,8 +134,17 @@ static int add_count(window_t *w, const char *service, uint64_t id,
     return 0;
 }
 
-static void keep_bad(window_t *w, const rd_kafka_message_t *m,
-                     const char *reason)
+/* Where a line came from, for a bad line's dead letter. */
+typedef struct raw {
+    int32_t partition;
+    int64_t offset;
+    const char *key;
+    size_t key_len;
+    const char *value;
+    size_t len;
+} raw_t;
+
+static void keep_bad(window_t *w, const raw_t *m, const char *reason)
 {
     w->bad_lines++;
     if (w->n_bad >= w->max_bad)
@@ -147,7 +159,7 @@ static void keep_bad(window_t *w, const rd_kafka_message_t *m,
         free(b->key);
         return;
     }
-    memcpy(b->value, m->payload, keep);
+    memcpy(b->value, m->value, keep);
     b->len = keep;
     if (m->key_len > 0)
         memcpy(b->key, m->key, m->key_len);
@@ -156,44 +168,74 @@ static void keep_bad(window_t *w, const rd_kafka_message_t *m,
     w->n_bad++;
 }
 
+/* A decoded line of the window's source: counted under its template. */
+static int count_line(window_t *w, ns_logline_t *line, const raw_t *m)
+{
+    if (line->ts_ms < w->start_ms || line->ts_ms >= w->end_ms) {
+        w->outside++; /* another window's line */
+        return 0;
+    }
+    char service[NS_LOGLINE_FIELD_MAX];
+    if (line->service[0] != '\0' || m->key_len == 0)
+        snprintf(service, sizeof(service), "%s", line->service);
+    else
+        snprintf(service, sizeof(service), "%.*s",
+                 (int)(m->key_len < sizeof(service) - 1 ? m->key_len
+                                                        : sizeof(service) - 1),
+                 m->key);
+    if (w->service != NULL && strcmp(service, w->service) != 0)
+        return 0;
+    uint64_t id = 0;
+    ns_error_t err;
+    ns_error_clear(&err);
+    if (ns_logparse_add(w->parser, line->message, line->message_len, &id,
+                        &err) != NS_OK) {
+        keep_bad(w, m, err.msg);
+        return 0;
+    }
+    w->lines++;
+    return add_count(w, service, id, line->level);
+}
+
 static int on_message(const rd_kafka_message_t *m, void *arg)
 {
     window_t *w = arg;
+    raw_t raw = {m->partition, m->offset,  m->key,
+                 m->key_len,   m->payload, m->len};
     ns_logline_t line;
     ns_error_t err;
     ns_error_clear(&err);
     if (ns_logline_parse(m->payload, m->len, w->max_line_bytes, w->now_ms,
                          &line, &err) != NS_OK) {
-        keep_bad(w, m, err.msg);
+        keep_bad(w, &raw, err.msg);
         return err.code == NS_ERR_NOMEM ? -1 : 0;
     }
-    if (line.ts_ms < w->start_ms || line.ts_ms >= w->end_ms) {
-        w->outside++; /* another window's line */
-        ns_logline_free(&line);
-        return 0;
+    int out = count_line(w, &line, &raw);
+    ns_logline_free(&line);
+    return out;
+}
+
+/* An Elasticsearch document (its _source). Dead letters of bad ones are
+ * named "es:<index>", partition 0, offset: the window's start in seconds
+ * x 100000 + the document's place in it (stable across re-runs). */
+static int on_doc(const cJSON *source, void *arg)
+{
+    window_t *w = arg;
+    w->es_docs++;
+    raw_t raw = {0, (w->start_ms / 1000) * 100000 + w->es_docs, NULL, 0, NULL,
+                 0};
+    ns_logline_t line;
+    ns_error_t err;
+    ns_error_clear(&err);
+    if (ns_logline_from_object(source, &line, &err) != NS_OK) {
+        char *text = cJSON_PrintUnformatted(source);
+        raw.value = text ? text : "";
+        raw.len = strlen(raw.value);
+        keep_bad(w, &raw, err.msg);
+        free(text);
+        return err.code == NS_ERR_NOMEM ? -1 : 0;
     }
-    char service[NS_LOGLINE_FIELD_MAX];
-    if (line.service[0] != '\0' || m->key_len == 0)
-        snprintf(service, sizeof(service), "%s", line.service);
-    else
-        snprintf(service, sizeof(service), "%.*s",
-                 (int)(m->key_len < sizeof(service) - 1 ? m->key_len
-                                                        : sizeof(service) - 1),
-                 (const char *)m->key);
-    if (w->service != NULL && strcmp(service, w->service) != 0) {
-        ns_logline_free(&line);
-        return 0;
-    }
-    uint64_t id = 0;
-    ns_err_t rc =
-        ns_logparse_add(w->parser, line.message, line.message_len, &id, &err);
-    int out = 0;
-    if (rc == NS_OK) {
-        w->lines++;
-        out = add_count(w, service, id, line.level);
-    } else {
-        keep_bad(w, m, err.msg);
-    }
+    int out = count_line(w, &line, &raw);
     ns_logline_free(&line);
     return out;
 }
@@ -433,6 +475,31 @@ static ns_err_t store(ns_item_ctx_t *ctx, const char *topic, const window_t *w,
     return rc;
 }
 
+/* The window from Elasticsearch: params.elasticsearch {url, index,
+ * time_field (@timestamp), page_size (1000)}; the URL may also come from
+ * NS_ELASTICSEARCH_URL, credentials from NS_ELASTICSEARCH_USER and
+ * NS_ELASTICSEARCH_PASSWORD or NS_ELASTICSEARCH_API_KEY (secrets: never in
+ * jobs.yaml, masked in logs). */
+static ns_err_t read_elasticsearch(window_t *w, const cJSON *es,
+                                   const char *index, ns_error_t *err)
+{
+    const char *env_url = getenv("NS_ELASTICSEARCH_URL");
+    ns_es_settings_t s = {
+        .url = param_str(es, "url", env_url ? env_url : ""),
+        .user = getenv("NS_ELASTICSEARCH_USER"),
+        .password = getenv("NS_ELASTICSEARCH_PASSWORD"),
+        .api_key = getenv("NS_ELASTICSEARCH_API_KEY"),
+        .timeout_ms = READ_TIMEOUT_MS / 4,
+    };
+    ns_log_add_secret(s.password);
+    ns_log_add_secret(s.api_key);
+    int64_t docs = 0;
+    return ns_es_read_range(
+        &s, index, param_str(es, "time_field", "@timestamp"), w->start_ms,
+        w->end_ms, (int)param_num(es, "page_size", 1000), on_doc, w, &docs,
+        err);
+}
+
 static void report_dry_run(ns_item_ctx_t *ctx, const window_t *w)
 {
     cJSON *d = cJSON_CreateObject();
@@ -504,12 +571,27 @@ ns_err_t ns_logs_window(ns_item_ctx_t *ctx, ns_error_t *err)
                             w.parser == NULL ? perr : "out of memory");
     }
     const char *topic = param_str(params, "topic", "logs.raw");
+    const char *source = param_str(params, "source", "kafka");
+    char es_topic[300];
     int64_t read = 0;
     ns_err_t rc = load_templates(ctx, w.parser, err);
-    if (rc == NS_OK)
+    if (rc == NS_OK && strcmp(source, "elasticsearch") == 0) {
+        const cJSON *es =
+            cJSON_GetObjectItemCaseSensitive(params, "elasticsearch");
+        const char *index = param_str(es, "index", "logs-*");
+        snprintf(es_topic, sizeof(es_topic), "es:%s", index);
+        topic = es_topic;
+        rc = read_elasticsearch(&w, es, index, err);
+    } else if (rc == NS_OK && strcmp(source, "kafka") == 0) {
         rc = ns_logs_read_range(w.cfg, topic, w.start_ms - skew_ms,
                                 w.end_ms + grace_ms, READ_TIMEOUT_MS,
                                 on_message, &w, &read, err);
+    } else if (rc == NS_OK) {
+        rc = ns_error_set(err, NS_ERR_PERMANENT,
+                          "logs.window: params.source is \"%s\": kafka or "
+                          "elasticsearch",
+                          source);
+    }
     if (rc == NS_OK && ns_item_dry_run(ctx))
         report_dry_run(ctx, &w);
     else if (rc == NS_OK)

@@ -7,6 +7,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <cjson/cJSON.h>
+
 #include "ns/err.h"
 
 /** Severity, ordered (syslog's 8 levels plus trace/unknown). */
@@ -59,6 +61,12 @@ typedef struct ns_logline {
  *  message); NS_ERR_NOMEM. */
 ns_err_t ns_logline_parse(const char *data, size_t len, size_t max_bytes,
                           int64_t now_ms, ns_logline_t *out, ns_error_t *err);
+
+/** @brief The same for a JSON object already parsed (an Elasticsearch
+ *  document's _source): the JSON rules above, and a message that is not
+ *  valid UTF-8 is refused. */
+ns_err_t ns_logline_from_object(const cJSON *obj, ns_logline_t *out,
+                                ns_error_t *err);
 
 /** @brief Frees out->message; out may be NULL. */
 void ns_logline_free(ns_logline_t *out);
