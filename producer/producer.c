@@ -8,6 +8,7 @@
 
 #include "health.h"
 #include "ns/clock.h"
+#include "ns/cron.h"
 #include "ns/httpd.h"
 #include "ns/log.h"
 #include "ns/metrics.h"
@@ -138,6 +139,39 @@ static void publish_run_metrics(ns_producer_t *p)
                 "When the job last finished a run without failures.", labels,
                 atof(PQgetvalue(res, r, 3)));
         }
+    }
+    PQclear(res);
+    /* For alert rules: how often a job should succeed, and how many items
+     * its last finished run had (a run of 0 where there are usually some
+     * is the "silent zero"). */
+    int64_t now_s = ns_clock_now_ms() / 1000;
+    for (size_t i = 0; i < p->cfg->n_jobs; i++) {
+        const ns_job_t *job = &p->cfg->jobs[i];
+        if (job->cron == NULL)
+            continue;
+        int64_t t1 = ns_cron_next(job->cron, job->timezone, now_s);
+        int64_t t2 = t1 >= 0 ? ns_cron_next(job->cron, job->timezone, t1) : -1;
+        if (t2 <= t1)
+            continue;
+        char esc[200], labels[300];
+        ns_metrics_label_escape(job->name, esc, sizeof(esc));
+        snprintf(labels, sizeof(labels), "job=\"%s\"", esc);
+        ns_metrics_gauge_set("nightshift_job_interval_seconds",
+                             "Seconds between the job's next two cron slots.",
+                             labels, (double)(t2 - t1));
+    }
+    res = ns_pg_query(ns_planner_pg(p->planner),
+                      "SELECT DISTINCT ON (job) job, coalesce(items_total, 0) "
+                      "FROM runs WHERE status IN ('succeeded', 'failed') AND "
+                      "NOT dry_run ORDER BY job, run_id DESC",
+                      0, NULL, &err);
+    for (int r = 0; res != NULL && r < PQntuples(res); r++) {
+        char job[200], labels[300];
+        ns_metrics_label_escape(PQgetvalue(res, r, 0), job, sizeof(job));
+        snprintf(labels, sizeof(labels), "job=\"%s\"", job);
+        ns_metrics_gauge_set("nightshift_job_last_run_items",
+                             "Items of the job's last finished run.", labels,
+                             (double)ns_pg_int64(res, r, 1));
     }
     PQclear(res);
 }

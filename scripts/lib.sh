@@ -28,7 +28,7 @@ libcurl4-openssl-dev libcjson-dev libpq-dev libhiredis-dev libxlsxwriter-dev \
 libzstd-dev libssl-dev libyaml-dev libmicrohttpd-dev libutf8proc-dev libicu-dev libexttextcat-dev postgresql \
 redis-server python3 curl"
 # shellcheck disable=SC2034
-NS_TEST_PACKAGES="python3-psycopg2 kcat python3-aiosmtpd openssl python3-openpyxl"
+NS_TEST_PACKAGES="python3-psycopg2 kcat python3-aiosmtpd openssl python3-openpyxl prometheus"
 
 NS_ROOT=${NS_ROOT:-$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd -P)}
 NS_BUILD_DIR=${NS_BUILD_DIR:-build}
