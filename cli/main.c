@@ -9,6 +9,7 @@
 #include "backfill.h"
 #include "dlq.h"
 #include "handler.h"
+#include "help.h"
 #include "ingest.h"
 #include "logs.h"
 #include "ns/config.h"
@@ -17,8 +18,6 @@
 #include "ops.h"
 #include "producer.h"
 #include "worker.h"
-
-#define NS_VERSION "0.1.0"
 
 static volatile sig_atomic_t running = 1;
 
@@ -38,65 +37,6 @@ static void install_signals(void)
     signal(SIGPIPE, SIG_IGN);
 }
 
-static int usage(FILE *out)
-{
-    fprintf(out,
-            "usage: nightshift <command> [options]\n\n"
-            "commands:\n"
-            "  producer                 run the scheduler daemon\n"
-            "  worker                   run a worker (consumer-group member)\n"
-            "  ingest [--port-file F]   the Telegram webhook endpoint "
-            "(updates to Kafka)\n"
-            "  run JOB [--dry-run] [--wait] [--timeout S] [--slot T]\n"
-            "                           start a manual run of JOB (--slot: "
-            "as the\n"
-            "                           scheduled run of time T, e.g. "
-            "2026-11-30T06:00Z)\n"
-            "  backfill JOB --from T --to T [--dry-run] [--max-concurrent N]\n"
-            "                           one run per past slot of JOB (T: a "
-            "date or a time;\n"
-            "                           for a day-aligned windows job: the "
-            "days analysed);\n"
-            "                           slots that succeeded before are "
-            "skipped\n"
-            "  run JOB --reprocess [--since T] [--type TYPE]\n"
-            "                           run the job's reprocess_query (e.g. "
-            "structure again)\n"
-            "  status [JOB|RUN_ID] [--json]\n"
-            "                           runs, item counts, last success\n"
-            "  dlq list [--job J] [--since T] [--limit N] [--json]\n"
-            "                           dead letters, newest first (limit "
-            "100; 0 = all)\n"
-            "  dlq show ID [--json]     one dead letter: cause, origin, "
-            "payload, history\n"
-            "  dlq replay [--job J] [--item KEY] [--since T] [--id ID] "
-            "[--dry-run]\n"
-            "                           re-inject dead letters into their "
-            "job's topic\n"
-            "                           T: 2026-11-23, "
-            "2026-11-23T10:00:00Z, or an age: 30m, 1h, 2d\n"
-            "  logs parse [FILE|-] [--json]\n"
-            "                           group log lines into templates: "
-            "TEMPLATE_ID<TAB>TEMPLATE\n"
-            "                           per input line, in order (no "
-            "servers needed)\n"
-            "  stopwords rollback [--job J] [--lang L]\n"
-            "                           make the previous stopword sets "
-            "current again\n"
-            "  migrate                  apply database migrations\n"
-            "  config check [FILE]      validate a jobs file\n"
-            "  dev-broker [--port-file F]\n"
-            "                           embedded Kafka (librdkafka mock) for "
-            "the demo\n"
-            "  version\n\n"
-            "options (before or after the command):\n"
-            "  -c, --config FILE        jobs file (default $NS_CONFIG or "
-            "config/jobs.yaml)\n\n"
-            "connections come from NS_PG_DSN, NS_REDIS_URL, "
-            "NS_KAFKA_BROKERS.\n");
-    return out == stderr ? 2 : 0;
-}
-
 typedef struct args {
     const char *config;
     const char *positional[4];
@@ -111,6 +51,7 @@ typedef struct args {
     const char *from, *to;                       /* backfill */
     int max_concurrent;                          /* backfill */
     const char *type;                            /* run --type */
+    char error[300];                             /* why parse() refused */
 } args_t;
 
 /* -c FILE, --config FILE or --config=FILE at argv[*i]: 1 (consumed), 0
@@ -177,12 +118,14 @@ static int parse(int argc, char **argv, int first, args_t *a)
         else if (strcmp(s, "--type") == 0 && i + 1 < argc)
             a->type = argv[++i];
         else if (s[0] == '-') {
-            fprintf(stderr, "nightshift: unknown option %s\n", s);
+            snprintf(a->error, sizeof(a->error), "unknown option %s", s);
             return -1;
-        } else if (a->n_positional < 4)
+        } else if (a->n_positional < 4) {
             a->positional[a->n_positional++] = s;
-        else
+        } else {
+            snprintf(a->error, sizeof(a->error), "too many arguments");
             return -1;
+        }
     }
     return 0;
 }
@@ -268,9 +211,14 @@ static int cmd_dlq(const args_t *a)
 {
     const char *verb = a->n_positional > 0 ? a->positional[0] : "";
     bool show = strcmp(verb, "show") == 0;
-    if (a->n_positional != (show ? 2 : 1) ||
-        (!show && strcmp(verb, "list") != 0 && strcmp(verb, "replay") != 0))
-        return usage(stderr);
+    if (!show && strcmp(verb, "list") != 0 && strcmp(verb, "replay") != 0)
+        return ns_cli_usage_error("dlq", NULL,
+                                  verb[0] ? "unknown sub-command"
+                                          : "list, show or replay?");
+    if (a->n_positional != (show ? 2 : 1))
+        return ns_cli_usage_error("dlq", verb,
+                                  show ? "which dead letter (ID)?"
+                                       : "too many arguments");
     ns_config_t *cfg = load(a->config);
     if (cfg == NULL)
         return 2;
@@ -301,30 +249,50 @@ int main(int argc, char **argv)
     for (; verb < argc && argv[verb][0] == '-'; verb++) {
         const char *s = argv[verb];
         int c = config_option(argc, argv, &verb, &a.config);
-        if (c < 0)
-            return usage(stderr);
+        if (c < 0) {
+            ns_cli_usage(stderr);
+            return 2;
+        }
         if (c > 0)
             continue;
-        if (strcmp(s, "--help") == 0 || strcmp(s, "-h") == 0)
-            return usage(stdout);
+        if (strcmp(s, "--help") == 0 || strcmp(s, "-h") == 0) {
+            ns_cli_usage(stdout);
+            return 0;
+        }
         if (strcmp(s, "--version") == 0)
             break;
         fprintf(stderr,
                 "nightshift: unknown option %s (global options: -c FILE)\n\n",
                 s);
-        return usage(stderr);
+        ns_cli_usage(stderr);
+        return 2;
     }
-    if (verb >= argc)
-        return usage(stderr);
+    if (verb >= argc) {
+        ns_cli_usage(stderr);
+        return 2;
+    }
     const char *cmd = argv[verb];
-    if (strcmp(cmd, "help") == 0)
-        return usage(stdout);
+    const char *next =
+        verb + 1 < argc && argv[verb + 1][0] != '-' ? argv[verb + 1] : NULL;
+    if (strcmp(cmd, "help") == 0) {
+        if (next == NULL) {
+            ns_cli_usage(stdout);
+            return 0;
+        }
+        return ns_cli_help(next, verb + 2 < argc ? argv[verb + 2] : NULL,
+                           stdout);
+    }
+    /* Every verb and sub-verb answers -h / --help with its own usage. */
+    if (ns_cli_wants_help(argc, argv, verb + 1))
+        return ns_cli_help(cmd, next, stdout);
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
-        printf("nightshift %s\n", NS_VERSION);
+        ns_cli_version(stdout);
         return 0;
     }
+    if (strcmp(cmd, "completion") == 0)
+        return ns_cli_completion(next, stdout);
     if (parse(argc, argv, verb + 1, &a) != 0)
-        return usage(stderr);
+        return ns_cli_usage_error(cmd, next, a.error);
     install_signals();
     ns_log_init(cmd, NS_LOG_INFO);
     ns_http_global_init();
@@ -332,7 +300,7 @@ int main(int argc, char **argv)
     if (strcmp(cmd, "logs") == 0) {
         if (a.n_positional < 1 || strcmp(a.positional[0], "parse") != 0 ||
             a.n_positional > 2)
-            return usage(stderr);
+            return ns_cli_usage_error(cmd, next, "logs parse [FILE|-]?");
         return ns_ops_logs_parse(a.n_positional > 1 ? a.positional[1] : NULL,
                                  a.json, stdout, stderr);
     }
@@ -350,7 +318,7 @@ int main(int argc, char **argv)
     }
     if (strcmp(cmd, "config") == 0) {
         if (a.n_positional < 1 || strcmp(a.positional[0], "check") != 0)
-            return usage(stderr);
+            return ns_cli_usage_error(cmd, next, "wrong arguments");
         const char *path = a.n_positional > 1 ? a.positional[1] : a.config;
         ns_config_t *cfg = load(path);
         if (cfg == NULL)
@@ -377,7 +345,7 @@ int main(int argc, char **argv)
         return cmd_dlq(&a);
     if (strcmp(cmd, "stopwords") == 0) {
         if (a.n_positional != 1 || strcmp(a.positional[0], "rollback") != 0)
-            return usage(stderr);
+            return ns_cli_usage_error(cmd, next, "wrong arguments");
         ns_config_t *cfg = load(a.config);
         if (cfg == NULL)
             return 2;
@@ -387,7 +355,7 @@ int main(int argc, char **argv)
     }
     if (strcmp(cmd, "backfill") == 0) {
         if (a.n_positional != 1)
-            return usage(stderr);
+            return ns_cli_usage_error(cmd, next, "wrong arguments");
         ns_config_t *cfg = load(a.config);
         if (cfg == NULL)
             return 2;
@@ -409,7 +377,7 @@ int main(int argc, char **argv)
         if (strcmp(cmd, "run") == 0) {
             if (a.n_positional != 1) {
                 ns_config_destroy(cfg);
-                return usage(stderr);
+                return ns_cli_usage_error(cmd, next, "wrong arguments");
             }
             ns_run_opts_t opts = {.job = a.positional[0],
                                   .dry_run = a.dry_run,
@@ -427,6 +395,5 @@ int main(int argc, char **argv)
         ns_config_destroy(cfg);
         return rc;
     }
-    fprintf(stderr, "nightshift: unknown command \"%s\"\n\n", cmd);
-    return usage(stderr);
+    return ns_cli_help(cmd, NULL, stdout); /* unknown: says so, exit 2 */
 }
