@@ -5,35 +5,51 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* A language's version is the pair PREFIX:{lang} (the set, a hash) and
+ * PREFIX:{lang}:ranked (the ranked list, a sorted set); both switch, and
+ * roll back, together. In the scripts, V(l) names the pair. */
+#define LUA_VERSION                                                            \
+    "local p = ARGV[1]\n"                                                      \
+    "local function V(l) return {p .. ':' .. l, p .. ':' .. l .. ':ranked'} "  \
+    "end\n"                                                                    \
+    "local function has(k) return redis.call('EXISTS', k) == 1 end\n"
+
 /* KEYS: none (the key names derive from the arguments; a single-node
  * Redis). ARGV[1]: prefix, ARGV[2..]: the languages of the new version.
- * Makes every :next current (the current one becomes :prev), moves the
- * sets of languages that are gone to :prev, records the languages. */
+ * Makes every :next current; the current version becomes :prev (a key it
+ * lacked leaves no :prev); languages that are gone move to :prev too;
+ * records the languages that have a set or a ranked list. */
 static const char SWITCH_LUA[] =
-    "local p = ARGV[1]\n"
-    "local new = {}\n"
-    "for i = 2, #ARGV do new[ARGV[i]] = true end\n"
-    "for _, l in ipairs(redis.call('SMEMBERS', p .. ':langs')) do\n"
-    "  if not new[l] and redis.call('EXISTS', p .. ':' .. l) == 1 then\n"
-    "    redis.call('RENAME', p .. ':' .. l, p .. ':' .. l .. ':prev')\n"
-    "  end\n"
-    "end\n"
-    "redis.call('DEL', p .. ':langs')\n"
-    "for i = 2, #ARGV do\n"
-    "  local l = ARGV[i]\n"
-    "  if redis.call('EXISTS', p .. ':' .. l) == 1 then\n"
-    "    redis.call('RENAME', p .. ':' .. l, p .. ':' .. l .. ':prev')\n"
-    "  end\n"
-    "  if redis.call('EXISTS', p .. ':' .. l .. ':next') == 1 then\n"
-    "    redis.call('RENAME', p .. ':' .. l .. ':next', p .. ':' .. l)\n"
-    "    redis.call('SADD', p .. ':langs', l)\n"
-    "  end\n"
-    "end\n"
-    "return #ARGV - 1\n";
+    LUA_VERSION "local function retire(l)\n"
+                "  local ks = V(l)\n"
+                "  if not has(ks[1]) and not has(ks[2]) then return end\n"
+                "  for _, k in ipairs(ks) do\n"
+                "    if has(k) then redis.call('RENAME', k, k .. ':prev')\n"
+                "    else redis.call('DEL', k .. ':prev') end\n"
+                "  end\n"
+                "end\n"
+                "local new = {}\n"
+                "for i = 2, #ARGV do new[ARGV[i]] = true end\n"
+                "for _, l in ipairs(redis.call('SMEMBERS', p .. ':langs')) do\n"
+                "  if not new[l] then retire(l) end\n"
+                "end\n"
+                "redis.call('DEL', p .. ':langs')\n"
+                "for i = 2, #ARGV do\n"
+                "  local l = ARGV[i]\n"
+                "  retire(l)\n"
+                "  local live = false\n"
+                "  for _, k in ipairs(V(l)) do\n"
+                "    if has(k .. ':next') then\n"
+                "      redis.call('RENAME', k .. ':next', k)\n"
+                "      live = true\n"
+                "    end\n"
+                "  end\n"
+                "  if live then redis.call('SADD', p .. ':langs', l) end\n"
+                "end\n"
+                "return #ARGV - 1\n";
 
 /* ARGV[1]: prefix, ARGV[2]: a language or "" for all with a :prev. */
-static const char ROLLBACK_LUA[] =
-    "local p = ARGV[1]\n"
+static const char ROLLBACK_LUA[] = LUA_VERSION
     "local langs = {}\n"
     "if ARGV[2] ~= '' then langs = {ARGV[2]} else\n"
     "  local cur = redis.call('SMEMBERS', p .. ':langs')\n"
@@ -46,20 +62,29 @@ static const char ROLLBACK_LUA[] =
     "    cursor = r[1]\n"
     "    for _, k in ipairs(r[2]) do\n"
     "      local l = string.sub(k, #p + 2, #k - 5)\n"
+    "      if string.sub(l, -7) == ':ranked' then\n"
+    "        l = string.sub(l, 1, #l - 7)\n"
+    "      end\n"
     "      if not seen[l] then seen[l] = true; table.insert(langs, l) end\n"
     "    end\n"
     "  until cursor == '0'\n"
     "end\n"
+    "local function swap(cur)\n"
+    "  local prev, tmp = cur .. ':prev', cur .. ':swap'\n"
+    "  local hc, hp = has(cur), has(prev)\n"
+    "  if hc then redis.call('RENAME', cur, tmp) end\n"
+    "  if hp then redis.call('RENAME', prev, cur) end\n"
+    "  if hc then redis.call('RENAME', tmp, prev) end\n"
+    "end\n"
     "local n = 0\n"
     "for _, l in ipairs(langs) do\n"
-    "  local cur, prev = p .. ':' .. l, p .. ':' .. l .. ':prev'\n"
-    "  local tmp = p .. ':' .. l .. ':swap'\n"
-    "  local hc, hp = redis.call('EXISTS', cur), redis.call('EXISTS', prev)\n"
-    "  if hp == 1 then\n"
-    "    if hc == 1 then redis.call('RENAME', cur, tmp) end\n"
-    "    redis.call('RENAME', prev, cur)\n"
-    "    if hc == 1 then redis.call('RENAME', tmp, prev) end\n"
-    "    redis.call('SADD', p .. ':langs', l)\n"
+    "  local ks = V(l)\n"
+    "  if has(ks[1] .. ':prev') or has(ks[2] .. ':prev') then\n"
+    "    swap(ks[1])\n"
+    "    swap(ks[2])\n"
+    "    if has(ks[1]) or has(ks[2]) then redis.call('SADD', p .. ':langs', "
+    "l)\n"
+    "    else redis.call('SREM', p .. ':langs', l) end\n"
     "    n = n + 1\n"
     "  end\n"
     "end\n"
@@ -116,19 +141,31 @@ ns_err_t ns_stopsets_publish(redisContext *rc, const char *prefix,
                              const ns_stopset_t *sets, size_t n,
                              ns_error_t *err)
 {
-    /* 1. The new version beside the current one (pipelined). */
+    /* 1. The new version beside the current one (pipelined): the set's
+     * words, and the ranked list's with their scores in full precision
+     * (ZREVRANGE reads the list back in its order). */
     for (size_t i = 0; i < n; i++) {
-        char key[256];
+        char key[256], ranked[256];
         snprintf(key, sizeof(key), "%s:%s:next", prefix, sets[i].lang);
+        snprintf(ranked, sizeof(ranked), "%s:%s:ranked:next", prefix,
+                 sets[i].lang);
+        size_t n_ranked =
+            sets[i].n_ranked > sets[i].n ? sets[i].n_ranked : sets[i].n;
         int pending = 0;
-        redisAppendCommand(rc, "DEL %s", key);
+        redisAppendCommand(rc, "DEL %s %s", key, ranked);
         pending++;
-        for (size_t k = 0; k < sets[i].n; k++) {
+        for (size_t k = 0; k < n_ranked; k++) {
             char score[32];
-            snprintf(score, sizeof(score), "%.6f", sets[i].scores[k]);
-            redisAppendCommand(rc, "HSET %s %s %s", key, sets[i].words[k],
-                               score);
-            if (++pending == 512) {
+            if (k < sets[i].n) {
+                snprintf(score, sizeof(score), "%.6f", sets[i].scores[k]);
+                redisAppendCommand(rc, "HSET %s %s %s", key, sets[i].words[k],
+                                   score);
+                pending++;
+            }
+            snprintf(score, sizeof(score), "%.17g", sets[i].scores[k]);
+            redisAppendCommand(rc, "ZADD %s %s %s", ranked, score,
+                               sets[i].words[k]);
+            if (++pending >= 512) {
                 if (drain(rc, pending, "writing a stopword set", err) != NS_OK)
                     return err->code;
                 pending = 0;

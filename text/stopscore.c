@@ -4,6 +4,9 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unicode/uchar.h>
+#include <unicode/uscript.h>
+#include <unicode/utf8.h>
 
 double ns_poisson_nlogn(double lambda)
 {
@@ -27,56 +30,298 @@ double ns_poisson_nlogn(double lambda)
     return sum;
 }
 
-typedef struct pick {
-    const char *lang;
-    int64_t docs;
-    double min_score;
-    ns_stopword_t *words;
-    size_t n, cap;
-    bool failed;
-} pick_t;
-
-static void consider(const ns_term_t *t, void *arg)
+/* The rank order: score, then the term's bytes, both descending; the
+ * order in which Redis's ZREVRANGE returns a sorted set of these scores,
+ * so the published ranked list reads back exactly. A total order: the
+ * best k of a language do not depend on the order the terms come in. */
+static int rank_cmp(const ns_stopword_t *x, const ns_stopword_t *y)
 {
-    pick_t *p = arg;
-    if (p->failed || strcmp(t->lang, p->lang) != 0 || t->count <= 0)
-        return;
-    double frac = (double)t->df / (double)p->docs;
-    if (frac < p->min_score)
-        return; /* the score is at most df / D */
-    double n = (double)t->count, d = (double)p->docs;
+    if (x->score != y->score)
+        return x->score > y->score ? -1 : 1;
+    int c = strcmp(x->term, y->term);
+    return c > 0 ? -1 : c < 0 ? 1 : 0;
+}
+
+static int by_rank(const void *a, const void *b)
+{
+    return rank_cmp(a, b);
+}
+
+/* ---- the best `keep` terms of a language: a bounded heap ---------------- */
+
+typedef struct lang_rank {
+    const char *name;
+    int64_t docs;        /* 0: no verdict for this language */
+    ns_stopword_t *heap; /* root: the worst kept */
+    size_t n;
+    /* Occurrences per script (integers: the same whatever the order the
+     * terms come in), and of all terms. */
+    int64_t *by_script, occurrences;
+} lang_rank_t;
+
+typedef struct ranking {
+    lang_rank_t *langs;
+    size_t n_langs, keep, last; /* last: the language of the term before */
+    bool failed;
+} ranking_t;
+
+static void sift_down(ns_stopword_t *h, size_t n, size_t i)
+{
+    for (;;) {
+        size_t worst = i, l = 2 * i + 1, r = l + 1;
+        if (l < n && rank_cmp(&h[l], &h[worst]) > 0)
+            worst = l;
+        if (r < n && rank_cmp(&h[r], &h[worst]) > 0)
+            worst = r;
+        if (worst == i)
+            return;
+        ns_stopword_t t = h[i];
+        h[i] = h[worst];
+        h[worst] = t;
+        i = worst;
+    }
+}
+
+static void sift_up(ns_stopword_t *h, size_t i)
+{
+    while (i > 0) {
+        size_t parent = (i - 1) / 2;
+        if (rank_cmp(&h[i], &h[parent]) <= 0)
+            return;
+        ns_stopword_t t = h[i];
+        h[i] = h[parent];
+        h[parent] = t;
+        i = parent;
+    }
+}
+
+static lang_rank_t *rank_lang(ranking_t *r, const char *lang)
+{
+    if (r->last < r->n_langs && (r->langs[r->last].name == lang ||
+                                 strcmp(r->langs[r->last].name, lang) == 0))
+        return &r->langs[r->last];
+    for (size_t i = 0; i < r->n_langs; i++)
+        if (r->langs[i].name == lang || strcmp(r->langs[i].name, lang) == 0) {
+            r->last = i;
+            return &r->langs[i];
+        }
+    return NULL;
+}
+
+/* ---- the score ---------------------------------------------------------- */
+
+/* The script of a term: that of its first letter (digits, punctuation and
+ * marks have none of their own); Japanese kana count as Han, the three
+ * being written together. USCRIPT_COMMON when there is no letter. Also
+ * the term's length in code points that are not combining marks. */
+static UScriptCode term_script(const char *term, int *length)
+{
+    UScriptCode script = USCRIPT_COMMON;
+    int32_t i = 0, len = (int32_t)strlen(term);
+    *length = 0;
+    while (i < len) {
+        UChar32 c;
+        U8_NEXT(term, i, len, c);
+        if (c < 0)
+            continue;
+        int8_t type = u_charType(c);
+        if (type != U_NON_SPACING_MARK && type != U_ENCLOSING_MARK &&
+            type != U_COMBINING_SPACING_MARK)
+            (*length)++;
+        if (script != USCRIPT_COMMON)
+            continue;
+        UErrorCode st = U_ZERO_ERROR;
+        UScriptCode sc = uscript_getScript(c, &st);
+        if (U_FAILURE(st) || sc == USCRIPT_INHERITED)
+            continue;
+        if (sc == USCRIPT_HIRAGANA || sc == USCRIPT_KATAKANA)
+            sc = USCRIPT_HAN;
+        script = sc;
+    }
+    return script;
+}
+
+static ns_stopword_t term_score(const ns_term_t *t, const lang_rank_t *l)
+{
+    double n = (double)t->count, d = (double)l->docs;
+    double frac = (double)t->df / d;
     double h = log(n) - (double)t->nlogn / NS_NLOGN_SCALE / n;
     double h_null = log(n) - d / n * ns_poisson_nlogn(n / d);
     double info = h_null - h;
-    double score = frac * fmin(1.0, exp(-info));
-    if (score < p->min_score)
-        return;
-    if (p->n == p->cap) {
-        size_t cap = p->cap ? p->cap * 2 : 256;
-        ns_stopword_t *w = realloc(p->words, cap * sizeof(*w));
-        if (w == NULL) {
-            p->failed = true;
-            return;
-        }
-        p->words = w;
-        p->cap = cap;
-    }
-    p->words[p->n++] = (ns_stopword_t){.term = t->term,
-                                       .score = score,
-                                       .info = info,
-                                       .idf = log(d / (double)t->df),
-                                       .df = t->df,
-                                       .count = t->count};
+    double spread = fmin(1.0, exp(-info));
+    int length = 0;
+    UScriptCode script = term_script(t->term, &length);
+    double brevity =
+        length <= NS_STOP_SHORT
+            ? 1.0
+            : (double)NS_STOP_SHORT / length * ((double)NS_STOP_SHORT / length);
+    double share = 1.0;
+    if (l->occurrences > 0 && l->by_script != NULL)
+        share = script >= 0 && script < USCRIPT_CODE_LIMIT
+                    ? (double)l->by_script[script] / (double)l->occurrences
+                    : 0.0;
+    double native = fmin(1.0, share / NS_STOP_SCRIPT_SHARE);
+    return (ns_stopword_t){.term = t->term,
+                           .score = frac * spread * spread * brevity * native,
+                           .info = info,
+                           .idf = log(d / (double)t->df),
+                           .brevity = brevity,
+                           .native = native,
+                           .df = t->df,
+                           .count = t->count};
 }
 
-static int by_score(const void *a, const void *b)
+/* Pass one: each language's occurrences per script. */
+static void count_scripts(const ns_term_t *t, void *arg)
 {
-    const ns_stopword_t *x = a, *y = b;
-    if (x->score != y->score)
-        return x->score > y->score ? -1 : 1;
-    if (x->df != y->df)
-        return x->df > y->df ? -1 : 1;
-    return strcmp(x->term, y->term); /* a stable, total order */
+    ranking_t *r = arg;
+    if (r->failed || t->count <= 0 || t->lang[0] == '\0')
+        return;
+    lang_rank_t *l = rank_lang(r, t->lang);
+    if (l == NULL || l->docs <= 0)
+        return;
+    if (l->by_script == NULL) {
+        l->by_script = calloc(USCRIPT_CODE_LIMIT, sizeof(*l->by_script));
+        if (l->by_script == NULL) {
+            r->failed = true;
+            return;
+        }
+    }
+    int length;
+    UScriptCode sc = term_script(t->term, &length);
+    if (sc >= 0 && sc < USCRIPT_CODE_LIMIT)
+        l->by_script[sc] += t->count;
+    l->occurrences += t->count;
+}
+
+static void consider(const ns_term_t *t, void *arg)
+{
+    ranking_t *r = arg;
+    if (r->failed || t->count <= 0 || t->df <= 0 || t->lang[0] == '\0')
+        return;
+    lang_rank_t *l = rank_lang(r, t->lang);
+    if (l == NULL || l->docs <= 0)
+        return;
+    if (l->heap == NULL) {
+        l->heap = malloc(r->keep * sizeof(*l->heap));
+        if (l->heap == NULL) {
+            r->failed = true;
+            return;
+        }
+    }
+    /* The score is at most df / D: most terms lose to the worst kept
+     * without the entropy's cost. */
+    if (l->n == r->keep && (double)t->df / (double)l->docs < l->heap[0].score)
+        return;
+    ns_stopword_t w = term_score(t, l);
+    if (l->n < r->keep) {
+        l->heap[l->n++] = w;
+        sift_up(l->heap, l->n - 1);
+    } else if (rank_cmp(&w, &l->heap[0]) < 0) {
+        l->heap[0] = w;
+        sift_down(l->heap, l->n, 0);
+    }
+}
+
+static ns_stop_params_t params_or_default(const ns_stop_params_t *p)
+{
+    ns_stop_params_t d = {
+        .top_n = 200, .min_score = 0.02, .min_docs = 100, .min_words = 0};
+    if (p != NULL)
+        d = *p;
+    if (d.top_n < 0)
+        d.top_n = 0;
+    if (d.min_words < 0)
+        d.min_words = 0;
+    return d;
+}
+
+int ns_stopwords_rank_all(const ns_termstats_t *s, const ns_stop_params_t *pp,
+                          ns_stop_rank_fn fn, void *arg, ns_error_t *err)
+{
+    ns_stop_params_t p = params_or_default(pp);
+    size_t n = ns_termstats_lang_names(s, NULL, 0);
+    const char **names = calloc(n ? n : 1, sizeof(*names));
+    ranking_t r = {.langs = calloc(n ? n : 1, sizeof(lang_rank_t)),
+                   .n_langs = n,
+                   .keep =
+                       (size_t)(p.top_n > p.min_words ? p.top_n : p.min_words)};
+    if (names == NULL || r.langs == NULL) {
+        r.failed = true;
+        goto out;
+    }
+    ns_termstats_lang_names(s, names, n);
+    for (size_t i = 0; i < n; i++) {
+        ns_lang_stats_t ls;
+        r.langs[i].name = names[i];
+        if (names[i][0] != '\0' && ns_termstats_lang(s, names[i], &ls) &&
+            ls.docs > 0 && ls.docs >= p.min_docs)
+            r.langs[i].docs = ls.docs;
+    }
+    if (r.keep == 0)
+        goto out;
+    ns_termstats_each(s, count_scripts, &r);
+    if (!r.failed)
+        ns_termstats_each(s, consider, &r);
+out:;
+    int langs = 0;
+    for (size_t i = 0; i < n && r.langs != NULL; i++) {
+        lang_rank_t *l = &r.langs[i];
+        if (!r.failed && l->n > 0) {
+            qsort(l->heap, l->n, sizeof(l->heap[0]), by_rank);
+            /* The set: the prefix above the threshold, at most top_n. */
+            size_t n_set = 0;
+            while (n_set < l->n && n_set < (size_t)p.top_n &&
+                   l->heap[n_set].score >= p.min_score)
+                n_set++;
+            size_t n_ranked =
+                l->n < (size_t)p.min_words ? l->n : (size_t)p.min_words;
+            if (n_ranked < n_set)
+                n_ranked = n_set;
+            fn(l->name, l->heap, n_ranked, n_set, arg);
+            langs++;
+        }
+        free(l->heap);
+        free(l->by_script);
+    }
+    free(r.langs);
+    free(names);
+    if (r.failed) {
+        if (err->code == NS_OK)
+            ns_error_set(err, NS_ERR_NOMEM, "stopwords: out of memory");
+        return -1;
+    }
+    return langs;
+}
+
+/* ---- the set alone ------------------------------------------------------ */
+
+typedef struct set_only {
+    const char *lang; /* NULL: every language */
+    void (*one)(const ns_stopword_t *w, void *arg);
+    void (*all)(const char *lang, const ns_stopword_t *words, size_t n,
+                void *arg);
+    void *arg;
+    int words;
+} set_only_t;
+
+static void take_set(const char *lang, const ns_stopword_t *words,
+                     size_t n_ranked, size_t n_set, void *arg)
+{
+    (void)n_ranked;
+    set_only_t *so = arg;
+    if (so->lang == NULL) {
+        if (n_set > 0) {
+            so->all(lang, words, n_set, so->arg);
+            so->words++;
+        }
+        return;
+    }
+    if (strcmp(lang, so->lang) != 0)
+        return;
+    for (size_t i = 0; i < n_set; i++)
+        so->one(&words[i], so->arg);
+    so->words = (int)n_set;
 }
 
 int ns_stopwords_select(const ns_termstats_t *s, const char *lang,
@@ -84,65 +329,12 @@ int ns_stopwords_select(const ns_termstats_t *s, const char *lang,
                         void (*fn)(const ns_stopword_t *w, void *arg),
                         void *arg, ns_error_t *err)
 {
-    ns_stop_params_t p = params ? *params : (ns_stop_params_t){200, 0.05, 100};
-    ns_lang_stats_t ls;
-    if (!ns_termstats_lang(s, lang, &ls) || ls.docs <= 0 ||
-        ls.docs < p.min_docs)
-        return 0;
-    pick_t pick = {.lang = ls.lang, .docs = ls.docs, .min_score = p.min_score};
-    ns_termstats_each(s, consider, &pick);
-    if (pick.failed) {
-        free(pick.words);
-        ns_error_set(err, NS_ERR_NOMEM, "stopwords: out of memory");
+    ns_stop_params_t p = params_or_default(params);
+    p.min_words = 0;
+    set_only_t so = {.lang = lang, .one = fn, .arg = arg};
+    if (ns_stopwords_rank_all(s, &p, take_set, &so, err) < 0)
         return -1;
-    }
-    qsort(pick.words, pick.n, sizeof(pick.words[0]), by_score);
-    size_t n = pick.n < (size_t)p.top_n ? pick.n : (size_t)p.top_n;
-    for (size_t i = 0; i < n; i++)
-        fn(&pick.words[i], arg);
-    free(pick.words);
-    return (int)n;
-}
-
-/* ---- every language in one pass -------------------------------------- */
-
-typedef struct lang_pick {
-    const char *name;
-    int64_t docs;
-    ns_stopword_t *words;
-    size_t n, cap;
-} lang_pick_t;
-
-typedef struct all_pick {
-    lang_pick_t *langs;
-    size_t n_langs;
-    double min_score;
-    bool failed;
-} all_pick_t;
-
-static void consider_all(const ns_term_t *t, void *arg)
-{
-    all_pick_t *a = arg;
-    if (a->failed || t->count <= 0 || t->lang[0] == '\0')
-        return;
-    lang_pick_t *l = NULL;
-    for (size_t i = 0; i < a->n_langs && l == NULL; i++)
-        if (a->langs[i].name == t->lang ||
-            strcmp(a->langs[i].name, t->lang) == 0)
-            l = &a->langs[i];
-    if (l == NULL || l->docs <= 0)
-        return;
-    pick_t p = {.lang = t->lang,
-                .docs = l->docs,
-                .min_score = a->min_score,
-                .words = l->words,
-                .n = l->n,
-                .cap = l->cap};
-    consider(t, &p);
-    l->words = p.words;
-    l->n = p.n;
-    l->cap = p.cap;
-    a->failed = p.failed;
+    return so.words;
 }
 
 int ns_stopwords_select_all(const ns_termstats_t *s,
@@ -152,42 +344,10 @@ int ns_stopwords_select_all(const ns_termstats_t *s,
                                        void *arg),
                             void *arg, ns_error_t *err)
 {
-    ns_stop_params_t p = params ? *params : (ns_stop_params_t){200, 0.05, 100};
-    const char *names[256];
-    size_t n = ns_termstats_lang_names(s, names, 256);
-    if (n > 256)
-        n = 256;
-    all_pick_t a = {.langs = calloc(n ? n : 1, sizeof(lang_pick_t)),
-                    .n_langs = n,
-                    .min_score = p.min_score};
-    if (a.langs == NULL) {
-        ns_error_set(err, NS_ERR_NOMEM, "stopwords: out of memory");
+    ns_stop_params_t p = params_or_default(params);
+    p.min_words = 0;
+    set_only_t so = {.all = fn, .arg = arg};
+    if (ns_stopwords_rank_all(s, &p, take_set, &so, err) < 0)
         return -1;
-    }
-    for (size_t i = 0; i < n; i++) {
-        ns_lang_stats_t ls;
-        a.langs[i].name = names[i];
-        if (ns_termstats_lang(s, names[i], &ls) && ls.docs >= p.min_docs)
-            a.langs[i].docs = ls.docs;
-    }
-    ns_termstats_each(s, consider_all, &a);
-    int out = 0;
-    for (size_t i = 0; i < n; i++) {
-        lang_pick_t *l = &a.langs[i];
-        if (!a.failed && l->n > 0) {
-            qsort(l->words, l->n, sizeof(l->words[0]), by_score);
-            fn(l->name, l->words,
-               l->n < (size_t)p.top_n ? l->n
-                                      : (size_t)(p.top_n > 0 ? p.top_n : 0),
-               arg);
-            out++;
-        }
-        free(l->words);
-    }
-    free(a.langs);
-    if (a.failed) {
-        ns_error_set(err, NS_ERR_NOMEM, "stopwords: out of memory");
-        return -1;
-    }
-    return out;
+    return so.words;
 }

@@ -5,9 +5,10 @@ source, `stopwords.count` (COPY, tokenize, count, partial per shard) and
 A full run counts every shard; after edits, insertions and soft deletions
 an incremental run counts only the shards that changed, and its totals are
 exactly those of a full recount of the edited corpus (a second job with no
-watermark). The stopword sets go to Redis as hashes switched at once, and
-`nightshift stopwords rollback` swaps back. A dry run counts what changed
-and reports what would change, writing nothing."""
+watermark). The stopword sets go to Redis as hashes switched at once, the
+ranked lists (at least min_words words, the set their prefix) beside them
+as sorted sets, and `nightshift stopwords rollback` swaps both back. A dry
+run counts what changed and reports what would change, writing nothing."""
 import os
 import random
 import re
@@ -69,6 +70,22 @@ def hash_of(key):
     return dict(zip(out[0::2], (float(v) for v in out[1::2])))
 
 
+def ranked_of(key):
+    """ZREVRANGE ... WITHSCORES as [(word, score)], best first."""
+    m = re.match(r"redis://([^:/]+):(\d+)/?(\d*)",
+                 os.environ["NS_REDIS_URL"])
+    out = subprocess.run(["redis-cli", "-h", m.group(1), "-p", m.group(2),
+                          "-n", m.group(3) or "0", "--raw", "ZREVRANGE", key,
+                          "0", "-1", "WITHSCORES"],
+                         capture_output=True, text=True, check=True,
+                         timeout=30).stdout.split("\n")
+    out = [x for x in out if x != ""]
+    return list(zip(out[0::2], (float(v) for v in out[1::2])))
+
+
+MIN_WORDS = 40
+
+
 def document(rng):
     lang = rng.choice(sorted(SENTENCES))
     body = " ".join(rng.choice(SENTENCES[lang])
@@ -92,7 +109,7 @@ class StopwordsTest(unittest.TestCase):
                "    finalizer: stopwords.merge\n"
                "    max_parallelism: 4\n"
                "    params: {redis_prefix: %s, top_n: 20, min_score: 0.05,"
-               " min_docs: 10}\n")
+               " min_docs: 10, min_words: " + str(MIN_WORDS) + "}\n")
         cls.cfg = env.config("jobs:\n" +
                              job % (cls.job, SHARD, cls.prefix) +
                              job % (cls.full, SHARD, cls.full_prefix))
@@ -177,6 +194,27 @@ class StopwordsTest(unittest.TestCase):
         self.assertIn('"en"', langs)
         self.assertNotIn('""', langs)
         self.assertEqual(hash_of(self.prefix + ":"), {})  # never a set
+        # The ranked lists: min_words words (English has more than 40
+        # distinct words here), best first, the set their prefix with the
+        # same scores; every language with a set has one.
+        ranked = ranked_of(self.prefix + ":en:ranked")
+        self.assertEqual(len(ranked), MIN_WORDS)
+        self.assertEqual({w for w, _ in ranked[:len(en)]}, set(en))
+        for w, score in ranked[:len(en)]:
+            self.assertAlmostEqual(score, en[w], places=6)
+        scores = [v for _, v in ranked]
+        self.assertEqual(scores, sorted(scores, reverse=True))
+        # Past the set: below the threshold, unless top_n cut it.
+        self.assertTrue(len(en) == 20 or all(
+            v < 0.05 for v in scores[len(en):]), ranked)
+        counts = report["published stopword sets"]["ranked"]
+        self.assertEqual(counts["en"], MIN_WORDS)
+        for lang in re.findall(r'"([^"]*)"', " ".join(langs)):
+            r = ranked_of("%s:%s:ranked" % (self.prefix, lang))
+            h = hash_of("%s:%s" % (self.prefix, lang))
+            self.assertEqual(len(r), counts[lang], lang)
+            self.assertGreaterEqual(len(r), len(h), lang)
+            self.assertEqual({w for w, _ in r[:len(h)]}, set(h), lang)
 
     def test_2_incremental_equals_full(self):
         env = self.env
@@ -212,6 +250,9 @@ class StopwordsTest(unittest.TestCase):
             self.assertEqual(hash_of("%s:%s" % (self.prefix, lang)),
                              hash_of("%s:%s" % (self.full_prefix, lang)),
                              lang)
+            self.assertEqual(
+                ranked_of("%s:%s:ranked" % (self.prefix, lang)),
+                ranked_of("%s:%s:ranked" % (self.full_prefix, lang)), lang)
         self.assertEqual(env.scalar(
             "SELECT sum(docs) FROM stopword_partials WHERE job = %s",
             (self.job,)), N_DOCS - 11 + 23)
@@ -222,10 +263,17 @@ class StopwordsTest(unittest.TestCase):
         return {lang: set(hash_of("%s:%s" % (job_prefix, lang)))
                 for lang in langs}
 
+    def ranked(self, job_prefix):
+        langs = [x.strip('"') for x in
+                 redis("SMEMBERS", job_prefix + ":langs").split()]
+        return {lang: ranked_of("%s:%s:ranked" % (job_prefix, lang))
+                for lang in langs}
+
     def test_3_dry_run_computes_everything_and_writes_nothing(self):
         env = self.env
         terms = self.terms(self.job)
         sets = self.sets(self.prefix)
+        ranked = self.ranked(self.prefix)
         mark = env.sql("SELECT watermark, run_id FROM shard_watermarks "
                        "WHERE job = %s", (self.job,))
         totals = env.sql("SELECT run_id, md5(data) FROM stopword_totals "
@@ -250,6 +298,7 @@ class StopwordsTest(unittest.TestCase):
         # Nothing written: statistics, watermark, partials, sets.
         self.assertEqual(self.terms(self.job), terms)
         self.assertEqual(self.sets(self.prefix), sets)
+        self.assertEqual(self.ranked(self.prefix), ranked)
         self.assertEqual(env.sql("SELECT watermark, run_id FROM "
                                  "shard_watermarks WHERE job = %s",
                                  (self.job,)), mark)
@@ -276,28 +325,51 @@ class StopwordsTest(unittest.TestCase):
             "SELECT report FROM runs WHERE run_id = %s", (real,))}
         self.assertEqual(real_report["stopword statistics"],
                          report["stopword statistics"])
-        self.assertEqual(real_report["published stopword sets"]
-                         ["candidates"],
-                         report["would publish stopword sets"]["candidates"])
+        for what in ("candidates", "ranked"):
+            self.assertEqual(real_report["published stopword sets"][what],
+                             report["would publish stopword sets"][what])
 
     def test_3b_rollback_swaps_current_and_previous(self):
         # Three publishes so far; the last turned English documents French,
         # so the French sets differ somewhere.
         key = self.prefix + ":fr"
         cur, prev = hash_of(key), hash_of(key + ":prev")
+        cur_r, prev_r = ranked_of(key + ":ranked"), ranked_of(
+            key + ":ranked:prev")
         self.assertTrue(cur and prev)
         self.assertNotEqual(cur, prev)  # the scores moved at least
+        self.assertTrue(cur_r and prev_r)
+        self.assertNotEqual(cur_r, prev_r)
         res = self.env.nightshift("stopwords", "rollback", "--job", self.job,
                                   "--lang", "fr", "-c", self.cfg)
         self.assertIn("rolled back the stopword sets of 1 language",
                       res.stdout)
         self.assertEqual(hash_of(key), prev)
         self.assertEqual(hash_of(key + ":prev"), cur)
-        # And back again, all languages of the job.
+        # The ranked list with its set: the previous version whole.
+        self.assertEqual(ranked_of(key + ":ranked"), prev_r)
+        self.assertEqual(ranked_of(key + ":ranked:prev"), cur_r)
+        self.assertEqual({w for w, _ in prev_r[:len(prev)]}, set(prev))
+        # And back again, all languages of the job (found by their :prev
+        # keys, the ranked lists' among them, each language once).
+        with_prev = {re.sub(r"(:ranked)?:prev$", "", k)[len(self.prefix) + 1:]
+                     for k in re.findall(r'"([^"]*)"', redis(
+                         "KEYS", self.prefix + ":*:prev"))}
+        self.assertIn(key[len(self.prefix) + 1:], with_prev)
         res = self.env.nightshift("stopwords", "rollback", "--job", self.job,
                                   "-c", self.cfg)
-        self.assertRegex(res.stdout, r"of \d+ languages")
+        n = int(re.search(r"of (\d+) languages", res.stdout).group(1))
+        self.assertEqual(n, len(with_prev), with_prev)
         self.assertEqual(hash_of(key), cur)
+        self.assertEqual(ranked_of(key + ":ranked"), cur_r)
+        self.assertFalse([x for x in re.findall(r'"([^"]*)"', redis(
+            "SMEMBERS", self.prefix + ":langs")) if ":" in x])
+        # Twice more (each call swaps every language): French current again.
+        for _ in range(2):
+            self.env.nightshift("stopwords", "rollback", "--job", self.job,
+                                "-c", self.cfg)
+        self.assertEqual(hash_of(key), cur)
+        self.assertEqual(ranked_of(key + ":ranked"), cur_r)
         res = self.env.nightshift("stopwords", "rollback", "--job", self.job,
                                   "--lang", "xx", "-c", self.cfg,
                                   check=False)

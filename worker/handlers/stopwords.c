@@ -439,21 +439,24 @@ static const char *set_prefix(const ns_job_t *job)
                                                   : "stopwords";
 }
 
-/* The new sets, one per language, as ns_stopwords_select_all hands them
- * over (terms point into the totals). */
+/* The new sets and ranked lists, one per language, as
+ * ns_stopwords_rank_all hands them over (terms point into the totals). */
 typedef struct new_sets {
     ns_stopset_t *sets;
     size_t n, cap;
-    cJSON *per_lang; /* candidates per language, for the report */
+    cJSON *per_lang; /* the sets' sizes per language, for the report */
+    cJSON *ranked;   /* the ranked lists' */
     bool failed;
 } new_sets_t;
 
-static void take_set(const char *lang, const ns_stopword_t *words, size_t n,
-                     void *arg)
+static void take_set(const char *lang, const ns_stopword_t *words,
+                     size_t n_ranked, size_t n_set, void *arg)
 {
     new_sets_t *ns = arg;
-    cJSON_AddNumberToObject(ns->per_lang, lang, (double)n);
-    if (ns->failed || n == 0)
+    if (n_set > 0)
+        cJSON_AddNumberToObject(ns->per_lang, lang, (double)n_set);
+    cJSON_AddNumberToObject(ns->ranked, lang, (double)n_ranked);
+    if (ns->failed || n_ranked == 0)
         return;
     if (ns->n == ns->cap) {
         size_t cap = ns->cap ? ns->cap * 2 : 16;
@@ -465,20 +468,23 @@ static void take_set(const char *lang, const ns_stopword_t *words, size_t n,
         ns->sets = g;
         ns->cap = cap;
     }
-    const char **w = malloc(n * sizeof(*w));
-    double *sc = malloc(n * sizeof(*sc));
+    const char **w = malloc(n_ranked * sizeof(*w));
+    double *sc = malloc(n_ranked * sizeof(*sc));
     if (w == NULL || sc == NULL) {
         free(w);
         free(sc);
         ns->failed = true;
         return;
     }
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = 0; i < n_ranked; i++) {
         w[i] = words[i].term;
         sc[i] = words[i].score;
     }
-    ns->sets[ns->n++] =
-        (ns_stopset_t){.lang = lang, .n = n, .words = w, .scores = sc};
+    ns->sets[ns->n++] = (ns_stopset_t){.lang = lang,
+                                       .n = n_set,
+                                       .n_ranked = n_ranked,
+                                       .words = w,
+                                       .scores = sc};
 }
 
 static double param_num(const cJSON *params, const char *name, double dflt)
@@ -495,9 +501,10 @@ static bool in_list(const char *const *list, size_t n, const char *w)
     return false;
 }
 
-/* The candidates per language (params top_n, min_score, min_docs) go to
- * Redis as the new version, switched at once. A dry run reports, per
- * language, what would be added and removed. Documents without a language
+/* The candidates per language (params top_n, min_score, min_docs) and the
+ * ranked lists (params.min_words, default 200) go to Redis as the new
+ * version, switched at once. A dry run reports, per language, what would
+ * be added to and removed from the set. Documents without a language
  * count towards nothing here. */
 static ns_err_t publish_sets(ns_item_ctx_t *ctx, const ns_termstats_t *totals,
                              bool dry, ns_error_t *err)
@@ -505,14 +512,19 @@ static ns_err_t publish_sets(ns_item_ctx_t *ctx, const ns_termstats_t *totals,
     const ns_job_t *job = ns_item_job(ctx);
     const cJSON *jp = job->params;
     int top_n = (int)param_num(jp, "top_n", 200);
+    int min_words = (int)param_num(jp, "min_words", 200);
     ns_stop_params_t sp = {.top_n = top_n < 1      ? 1
                                     : top_n > 4096 ? 4096
                                                    : top_n,
-                           .min_score = param_num(jp, "min_score", 0.05),
-                           .min_docs = (int64_t)param_num(jp, "min_docs", 100)};
-    new_sets_t sets = {.per_lang = cJSON_CreateObject()};
+                           .min_score = param_num(jp, "min_score", 0.02),
+                           .min_docs = (int64_t)param_num(jp, "min_docs", 100),
+                           .min_words = min_words < 0      ? 0
+                                        : min_words > 4096 ? 4096
+                                                           : min_words};
+    new_sets_t sets = {.per_lang = cJSON_CreateObject(),
+                       .ranked = cJSON_CreateObject()};
     ns_err_t rc = NS_OK;
-    if (ns_stopwords_select_all(totals, &sp, take_set, &sets, err) < 0)
+    if (ns_stopwords_rank_all(totals, &sp, take_set, &sets, err) < 0)
         rc = err->code;
     else if (sets.failed)
         rc = ns_error_set(err, NS_ERR_NOMEM, "out of memory");
@@ -535,6 +547,7 @@ static ns_err_t publish_sets(ns_item_ctx_t *ctx, const ns_termstats_t *totals,
     }
     cJSON *report = cJSON_CreateObject();
     cJSON_AddItemToObject(report, "candidates", per_lang);
+    cJSON_AddItemToObject(report, "ranked", sets.ranked);
     if (rc == NS_OK && dry) {
         cJSON *changes = cJSON_AddObjectToObject(report, "changes");
         for (size_t i = 0; i < n_out && rc == NS_OK; i++) {
