@@ -67,6 +67,30 @@ def wait_for(fn, timeout=60.0, what="condition", interval=0.1):
                          % (timeout, what, last))
 
 
+def iso(t):
+    """Epoch seconds as RFC 3339 UTC with milliseconds."""
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + \
+        ".%03dZ" % int(round((t % 1) * 1000) % 1000)
+
+
+def set_clock(path, t):
+    """Moves an injectable clock (NS_TEST_CLOCK_FILE) to epoch seconds t,
+    atomically."""
+    with open(path + ".tmp", "w") as f:
+        f.write("%.3f\n" % t)
+    os.replace(path + ".tmp", path)
+
+
+def produce_timed(topic, rows):
+    """Lays down (key, epoch seconds, value) messages on topic with those
+    Kafka timestamps (tests/tools/produce.c), for past log windows."""
+    data = "".join("%s\t%d\t%s\n" % (k, int(t * 1000), v)
+                   for k, t, v in rows).encode()
+    subprocess.run([os.environ["NS_TEST_PRODUCE"],
+                    os.environ["NS_KAFKA_BROKERS"], topic],
+                   input=data, check=True, timeout=120)
+
+
 class Fake:
     """A running API fake from tests/fakes/."""
 

@@ -8,7 +8,6 @@ resolves it with a second card; re-running the spike window afterwards
 changes nothing; the registries (log_peaks, log_known_errors) show it."""
 import json
 import os
-import subprocess
 import time
 import unittest
 
@@ -19,8 +18,7 @@ N_WINDOWS = 8
 SPIKE = 6  # the window index with the spike
 
 
-def iso(t):
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
+iso = harness.iso
 
 
 class IncidentsTest(unittest.TestCase):
@@ -45,8 +43,7 @@ class IncidentsTest(unittest.TestCase):
         cls.first = int(now // WINDOW) * WINDOW - (N_WINDOWS + 4) * WINDOW
         cls.produce()
         clock = os.path.join(env.tmp, "clock")
-        with open(clock, "w") as f:
-            f.write("%.3f\n" % (now + 86400))  # every grace is over
+        harness.set_clock(clock, now + 86400)  # every grace is over
         cls.worker = env.start("worker", "-c", cls.cfg, log="worker",
                                env=dict(env.env, NS_TEST_CLOCK_FILE=clock))
         env.wait_log(cls.worker, "assigned", timeout=60)
@@ -72,11 +69,7 @@ class IncidentsTest(unittest.TestCase):
                 rows.append(("api", t, json.dumps({
                     "timestamp": iso(t), "service": "api", "level": "info",
                     "message": "GET /health 200 in %dms" % (i + 1)})))
-        data = "".join("%s\t%d\t%s\n" % (k, int(t * 1000), v)
-                       for k, t, v in rows).encode()
-        subprocess.run([os.environ["NS_TEST_PRODUCE"],
-                        os.environ["NS_KAFKA_BROKERS"], cls.topic],
-                       input=data, check=True, timeout=120)
+        harness.produce_timed(cls.topic, rows)
 
     def run_window(self, w):
         slot = iso(self.first + (w + 1) * WINDOW)[:16] + "Z"

@@ -11,8 +11,6 @@ import base64
 import csv
 import io
 import json
-import os
-import subprocess
 import time
 import unittest
 
@@ -23,8 +21,7 @@ TOKEN = "pat-backfill-123"
 HOSTILE = "=cmd|' /C calc'!A0 <script>alert(1)</script> \"quoted\", comma"
 
 
-def iso(t):
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
+iso = harness.iso
 
 
 class LogBackfillTest(unittest.TestCase):
@@ -85,11 +82,7 @@ class LogBackfillTest(unittest.TestCase):
                 rows.append(("web", t, json.dumps({
                     "timestamp": iso(t), "service": "web", "level": "info",
                     "message": "GET /index %d ms" % i})))
-        data = "".join("%s\t%d\t%s\n" % (k, int(t * 1000), v)
-                       for k, t, v in rows).encode()
-        subprocess.run([os.environ["NS_TEST_PRODUCE"],
-                        os.environ["NS_KAFKA_BROKERS"], cls.topic],
-                       input=data, check=True, timeout=120)
+        harness.produce_timed(cls.topic, rows)
 
     def run_day(self):
         slot = iso(self.day + 86400 + 9 * 3600)[:16] + "Z"

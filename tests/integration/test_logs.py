@@ -19,9 +19,7 @@ WINDOW = 900
 GRACE = 60
 
 
-def iso(t):
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + \
-        ".%03dZ" % int((t % 1) * 1000)
+iso = harness.iso
 
 
 class LogsTest(unittest.TestCase):
@@ -57,9 +55,7 @@ class LogsTest(unittest.TestCase):
 
     @classmethod
     def set_clock(cls, t):
-        with open(cls.clock + ".tmp", "w") as f:
-            f.write("%.3f\n" % t)
-        os.replace(cls.clock + ".tmp", cls.clock)
+        harness.set_clock(cls.clock, t)
 
     @classmethod
     def lines(cls, now):
