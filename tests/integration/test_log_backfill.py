@@ -164,11 +164,24 @@ class LogBackfillTest(unittest.TestCase):
                              "-c", self.cfg, env=self.wenv)
         self.assertIn("succeeded already, skipped", res.stdout)
         self.assertIn("0 runs, 0 failed, 1 skipped", res.stdout)
-        # The day before: one backfill run of its own (an empty day).
+        # The day before: one backfill run of its own (an empty day), and
+        # this time every page may be edited: all three are published.
+        self.conf.control("pages", {"id": "103", "title": "Known peaks",
+                                    "version": 1})
         res = env.nightshift("backfill", self.job, "--from", before, "--to",
                              day, "--max-concurrent", "2", "-c", self.cfg,
                              env=self.wenv)
         self.assertIn("1 run, 0 failed, 1 skipped", res.stdout, res.stdout)
+        run_id = env.scalar("SELECT max(run_id) FROM runs WHERE kind = "
+                            "'backfill'")
+        harness.wait_for(lambda: self.delivered(run_id), 90,
+                         "the day before published")
+        pages = self.conf.control("pages")
+        self.assertEqual([pages[p]["version"] for p in ("101", "102", "103")],
+                         [5, 5, 2])
+        self.assertIn("peaks_table_latest.csv", pages["103"]["attachments"])
+        self.assertIn("errors_table_latest.csv", pages["102"]["attachments"])
+        self.assertIn("No warnings or errors", pages["101"]["body"])
         self.assertEqual(env.scalar(
             "SELECT count(*) FROM runs WHERE job = %s AND kind = 'backfill' "
             "AND status = 'succeeded'", (self.job,)), 1)
