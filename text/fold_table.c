@@ -20,7 +20,7 @@
 
 uint32_t ns_fold_info[0x10000];
 uint16_t ns_fold_trail[0x10000];
-char ns_fold_pool[POOL_MAX];
+char ns_fold_pool[POOL_MAX + 8]; /* + 8: read 8 bytes at a time */
 static size_t pool_used;
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 

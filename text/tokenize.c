@@ -4,6 +4,9 @@
 #include <unicode/ubrk.h>
 #include <unicode/ustring.h>
 #include <utf8proc.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 #include "fold_table.h"
 #include "ns/text.h"
@@ -12,6 +15,12 @@
  * folds to "ss"); beyond this the word is too long anyway. */
 #define RAW_MAX (4 * NS_WORD_MAX)
 
+/* The run cache (runcache_*): runs of up to RC_RUN_MAX bytes, RC_SLOTS
+ * records in RC_DATA bytes at most. */
+#define RC_RUN_MAX 255
+#define RC_SLOTS (1u << 15)
+#define RC_DATA (1u << 20)
+
 struct ns_tokenizer {
     char raw[RAW_MAX + 8]; /* the current word as written */
     size_t raw_len;
@@ -19,7 +28,7 @@ struct ns_tokenizer {
     bool raw_long;
     /* the fast path: the word folded code point by code point (valid while
      * every code point of it is simple), its full length */
-    char fold[NS_WORD_MAX];
+    char fold[NS_WORD_MAX + 8]; /* + 8: folds copied 8 bytes at a time */
     size_t fold_len;
     utf8proc_int32_t fold_last; /* its last code point; -1: none */
     bool fold_ok;
@@ -32,6 +41,14 @@ struct ns_tokenizer {
     /* normalisation, in place: code points, then their UTF-8 */
     utf8proc_int32_t norm[RAW_MAX * 4];
     UBreakIterator *brk; /* opened on the first such run */
+    /* the run cache (runcache_*) and the record being built */
+    struct rc_slot *rc_slots;
+    unsigned char *rc_data;
+    size_t rc_len, rc_used;
+    bool rc_on;
+    uint64_t rc_hash;
+    size_t rc_slot, rc_words;
+    unsigned char rc_seg[2 * RC_RUN_MAX];
 };
 
 typedef struct pass {
@@ -65,6 +82,8 @@ void ns_tokenizer_destroy(ns_tokenizer_t *t)
         return;
     if (t->brk != NULL)
         ubrk_close(t->brk);
+    free(t->rc_slots);
+    free(t->rc_data);
     free(t->run);
     free(t->u16);
     free(t);
@@ -208,17 +227,6 @@ static inline void fold_cp(ns_tokenizer_t *t, utf8proc_int32_t cp,
     t->fold_len += n;
 }
 
-/* ASCII letters and digits, folded: their lower case. */
-static inline void fold_ascii(ns_tokenizer_t *t, const char *s, size_t n)
-{
-    size_t room = t->fold_len < NS_WORD_MAX ? NS_WORD_MAX - t->fold_len : 0;
-    char *out = t->fold + t->fold_len;
-    for (size_t i = 0; i < n && i < room; i++)
-        out[i] = (char)(s[i] >= 'A' && s[i] <= 'Z' ? s[i] + 32 : s[i]);
-    t->fold_len += n;
-    t->fold_last = (unsigned char)s[n - 1];
-}
-
 static bool add_to_run(pass_t *p, const char *bytes, size_t n)
 {
     ns_tokenizer_t *t = p->t;
@@ -282,25 +290,132 @@ static void emit_segment(pass_t *p, const char *w, size_t len)
     t->fold_ok = true;
 }
 
-/* Segments the current run with ICU's dictionary-based word breaker. */
-static void segment_run(pass_t *p)
+/* The run cache: ICU's words of the runs met lately, so that a run met
+ * again (text repeats its phrases: half the runs of the gettext corpus)
+ * costs a lookup instead of ICU's dictionary. Each run is a text of its own
+ * to the break iterator, so its boundaries depend on its bytes alone: a
+ * cached run's words are the ones ICU gives it. A record is the run's
+ * length, its number of words, its bytes, then each word's offset and
+ * length (runs of up to RC_RUN_MAX bytes, so one byte each). Bounded: when
+ * full, the cache starts again empty. */
+typedef struct rc_slot {
+    uint32_t tag; /* the hash's high half */
+    uint32_t off; /* 1 + the record's offset in rc_data; 0: empty */
+} rc_slot_t;
+
+static uint64_t runcache_hash(const char *s, size_t n)
+{
+    uint64_t h = 0xcbf29ce484222325ull ^ n;
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t w;
+        memcpy(&w, s + i, 8);
+        h = (h ^ w) * 0x9fb21c651e98df25ull;
+        h ^= h >> 29;
+    }
+    for (; i < n; i++)
+        h = (h ^ (unsigned char)s[i]) * 0x100000001b3ull;
+    h ^= h >> 32;
+    return h * 0xff51afd7ed558ccdull;
+}
+
+/* Emits the words of a cached run: false when the run is not cached (then
+ * where it would go is kept for runcache_end). */
+static bool runcache_emit(pass_t *p, const char *run, size_t n)
 {
     ns_tokenizer_t *t = p->t;
-    size_t run_len = t->run_len;
-    t->run_len = 0;
-    p->stats->segmented++;
-    UErrorCode st = U_ZERO_ERROR;
-    if (t->brk == NULL) {
-        t->brk = ubrk_open(UBRK_WORD, "", NULL, 0, &st);
-        if (U_FAILURE(st)) {
-            t->brk = NULL;
-            if (p->rc == NS_OK)
-                p->rc = ns_error_set(p->err, NS_ERR_IO,
-                                     "tokenizer: ICU word breaker: %s",
-                                     u_errorName(st));
-            return;
+    t->rc_on = false;
+    if (n > RC_RUN_MAX)
+        return false;
+    if (t->rc_slots == NULL) {
+        t->rc_slots = calloc(RC_SLOTS, sizeof(*t->rc_slots));
+        t->rc_data = malloc(RC_DATA);
+        if (t->rc_slots == NULL || t->rc_data == NULL) {
+            free(t->rc_slots);
+            free(t->rc_data);
+            t->rc_slots = NULL;
+            t->rc_data = NULL;
+            return false; /* no cache: slower, not wrong */
         }
     }
+    uint64_t h = runcache_hash(run, n);
+    uint32_t tag = (uint32_t)(h >> 32);
+    size_t i = h & (RC_SLOTS - 1);
+    for (; t->rc_slots[i].off != 0; i = (i + 1) & (RC_SLOTS - 1)) {
+        const unsigned char *r = t->rc_data + t->rc_slots[i].off - 1;
+        if (t->rc_slots[i].tag != tag || r[0] != n ||
+            memcmp(r + 2, run, n) != 0)
+            continue;
+        const unsigned char *seg = r + 2 + n;
+        for (size_t k = 0; k < r[1]; k++)
+            emit_segment(p, run + seg[2 * k], seg[2 * k + 1]);
+        return true;
+    }
+    t->rc_on = true;
+    t->rc_hash = h;
+    t->rc_slot = i;
+    t->rc_words = 0;
+    return false;
+}
+
+/* One word of the run being segmented, for its record. */
+static inline void runcache_add(ns_tokenizer_t *t, size_t start, size_t n)
+{
+    if (!t->rc_on)
+        return;
+    t->rc_seg[2 * t->rc_words] = (unsigned char)start;
+    t->rc_seg[2 * t->rc_words + 1] = (unsigned char)n;
+    t->rc_words++;
+}
+
+/* Stores the record of the run just segmented. */
+static void runcache_end(ns_tokenizer_t *t, const char *run, size_t n)
+{
+    if (!t->rc_on)
+        return;
+    t->rc_on = false;
+    size_t size = 2 + n + 2 * t->rc_words;
+    if (t->rc_len + size > RC_DATA || (t->rc_used + 1) * 4 > RC_SLOTS * 3) {
+        memset(t->rc_slots, 0, RC_SLOTS * sizeof(*t->rc_slots));
+        t->rc_len = 0;
+        t->rc_used = 0;
+        t->rc_slot = t->rc_hash & (RC_SLOTS - 1);
+    }
+    unsigned char *r = t->rc_data + t->rc_len;
+    r[0] = (unsigned char)n;
+    r[1] = (unsigned char)t->rc_words;
+    memcpy(r + 2, run, n);
+    memcpy(r + 2 + n, t->rc_seg, 2 * t->rc_words);
+    t->rc_slots[t->rc_slot] =
+        (rc_slot_t){(uint32_t)(t->rc_hash >> 32), (uint32_t)t->rc_len + 1};
+    t->rc_len += size;
+    t->rc_used++;
+}
+
+/* The break iterator, opened on the first run; false (and p->rc set)
+ * when ICU cannot open it. */
+static bool open_breaker(pass_t *p)
+{
+    ns_tokenizer_t *t = p->t;
+    if (t->brk != NULL)
+        return true;
+    UErrorCode st = U_ZERO_ERROR;
+    t->brk = ubrk_open(UBRK_WORD, "", NULL, 0, &st);
+    if (U_FAILURE(st)) {
+        t->brk = NULL;
+        if (p->rc == NS_OK)
+            p->rc = ns_error_set(p->err, NS_ERR_IO,
+                                 "tokenizer: ICU word breaker: %s",
+                                 u_errorName(st));
+        return false;
+    }
+    return true;
+}
+
+/* The run in UTF-16 for ICU, in t->u16: its length in units, or -1. */
+static int32_t run_to_utf16(pass_t *p, size_t run_len)
+{
+    ns_tokenizer_t *t = p->t;
     /* UTF-16 never has more units than UTF-8 has bytes. */
     if ((size_t)t->u16_cap < run_len) {
         UChar *u = realloc(t->u16, run_len * sizeof(UChar));
@@ -308,26 +423,34 @@ static void segment_run(pass_t *p)
             if (p->rc == NS_OK)
                 p->rc = ns_error_set(p->err, NS_ERR_NOMEM,
                                      "tokenizer: out of memory");
-            return;
+            return -1;
         }
         t->u16 = u;
         t->u16_cap = (int32_t)run_len;
     }
     int32_t n16 = 0;
-    st = U_ZERO_ERROR;
+    UErrorCode st = U_ZERO_ERROR;
     u_strFromUTF8(t->u16, t->u16_cap, &n16, t->run, (int32_t)run_len, &st);
     if (U_FAILURE(st))
-        return; /* the run was valid UTF-8; nothing else can go wrong */
+        return -1; /* the run was valid UTF-8; nothing else can go wrong */
     st = U_ZERO_ERROR;
     ubrk_setText(t->brk, t->u16, n16, &st);
-    if (U_FAILURE(st))
+    return U_FAILURE(st) ? -1 : n16;
+}
+
+/* The reference path's segmentation: each word converted back from
+ * UTF-16. */
+static void segment_run_reference(pass_t *p, size_t run_len)
+{
+    ns_tokenizer_t *t = p->t;
+    if (run_to_utf16(p, run_len) < 0)
         return;
     for (int32_t start = ubrk_first(t->brk), end = ubrk_next(t->brk);
          end != UBRK_DONE; start = end, end = ubrk_next(t->brk)) {
         if (ubrk_getRuleStatus(t->brk) < UBRK_WORD_NONE_LIMIT)
             continue; /* not a word */
         int32_t n8 = 0;
-        st = U_ZERO_ERROR;
+        UErrorCode st = U_ZERO_ERROR;
         u_strToUTF8(t->out, (int32_t)sizeof(t->out), &n8, t->u16 + start,
                     end - start, &st);
         if (U_FAILURE(st) || st == U_STRING_NOT_TERMINATED_WARNING) {
@@ -336,6 +459,59 @@ static void segment_run(pass_t *p)
         }
         emit_segment(p, t->out, (size_t)n8);
     }
+}
+
+/* The fast path's segmentation: each word is a slice of the run (ICU's
+ * UTF-16 boundaries followed along the UTF-8), kept in the run cache. A
+ * word the reference path could not convert into t->out is dropped the
+ * same. ICU is given UTF-16 and not the UTF-8 itself (utext_openUTF8):
+ * its dictionary engines then break Khmer differently. */
+static void segment_run_fast(pass_t *p, size_t run_len)
+{
+    ns_tokenizer_t *t = p->t;
+    const char *run = t->run;
+    if (runcache_emit(p, run, run_len))
+        return;
+    if (run_to_utf16(p, run_len) < 0)
+        return;
+    size_t at8 = 0; /* the byte of the run at UTF-16 unit at16 */
+    int32_t at16 = 0;
+    ubrk_first(t->brk);
+    for (int32_t end = ubrk_next(t->brk); end != UBRK_DONE;
+         end = ubrk_next(t->brk)) {
+        size_t start8 = at8;
+        while (at16 < end) {
+            /* a lead byte of 4: a surrogate pair */
+            unsigned char b = (unsigned char)run[at8];
+            at8 += b < 0x80 ? 1 : b < 0xE0 ? 2 : b < 0xF0 ? 3 : 4;
+            at16 += b < 0xF0 ? 1 : 2;
+        }
+        if (ubrk_getRuleStatus(t->brk) < UBRK_WORD_NONE_LIMIT)
+            continue; /* not a word */
+        size_t n = at8 - start8;
+        if (n >= sizeof(t->out)) {
+            p->stats->long_words++;
+            continue;
+        }
+        runcache_add(t, start8, n);
+        emit_segment(p, run + start8, n);
+    }
+    runcache_end(t, run, run_len);
+}
+
+/* Segments the current run with ICU's dictionary-based word breaker. */
+static void segment_run(pass_t *p)
+{
+    ns_tokenizer_t *t = p->t;
+    size_t run_len = t->run_len;
+    t->run_len = 0;
+    p->stats->segmented++;
+    if (!open_breaker(p))
+        return;
+    if (t->reference)
+        segment_run_reference(p, run_len);
+    else
+        segment_run_fast(p, run_len);
 }
 
 /* Decodes the code point at s (n bytes left): its length, or -1 when the
@@ -416,6 +592,10 @@ static inline utf8proc_ssize_t decode_fast(const char *s, size_t n,
                                            utf8proc_int32_t *cp)
 {
     const unsigned char *u = (const unsigned char *)s;
+    if (u[0] < 0x80) {
+        *cp = u[0];
+        return 1;
+    }
     if (u[0] >= 0xC2 && u[0] < 0xE0) {
         if (n < 2 || (u[1] & 0xC0) != 0x80)
             return -1;
@@ -453,64 +633,278 @@ static inline uint32_t info_of(utf8proc_int32_t cp)
     return e;
 }
 
+/* ASCII letters and digits folded (their lower case); 0: not one. */
+static const unsigned char ascii_fold[256] = {
+    ['0'] = '0', ['1'] = '1', ['2'] = '2', ['3'] = '3', ['4'] = '4',
+    ['5'] = '5', ['6'] = '6', ['7'] = '7', ['8'] = '8', ['9'] = '9',
+    ['A'] = 'a', ['B'] = 'b', ['C'] = 'c', ['D'] = 'd', ['E'] = 'e',
+    ['F'] = 'f', ['G'] = 'g', ['H'] = 'h', ['I'] = 'i', ['J'] = 'j',
+    ['K'] = 'k', ['L'] = 'l', ['M'] = 'm', ['N'] = 'n', ['O'] = 'o',
+    ['P'] = 'p', ['Q'] = 'q', ['R'] = 'r', ['S'] = 's', ['T'] = 't',
+    ['U'] = 'u', ['V'] = 'v', ['W'] = 'w', ['X'] = 'x', ['Y'] = 'y',
+    ['Z'] = 'z', ['a'] = 'a', ['b'] = 'b', ['c'] = 'c', ['d'] = 'd',
+    ['e'] = 'e', ['f'] = 'f', ['g'] = 'g', ['h'] = 'h', ['i'] = 'i',
+    ['j'] = 'j', ['k'] = 'k', ['l'] = 'l', ['m'] = 'm', ['n'] = 'n',
+    ['o'] = 'o', ['p'] = 'p', ['q'] = 'q', ['r'] = 'r', ['s'] = 's',
+    ['t'] = 't', ['u'] = 'u', ['v'] = 'v', ['w'] = 'w', ['x'] = 'x',
+    ['y'] = 'y', ['z'] = 'z',
+};
+
+/* The fast path's current word. Its bytes are a slice of the text (the
+ * reference path's raw word is that slice with apostrophes and hyphens
+ * made ASCII, rebuilt only when utf8proc needs it); its fold is built in
+ * t->fold. A value kept in locals: the loop's stores into t->fold cannot
+ * alias it. */
+typedef struct word {
+    size_t start, end;     /* its bytes in the text */
+    size_t raw_len;        /* as the reference path counts it (capped) */
+    size_t fold_len;       /* in full, even beyond NS_WORD_MAX */
+    utf8proc_int32_t last; /* the last code point folded; -1: none */
+    bool raw_long, fold_ok;
+} word_t;
+
+static const word_t no_word = {.last = -1, .fold_ok = true};
+
+static inline bool word_empty(const word_t *w)
+{
+    return w->raw_len == 0 && !w->raw_long;
+}
+
+/* What the reference path's add_to_word() does to raw_len. */
+static inline void word_grow(word_t *w, size_t n)
+{
+    if (w->raw_len + n > RAW_MAX)
+        w->raw_long = true;
+    else
+        w->raw_len += n;
+}
+
+/* The reference path's raw word, rebuilt from the text: the word's code
+ * points as written, joining apostrophes and hyphens as "'" and "-". */
+static size_t raw_of(const char *s, size_t n, char *out, bool *ascii)
+{
+    size_t len = 0;
+    *ascii = true;
+    for (size_t i = 0; i < n;) {
+        utf8proc_int32_t cp = 0;
+        utf8proc_ssize_t k = decode_fast(s + i, n - i, &cp);
+        if (k <= 0)
+            break; /* never: the word was decoded once */
+        if (info_of(cp) & NS_CP_WORD) {
+            memcpy(out + len, s + i, (size_t)k);
+            len += (size_t)k;
+            *ascii = *ascii && k == 1;
+        } else {
+            out[len++] = (info_of(cp) & NS_CP_APOS) ? '\'' : '-';
+        }
+        i += (size_t)k;
+    }
+    return len;
+}
+
+/* Hands over the fast path's word (w not empty). */
+static void end_fast_word(pass_t *p, const char *text, word_t w)
+{
+    ns_tokenizer_t *t = p->t;
+    if (w.raw_long) {
+        p->stats->long_words++;
+    } else if (w.fold_ok) {
+        if (w.fold_len > NS_WORD_MAX) {
+            p->stats->long_words++;
+            return;
+        }
+        p->stats->words++;
+        p->fn(t->fold, w.fold_len, p->arg);
+    } else {
+        bool ascii;
+        size_t n = raw_of(text + w.start, w.end - w.start, t->raw, &ascii);
+        emit(p, t->raw, n, ascii);
+    }
+}
+
+/* Appends the fold of one code point (info: its entry) to the word, or
+ * gives the word up to utf8proc when the table's fold is not exact. The
+ * folds of up to 8 bytes are copied as 8 (the pool and t->fold have the
+ * room). */
+static inline void fold_fast(ns_tokenizer_t *t, word_t *w, utf8proc_int32_t cp,
+                             uint32_t info)
+{
+    if (!w->fold_ok)
+        return;
+    if (!(info & NS_CP_SIMPLE)) {
+        unsigned prev = w->last < 0 ? NS_TRAIL_INERT : ns_fold_trail[w->last];
+        bool joins = (info & NS_CP_MARK)
+                         ? NS_TRAIL_CCC(prev) <= NS_TRAIL_CCC(ns_fold_trail[cp])
+                         : (info & NS_CP_SECOND) && (prev & NS_TRAIL_INERT);
+        if (!joins) {
+            w->fold_ok = false;
+            return;
+        }
+    }
+    w->last = cp;
+    size_t n = NS_FOLD_LEN(info);
+    const char *f = ns_fold_pool + NS_FOLD_OFF(info);
+    if (w->fold_len + n <= NS_WORD_MAX) {
+        if (n <= 8)
+            memcpy(t->fold + w->fold_len, f, 8);
+        else
+            memcpy(t->fold + w->fold_len, f, n);
+    }
+    w->fold_len += n;
+}
+
+#if defined(__SSE2__)
+/* Of 16 bytes: a bit for each ASCII letter or digit, and their folds in
+ * *low (the bytes after the first other byte are not used). Bytes from
+ * 0x80 are negative to the signed compares: neither. */
+static inline unsigned ascii_word16(const unsigned char *s, __m128i *low)
+{
+    __m128i b = _mm_loadu_si128((const __m128i *)(const void *)s);
+    __m128i l = _mm_or_si128(b, _mm_set1_epi8(0x20));
+    __m128i digit = _mm_and_si128(_mm_cmpgt_epi8(b, _mm_set1_epi8('0' - 1)),
+                                  _mm_cmplt_epi8(b, _mm_set1_epi8('9' + 1)));
+    __m128i letter = _mm_and_si128(_mm_cmpgt_epi8(l, _mm_set1_epi8('a' - 1)),
+                                   _mm_cmplt_epi8(l, _mm_set1_epi8('z' + 1)));
+    *low = _mm_or_si128(_mm_and_si128(letter, l), _mm_and_si128(digit, b));
+    return (unsigned)_mm_movemask_epi8(_mm_or_si128(digit, letter));
+}
+#endif
+
+/* A run of ASCII letters and digits from pos: appended to the word, folded;
+ * returns where it ends. Sixteen bytes at a time where there are sixteen
+ * to read and room for them in t->fold: one branch per word, not one per
+ * byte. */
+static inline size_t ascii_span(ns_tokenizer_t *t, word_t *w,
+                                const unsigned char *u, size_t pos, size_t len)
+{
+    size_t a = pos, f = w->fold_len;
+#if defined(__SSE2__)
+    while (a + 16 <= len && f + 16 <= NS_WORD_MAX) {
+        __m128i low;
+        unsigned n = (unsigned)__builtin_ctz(~ascii_word16(u + a, &low));
+        _mm_storeu_si128((__m128i *)(void *)(t->fold + f), low);
+        a += n;
+        f += n;
+        if (n < 16)
+            break; /* u[a] ends the run: the loop below stops at once */
+    }
+#endif
+    for (unsigned char c; a < len && (c = ascii_fold[u[a]]) != 0; a++, f++)
+        if (f < NS_WORD_MAX)
+            t->fold[f] = (char)c;
+    w->fold_len = f;
+    w->last = u[a - 1];
+    word_grow(w, a - pos);
+    w->end = a;
+    return a;
+}
+
+/* Whether the apostrophe or hyphen that ends at pos joins the word: a word
+ * character of a script with spaces follows. */
+static inline bool joins_next(const char *text, size_t pos, size_t len)
+{
+    if (pos >= len)
+        return false;
+    utf8proc_int32_t next;
+    utf8proc_ssize_t kn = decode_fast(text + pos, len - pos, &next);
+    uint32_t next_info = kn > 0 ? info_of(next) : 0;
+    return (next_info & NS_CP_WORD) && !(next_info & NS_CP_SPACELESS);
+}
+
 /* The fast path: the reference path's decisions, each code point's taken
  * from the table, and words folded by the table unless one of their code
  * points needs utf8proc. */
 static void tokenize_fast(pass_t *p, const char *text, size_t len)
 {
     ns_tokenizer_t *t = p->t;
+    const unsigned char *u = (const unsigned char *)text;
+    word_t w = no_word;
     size_t pos = 0;
     while (pos < len && p->rc == NS_OK) {
-        size_t a = pos;
-        while (a < len && ascii_word[(unsigned char)text[a]])
-            a++;
-        if (a > pos) {
+        if (ascii_fold[u[pos]] != 0) {
             end_run(p);
-            add_to_word(t, text + pos, a - pos, true);
-            fold_ascii(t, text + pos, a - pos);
-            pos = a;
+            if (word_empty(&w))
+                w.start = pos;
+            pos = ascii_span(t, &w, u, pos, len);
             continue;
         }
         utf8proc_int32_t cp;
         utf8proc_ssize_t k = decode_fast(text + pos, len - pos, &cp);
         if (k < 0) {
             p->stats->invalid_bytes++;
-            end_word(p);
+            if (!word_empty(&w))
+                end_fast_word(p, text, w);
+            w = no_word;
             end_run(p);
             pos++;
             continue;
         }
-        const char *bytes = text + pos;
+        size_t at = pos;
         pos += (size_t)k;
         uint32_t info = info_of(cp);
         if (info & NS_CP_WORD) {
             if ((info & NS_CP_SPACELESS) ||
                 (t->run_len > 0 && (info & NS_CP_SHARED))) {
-                end_word(p);
-                add_to_run(p, bytes, (size_t)k);
-            } else {
-                end_run(p);
-                add_to_word(t, bytes, (size_t)k, k == 1);
-                fold_cp(t, cp, info);
+                if (!word_empty(&w))
+                    end_fast_word(p, text, w);
+                w = no_word;
+                /* the run's next code points at once: spaceless or
+                 * shared (the run is not empty now) */
+                while (pos < len && u[pos] >= 0x80) {
+                    utf8proc_int32_t next;
+                    utf8proc_ssize_t kn =
+                        decode_fast(text + pos, len - pos, &next);
+                    uint32_t ni = kn > 0 ? info_of(next) : 0;
+                    if (!(ni & NS_CP_WORD) ||
+                        !(ni & (NS_CP_SPACELESS | NS_CP_SHARED)))
+                        break;
+                    pos += (size_t)kn;
+                }
+                add_to_run(p, text + at, pos - at);
+                continue;
+            }
+            end_run(p);
+            if (word_empty(&w))
+                w.start = at;
+            /* The word's next non-ASCII code points here, without the
+             * loop's other cases (the run is empty: a shared code point
+             * joins the word); the one that ends it is decoded again. */
+            for (;;) {
+                word_grow(&w, (size_t)k);
+                fold_fast(t, &w, cp, info);
+                w.end = pos;
+                if (pos >= len || u[pos] < 0x80)
+                    break;
+                k = decode_fast(text + pos, len - pos, &cp);
+                info = k > 0 ? info_of(cp) : 0;
+                if (!(info & NS_CP_WORD) || (info & NS_CP_SPACELESS))
+                    break;
+                pos += (size_t)k;
             }
             continue;
         }
         bool apos = info & NS_CP_APOS, hyph = !apos && (info & NS_CP_HYPHEN);
-        if ((apos || hyph) && t->raw_len > 0 && pos < len) {
-            utf8proc_int32_t next;
-            utf8proc_ssize_t kn = decode_fast(text + pos, len - pos, &next);
-            uint32_t next_info = kn > 0 ? info_of(next) : 0;
-            if ((next_info & NS_CP_WORD) && !(next_info & NS_CP_SPACELESS)) {
-                add_to_word(t, apos ? "'" : "-", 1, true);
-                fold_ascii(t, apos ? "'" : "-", 1);
-                if (apos && p->elision)
-                    end_word(p);
-                continue;
+        if ((apos || hyph) && w.raw_len > 0 && joins_next(text, pos, len)) {
+            char c = apos ? '\'' : '-';
+            word_grow(&w, 1);
+            if (w.fold_len < NS_WORD_MAX)
+                t->fold[w.fold_len] = c;
+            w.fold_len++;
+            w.last = c;
+            w.end = pos;
+            if (apos && p->elision) {
+                end_fast_word(p, text, w);
+                w = no_word;
             }
+            continue;
         }
-        end_word(p);
+        if (!word_empty(&w))
+            end_fast_word(p, text, w);
+        w = no_word;
         end_run(p);
     }
+    if (!word_empty(&w))
+        end_fast_word(p, text, w);
 }
 
 ns_err_t ns_tokenize(ns_tokenizer_t *t, const char *lang, const char *text,

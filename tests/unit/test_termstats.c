@@ -337,6 +337,59 @@ TEST(a_document_grows_the_table_and_an_abandoned_one_leaves_nothing)
     ns_termstats_destroy(s);
 }
 
+TEST(terms_alike_in_their_first_bytes_stay_apart)
+{
+    /* An entry keeps a term's first 16 bytes and compares the rest in the
+     * arena: terms of 15 to 70 bytes that differ only in their last byte,
+     * or only in their length, or only after a NUL byte, are distinct
+     * (56 lengths, 3 last bytes each). */
+    ns_termstats_t *s = ns_termstats_new();
+    char w[80];
+    memset(w, 'a', sizeof(w));
+    ASSERT_EQ(ns_termstats_doc_begin(s, "en", &err), NS_OK);
+    for (size_t len = 15; len <= 70; len++)
+        for (char last = 'a'; last <= 'c'; last++) {
+            w[len - 1] = last;
+            for (int rep = 0; rep <= last - 'a'; rep++)
+                ASSERT_EQ(ns_termstats_word(s, w, len, &err), NS_OK);
+            w[len - 1] = 'a';
+        }
+    ASSERT_EQ(ns_termstats_doc_end(s, &err), NS_OK);
+    ASSERT_EQ(ns_termstats_terms(s), 56 * 3);
+    for (size_t len = 15; len <= 70; len++) {
+        w[len] = '\0';
+        w[len - 1] = 'c';
+        ns_term_t t;
+        ASSERT(ns_termstats_get(s, "en", w, &t));
+        ASSERT_EQ(t.count, 3);
+        ASSERT_EQ(strlen(t.term), len);
+        w[len - 1] = 'a';
+        w[len] = 'a';
+    }
+    /* and the same through the binary form */
+    char *enc = NULL;
+    size_t enc_len = 0;
+    ASSERT_EQ(ns_termstats_encode(s, &enc, &enc_len, &err), NS_OK);
+    ns_termstats_t *d = ns_termstats_decode(enc, enc_len, &err);
+    ASSERT(d != NULL);
+    ASSERT(ns_termstats_equal(s, d));
+    free(enc);
+    ns_termstats_destroy(d);
+    ns_termstats_destroy(s);
+    /* (ns_termstats_get and _equal take NUL-terminated terms: these two
+     * are counted apart, and only counted) */
+    s = ns_termstats_new();
+    char nul[20] = "abcdefghijklmnopqrs";
+    ASSERT_EQ(ns_termstats_doc_begin(s, "en", &err), NS_OK);
+    nul[17] = '\0';
+    ASSERT_EQ(ns_termstats_word(s, nul, 19, &err), NS_OK);
+    nul[17] = 'r';
+    ASSERT_EQ(ns_termstats_word(s, nul, 19, &err), NS_OK);
+    ASSERT_EQ(ns_termstats_doc_end(s, &err), NS_OK);
+    ASSERT_EQ(ns_termstats_terms(s), 2);
+    ns_termstats_destroy(s);
+}
+
 TEST(interleaved_languages_count_apart)
 {
     ns_termstats_t *s = ns_termstats_new();

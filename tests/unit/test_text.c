@@ -371,6 +371,55 @@ TEST(fast_path_decodes_utf8_like_utf8proc)
     ns_tokenizer_destroy(ref);
 }
 
+TEST(runs_from_the_cache_equal_the_reference)
+{
+    /* Runs of the gettext corpus (Khmer, Myanmar, Han, Katakana, Thai,
+     * Lao), each met again and again, so that most of them come from the
+     * tokenizer's cache of ICU's words; then more distinct runs than the
+     * cache keeps, so that it starts again empty. */
+    static const char *const runs[] = {
+        "ប័ណ្ណសារ",
+        "កំពុងស្ថាបនា",
+        "មែកធាងភាពអាស្រ័យ",
+        "ទទួលយក",
+        "លយក",
+        "អាឡឺម៉ង់",
+        "အာဖဂန်နစ္စတန်နိုင်ငံ",
+        "အယ်လ်ဘေးနီးယားနိုင်ငံ",
+        "亞美尼亞家族語系",
+        "中美洲原住民語系",
+        "我们是学生",
+        "アバディーンシア",
+        "アグアスカリエンテス",
+        "การตั้งค่าระบบ",
+        "ພາສາລາວ",
+        "我",
+    };
+    const size_t n = sizeof(runs) / sizeof(runs[0]);
+    ns_tokenizer_t *fast, *ref;
+    both_ways(&fast, &ref);
+    char buf[512];
+    for (size_t round = 0; round < 200; round++)
+        for (size_t i = 0; i < n; i++) {
+            int m =
+                snprintf(buf, sizeof(buf), round % 2 ? "%s%s" : "x %s, %s 42",
+                         runs[i], runs[(i + round) % n]);
+            same_both_ways(fast, ref, "km", buf, (size_t)m);
+        }
+    for (unsigned k = 0; k < 40000; k++) {
+        utf8proc_int32_t cps[3] = {0x4E00 + (utf8proc_int32_t)(k % 1000),
+                                   0x4E00 + (utf8proc_int32_t)(k / 1000),
+                                   0x3042 + (utf8proc_int32_t)(k % 7)};
+        size_t len = 0;
+        for (int c = 0; c < 3; c++)
+            len += (size_t)utf8proc_encode_char(cps[c],
+                                                (utf8proc_uint8_t *)buf + len);
+        same_both_ways(fast, ref, "ja", buf, len);
+    }
+    ns_tokenizer_destroy(fast);
+    ns_tokenizer_destroy(ref);
+}
+
 TEST(fast_path_long_words_like_reference)
 {
     /* Around NS_WORD_MAX after folding: "ß" doubles, "ﷺ" grows 11

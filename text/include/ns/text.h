@@ -29,14 +29,17 @@ typedef struct ns_text_stats {
     uint64_t words;         /**< words passed to the callback */
     uint64_t invalid_bytes; /**< bytes that were not valid UTF-8 */
     uint64_t long_words;    /**< dropped: longer than NS_WORD_MAX */
-    uint64_t segmented;     /**< runs handed to the ICU word breaker */
+    uint64_t segmented;     /**< runs of a script without spaces segmented
+                                 (by ICU, or from the tokenizer's cache of
+                                 the words ICU gave a run met before) */
 } ns_text_stats_t;
 
 /** Called for every word: UTF-8, normalised, not NUL-terminated. */
 typedef void (*ns_word_fn)(const char *word, size_t len, void *arg);
 
-/** @brief A tokenizer (one per thread: it keeps buffers and ICU break
- *  iterators). @returns NULL with err set. */
+/** @brief A tokenizer (one per thread: it keeps buffers, an ICU break
+ *  iterator and, on the fast path, a cache of ICU's words for the runs it
+ *  met, at most about 1.3 MB). @returns NULL with err set. */
 ns_tokenizer_t *ns_tokenizer_new(ns_error_t *err);
 /** @brief NULL: no-op. */
 void ns_tokenizer_destroy(ns_tokenizer_t *t);

@@ -1,0 +1,315 @@
+/* termstats_codec.c: the sorted view of term statistics, their ordered
+ * walk and their binary form (the shard partials kept in Postgres). */
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zstd.h>
+
+#include "termstats_codec.h"
+
+#define MAGIC "NSTS\x01"
+#define MAGIC_LEN 5
+
+/* ---- the binary form ---------------------------------------------------
+ * MAGIC, then a zstd frame of: langs (count, then name, docs, words each),
+ * terms (count, then lang index, term, df, count, nlogn each), sorted so
+ * that equal statistics encode to equal bytes. Integers are zigzag
+ * varints; strings are a varint length and the bytes. */
+
+typedef struct wbuf {
+    char *data;
+    size_t len, cap;
+    bool failed;
+} wbuf_t;
+
+static void put(wbuf_t *b, const void *p, size_t n)
+{
+    if (b->failed)
+        return;
+    if (b->len + n > b->cap) {
+        size_t cap = b->cap ? b->cap * 2 : 4096;
+        while (cap < b->len + n)
+            cap *= 2;
+        char *d = realloc(b->data, cap);
+        if (d == NULL) {
+            b->failed = true;
+            return;
+        }
+        b->data = d;
+        b->cap = cap;
+    }
+    memcpy(b->data + b->len, p, n);
+    b->len += n;
+}
+
+static void put_varint(wbuf_t *b, int64_t v)
+{
+    uint64_t z = ((uint64_t)v << 1) ^ (uint64_t)(v >> 63);
+    unsigned char tmp[10];
+    size_t n = 0;
+    do {
+        tmp[n++] = (unsigned char)((z & 0x7f) | (z > 0x7f ? 0x80 : 0));
+        z >>= 7;
+    } while (z != 0);
+    put(b, tmp, n);
+}
+
+static void put_str(wbuf_t *b, const char *s, size_t len)
+{
+    put_varint(b, (int64_t)len);
+    put(b, s, len);
+}
+
+/* The arena of the language being sorted (qsort has no argument). */
+static _Thread_local const char *sort_keys;
+
+static int by_term(const void *x, const void *y)
+{
+    const entry_t *a = *(entry_t *const *)x, *b = *(entry_t *const *)y;
+    size_t n = a->len < b->len ? a->len : b->len;
+    int c = memcmp(sort_keys + a->key, sort_keys + b->key, n);
+    return c != 0 ? c : (a->len > b->len) - (a->len < b->len);
+}
+
+/* The sorted view of s: the non-empty languages in name order (order[],
+ * n_langs; rank[] maps a language index to its place) and the live terms
+ * by (language, bytes of the term); the terms array is malloc'd, NULL
+ * when out of memory. Both the encoding and the ordered walk use it. */
+typedef struct view {
+    uint32_t order[MAX_LANGS], rank[MAX_LANGS];
+    size_t n_langs, n_terms;
+    const entry_t **terms;
+} view_t;
+
+static bool view_build(const ns_termstats_t *s, view_t *v)
+{
+    bool used[MAX_LANGS] = {false};
+    for (size_t i = 0; i < s->n_langs; i++)
+        used[i] = s->langs[i].docs != 0 || s->langs[i].words != 0;
+    for (size_t li = 0; li < s->n_langs; li++)
+        for (size_t i = 0; i < s->langs[li].terms.cap && !used[li]; i++)
+            used[li] = ns_ts_live(&s->langs[li].terms.slots[i]);
+    /* Insertion sort: at most MAX_LANGS. */
+    v->n_langs = 0;
+    for (size_t i = 0; i < s->n_langs; i++) {
+        if (!used[i])
+            continue;
+        size_t j = v->n_langs++;
+        while (j > 0 &&
+               strcmp(s->langs[v->order[j - 1]].name, s->langs[i].name) > 0) {
+            v->order[j] = v->order[j - 1];
+            j--;
+        }
+        v->order[j] = (uint32_t)i;
+    }
+    for (size_t i = 0; i < v->n_langs; i++)
+        v->rank[v->order[i]] = (uint32_t)i;
+    v->n_terms = ns_termstats_terms(s);
+    v->terms = malloc((v->n_terms ? v->n_terms : 1) * sizeof(*v->terms));
+    if (v->terms == NULL)
+        return false;
+    /* Language by language in name order, each sorted on its own. */
+    size_t k = 0;
+    for (size_t r = 0; r < v->n_langs; r++) {
+        const lang_t *l = &s->langs[v->order[r]];
+        size_t first = k;
+        for (size_t i = 0; i < l->terms.cap; i++)
+            if (ns_ts_live(&l->terms.slots[i]))
+                v->terms[k++] = &l->terms.slots[i];
+        sort_keys = l->keys.data;
+        qsort(v->terms + first, k - first, sizeof(v->terms[0]), by_term);
+    }
+    return true;
+}
+
+ns_err_t ns_termstats_each_sorted(const ns_termstats_t *s,
+                                  void (*fn)(const ns_term_t *t, void *arg),
+                                  void *arg, ns_error_t *err)
+{
+    view_t v;
+    if (!view_build(s, &v))
+        return ns_ts_oom(err);
+    for (size_t i = 0; i < v.n_terms; i++) {
+        const entry_t *e = v.terms[i];
+        const lang_t *l = &s->langs[e->lang];
+        ns_term_t t = {.lang = l->name,
+                       .term = l->keys.data + e->key,
+                       .df = e->df,
+                       .count = e->count,
+                       .nlogn = e->nlogn};
+        fn(&t, arg);
+    }
+    free(v.terms);
+    return NS_OK;
+}
+
+ns_err_t ns_termstats_encode(const ns_termstats_t *s, char **out, size_t *len,
+                             ns_error_t *err)
+{
+    view_t v;
+    if (!view_build(s, &v))
+        return ns_ts_oom(err);
+    const uint32_t *order = v.order, *rank = v.rank;
+    size_t n_langs = v.n_langs, n_terms = v.n_terms;
+    const entry_t **terms = v.terms;
+    wbuf_t b = {0};
+    put_varint(&b, (int64_t)n_langs);
+    for (size_t i = 0; i < n_langs; i++) {
+        const lang_t *l = &s->langs[order[i]];
+        put_str(&b, l->name, strlen(l->name));
+        put_varint(&b, l->docs);
+        put_varint(&b, l->words);
+    }
+    put_varint(&b, (int64_t)n_terms);
+    for (size_t i = 0; i < n_terms; i++) {
+        const entry_t *e = terms[i];
+        put_varint(&b, rank[e->lang]);
+        put_str(&b, s->langs[e->lang].keys.data + e->key, e->len);
+        put_varint(&b, e->df);
+        put_varint(&b, e->count);
+        put_varint(&b, e->nlogn);
+    }
+    free(terms);
+    if (b.failed) {
+        free(b.data);
+        return ns_ts_oom(err);
+    }
+    size_t bound = ZSTD_compressBound(b.len);
+    char *z = malloc(MAGIC_LEN + bound);
+    if (z == NULL) {
+        free(b.data);
+        return ns_ts_oom(err);
+    }
+    memcpy(z, MAGIC, MAGIC_LEN);
+    /* With a checksum: a corrupt partial is refused, never misread. */
+    ZSTD_CCtx *cctx = ZSTD_createCCtx();
+    bool made = cctx != NULL;
+    size_t zn = 0;
+    if (made) {
+        ZSTD_CCtx_setParameter(cctx, ZSTD_c_compressionLevel, 3);
+        ZSTD_CCtx_setParameter(cctx, ZSTD_c_checksumFlag, 1);
+        zn = ZSTD_compress2(cctx, z + MAGIC_LEN, bound, b.data, b.len);
+        ZSTD_freeCCtx(cctx);
+    }
+    free(b.data);
+    if (!made || ZSTD_isError(zn)) {
+        free(z);
+        return ns_error_set(err, NS_ERR_IO, "term statistics: zstd: %s",
+                            made ? ZSTD_getErrorName(zn) : "out of memory");
+    }
+    *out = z;
+    *len = MAGIC_LEN + zn;
+    return NS_OK;
+}
+
+typedef struct rbuf {
+    const unsigned char *p, *end;
+    bool bad;
+} rbuf_t;
+
+static int64_t get_varint(rbuf_t *r)
+{
+    uint64_t z = 0;
+    for (int shift = 0; shift < 64; shift += 7) {
+        if (r->p >= r->end) {
+            r->bad = true;
+            return 0;
+        }
+        unsigned char c = *r->p++;
+        z |= (uint64_t)(c & 0x7f) << shift;
+        if (!(c & 0x80))
+            return (int64_t)(z >> 1) ^ -(int64_t)(z & 1);
+    }
+    r->bad = true;
+    return 0;
+}
+
+static const char *get_str(rbuf_t *r, size_t *len)
+{
+    int64_t n = get_varint(r);
+    if (r->bad || n < 0 || n > r->end - r->p) {
+        r->bad = true;
+        return NULL;
+    }
+    const char *s = (const char *)r->p;
+    r->p += n;
+    *len = (size_t)n;
+    return s;
+}
+
+ns_termstats_t *ns_termstats_decode(const char *data, size_t len,
+                                    ns_error_t *err)
+{
+    if (len < MAGIC_LEN || memcmp(data, MAGIC, MAGIC_LEN) != 0) {
+        ns_error_set(err, NS_ERR_INVALID,
+                     "term statistics: not an encoded partial");
+        return NULL;
+    }
+    unsigned long long raw_len =
+        ZSTD_getFrameContentSize(data + MAGIC_LEN, len - MAGIC_LEN);
+    if (raw_len == ZSTD_CONTENTSIZE_ERROR ||
+        raw_len == ZSTD_CONTENTSIZE_UNKNOWN || raw_len > (1ull << 34)) {
+        ns_error_set(err, NS_ERR_INVALID,
+                     "term statistics: corrupt compressed data");
+        return NULL;
+    }
+    char *raw = malloc(raw_len ? raw_len : 1);
+    ns_termstats_t *s = ns_termstats_new();
+    if (raw == NULL || s == NULL) {
+        free(raw);
+        ns_termstats_destroy(s);
+        ns_ts_oom(err);
+        return NULL;
+    }
+    size_t got =
+        ZSTD_decompress(raw, raw_len, data + MAGIC_LEN, len - MAGIC_LEN);
+    rbuf_t r = {(const unsigned char *)raw,
+                (const unsigned char *)raw + (ZSTD_isError(got) ? 0 : got),
+                ZSTD_isError(got) || got != raw_len};
+    int64_t n_langs = get_varint(&r);
+    if (n_langs < 0 || n_langs > MAX_LANGS)
+        r.bad = true;
+    for (int64_t i = 0; i < n_langs && !r.bad; i++) {
+        size_t n = 0;
+        const char *name = get_str(&r, &n);
+        if (r.bad || n > LANG_MAX) {
+            r.bad = true;
+            break;
+        }
+        lang_t *l = &s->langs[s->n_langs++];
+        memcpy(l->name, name, n);
+        l->name[n] = '\0';
+        l->docs = get_varint(&r);
+        l->words = get_varint(&r);
+    }
+    int64_t n_terms = r.bad ? 0 : get_varint(&r);
+    if (n_terms < 0)
+        r.bad = true;
+    for (int64_t i = 0; i < n_terms && !r.bad; i++) {
+        int64_t li = get_varint(&r);
+        size_t n = 0;
+        const char *term = get_str(&r, &n);
+        int64_t df = get_varint(&r), count = get_varint(&r),
+                nlogn = get_varint(&r);
+        if (r.bad || li < 0 || li >= (int64_t)s->n_langs) {
+            r.bad = true;
+            break;
+        }
+        ns_error_t aerr;
+        if (ns_ts_add_term(s, (uint32_t)li, term, n, df, count, nlogn, &aerr) !=
+            NS_OK) {
+            free(raw);
+            ns_termstats_destroy(s);
+            ns_ts_oom(err);
+            return NULL;
+        }
+    }
+    free(raw);
+    if (r.bad || r.p != r.end) {
+        ns_termstats_destroy(s);
+        ns_error_set(err, NS_ERR_INVALID,
+                     "term statistics: corrupt or truncated partial");
+        return NULL;
+    }
+    return s;
+}
