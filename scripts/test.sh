@@ -22,6 +22,8 @@ fi
 [[ ${1:-} == -- ]] && shift
 
 ns_install_packages $NS_BUILD_PACKAGES $NS_TEST_PACKAGES
+ns_install_tools
+export NS_TOOLS_VENV
 bash tests/stack.sh install
 
 echo "== build ($build_dir)"
