@@ -131,11 +131,17 @@ def main(argv=None):
     p.add_argument("--doc-bytes", type=int, default=400)
     p.add_argument("--baseline-docs", type=int, default=200000)
     p.add_argument("--bin", default=os.path.join(SRC, "build", "nightshift"))
+    p.add_argument("--quick", action="store_true",
+                   help="5,000 documents; exit 1 unless every document was "
+                   "counted and the sets were published (never a time)")
     a = p.parse_args(argv)
+    if a.quick:
+        a.docs, a.shard_size, a.baseline_docs = 5000, 1000, 1000
     for v in ("NS_PG_DSN", "NS_KAFKA_BROKERS", "NS_REDIS_URL"):
         if not os.environ.get(v):
-            sys.exit("bench/stopwords.py: %s is not set (eval \"$(bash "
-                     "tests/stack.sh env)\")" % v)
+            print("bench/stopwords.py: %s is not set (eval \"$(bash "
+                  "tests/stack.sh env)\")" % v, file=sys.stderr)
+            return 77 if a.quick else 2
     tag = uuid.uuid4().hex[:6]
     db = "bench_stopwords_" + tag
     admin = psycopg2.connect(os.environ["NS_PG_DSN"])
@@ -243,6 +249,10 @@ def main(argv=None):
                      1e8 / (counted / counting) / 60))
         print("per-term table: %d (language, term) pairs, %d languages" % (terms,
                                                                    langs))
+        if a.quick and (counted != a.docs or terms == 0 or langs == 0):
+            print("FAILED: %d of %d documents counted, %d terms"
+                  % (counted, a.docs, terms))
+            return 1
         for i in range(a.workers):
             with open(os.path.join(tmp, "worker%d.log" % i), "rb") as f:
                 for line in f:
@@ -269,4 +279,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
