@@ -9,6 +9,8 @@
 #include "ns/retry.h"
 #include "ns/utf8.h"
 #include "nstest.h"
+#include <string.h>
+#include <utf8proc.h>
 
 /* ---- ns_backoff_ms ---- */
 
@@ -211,6 +213,65 @@ TEST(buf_binary_and_growth)
 /* ---- UTF-8 ---- */
 
 #define INVALID_AT(s) ns_utf8_invalid_at((s), sizeof(s) - 1)
+
+/* The ASCII fast path of ns_utf8_invalid_at against utf8proc alone, on
+ * random strings mixing ASCII runs, UTF-8, invalid bytes and NULs at
+ * every alignment. */
+static long reference_invalid_at(const char *s, size_t len)
+{
+    size_t pos = 0;
+    while (pos < len) {
+        utf8proc_int32_t cp;
+        utf8proc_ssize_t n =
+            utf8proc_iterate((const utf8proc_uint8_t *)s + pos,
+                             (utf8proc_ssize_t)(len - pos), &cp);
+        if (n <= 0 || cp == 0)
+            return (long)pos;
+        pos += (size_t)n;
+    }
+    return -1;
+}
+
+TEST(utf8_fast_path_equals_utf8proc)
+{
+    static const char *const pieces[] = {"a",
+                                         "hello world ",
+                                         "0123456789abcdef",
+                                         "\xc3\xa9",
+                                         "\xe2\x82\xac",
+                                         "\xf0\x9f\x9a\x80",
+                                         "\xff",
+                                         "\xc3",
+                                         "\xe2\x82",
+                                         "\xed\xa0\x80",
+                                         "\x80",
+                                         "\xf4\x90\x80\x80",
+                                         "\x7f",
+                                         "\x01"};
+    unsigned seed = 12345;
+    char buf[128];
+    for (int round = 0; round < 200000; round++) {
+        size_t len = 0;
+        int n = (int)(rand_r(&seed) % 12);
+        for (int k = 0; k < n; k++) {
+            const char *p =
+                pieces[rand_r(&seed) % (sizeof(pieces) / sizeof(pieces[0]))];
+            size_t l = strlen(p);
+            if (len + l + 1 >= sizeof(buf))
+                break;
+            memcpy(buf + len, p, l);
+            len += l;
+            if (rand_r(&seed) % 40 == 0)
+                buf[len++] = '\0'; /* a NUL is invalid too */
+        }
+        size_t off = (size_t)(rand_r(&seed) % 8);
+        off = off < len ? off : 0; /* every alignment of the fast path */
+        long want = reference_invalid_at(buf + off, len - off);
+        long got = ns_utf8_invalid_at(buf + off, len - off);
+        if (got != want)
+            NSTEST_FAIL("round %d: %ld != %ld", round, got, want);
+    }
+}
 
 TEST(utf8_valid_input)
 {
