@@ -39,10 +39,11 @@ import json
 import os
 import random
 import re
-import struct
 import subprocess
 import sys
 import unicodedata
+
+import gettext_mo
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SRC = os.path.abspath(os.path.join(HERE, ".."))
@@ -72,26 +73,10 @@ def find_bin(given):
 # ---- the corpus ----------------------------------------------------------
 
 def mo_messages(path):
-    """The translated strings of a gettext .mo file (not the header)."""
-    with open(path, "rb") as f:
-        data = f.read()
-    if len(data) < 28:
-        return []
-    magic = struct.unpack("<I", data[:4])[0]
-    endian = "<" if magic == 0x950412de else ">" if magic == 0xde120495 \
-        else None
-    if endian is None:
-        return []
-    n, _, trans = struct.unpack(endian + "III", data[8:20])
-    out = []
-    for i in range(1, n):
-        at = trans + 8 * i
-        if at + 8 > len(data):
-            break
-        length, off = struct.unpack(endian + "II", data[at:at + 8])
-        out.append(data[off:off + length].replace(b"\x00", b" ")
-                   .decode("utf-8", "replace"))
-    return out
+    """The translated strings of a gettext .mo file (not the header), as
+    text, NULs (plural forms) as spaces."""
+    return [m.replace(b"\x00", b" ").decode("utf-8", "replace")
+            for m in gettext_mo.mo_messages(path)]
 
 
 ROFF_ESCAPES = re.compile(r"\\(f\[[^]]*\]|f\(..|f.|\(..|\*\(..|\*\[[^]]*\]|"

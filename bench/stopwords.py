@@ -26,12 +26,13 @@ import collections
 import io
 import os
 import re
-import struct
 import subprocess
 import sys
 import tempfile
 import time
 import uuid
+
+from gettext_mo import mo_messages
 
 try:
     import psycopg2
@@ -44,28 +45,6 @@ SRC = os.path.abspath(os.path.join(HERE, ".."))
 
 def log(msg):
     print("# " + msg, file=sys.stderr, flush=True)
-
-
-def mo_messages(path):
-    """The translated strings of a gettext .mo file."""
-    with open(path, "rb") as f:
-        data = f.read()
-    if len(data) < 28:
-        return []
-    magic = struct.unpack("<I", data[:4])[0]
-    endian = "<" if magic == 0x950412de else ">" if magic == 0xde120495 \
-        else None
-    if endian is None:
-        return []
-    n, _, trans = struct.unpack(endian + "III", data[8:20])
-    out = []
-    for i in range(1, n):
-        at = trans + 8 * i
-        if at + 8 > len(data):
-            break
-        length, off = struct.unpack(endian + "II", data[at:at + 8])
-        out.append(data[off:off + length])
-    return out
 
 
 def corpus(doc_bytes, limit_bytes):

@@ -173,10 +173,10 @@ static ns_err_t teams_card(ns_item_ctx_t *ctx, const day_t *d,
     const cJSON *teams =
         cJSON_GetObjectItemCaseSensitive(ns_item_job(ctx)->notify, "teams");
     const cJSON *hook = cJSON_GetObjectItemCaseSensitive(teams, "webhook");
-    const char *url = cJSON_IsString(hook)
-                          ? ns_config_teams_url(ns_item_config(ctx),
-                                                hook->valuestring)
-                          : NULL;
+    const char *url =
+        cJSON_IsString(hook)
+            ? ns_config_teams_url(ns_item_config(ctx), hook->valuestring)
+            : NULL;
     if (url == NULL || url[0] == '\0')
         return NS_OK; /* no Teams configured */
     cJSON *card = cJSON_CreateObject();
