@@ -7,6 +7,7 @@
 #include <hiredis/hiredis.h>
 #include <libpq-fe.h>
 #include <librdkafka/rdkafka.h>
+#include <stdlib.h>
 #include <string.h>
 #include <utf8proc.h>
 #include <zstd.h>
@@ -132,9 +133,14 @@ static const verb_t verbs[] = {
      "Applies the SQL migrations compiled into the binary, each in its own\n"
      "transaction; safe when several processes start at once.",
      "  nightshift migrate", ""},
-    {"config", "check", "config check [FILE]", "validate a jobs file",
-     "Exit 0 when valid, else FILE:LINE: message and exit 2.",
-     "  nightshift config check config/jobs.yaml", ""},
+    {"config", "check", "config check [FILE] [--json]",
+     "validate a jobs file, list its jobs",
+     "Exit 0 when valid, listing each job with its schedule, time zone,\n"
+     "next fire time (UTC) and handler; else FILE:LINE: message and exit 2.\n"
+     "  --json   as JSON (an invalid file: {\"ok\": false, \"error\": ...})",
+     "  nightshift config check config/jobs.yaml\n"
+     "  nightshift config check --json | jq -r '.jobs[].next_fire'",
+     "--json"},
     {"dev-broker", NULL, "dev-broker [--port-file F]",
      "embedded Kafka (librdkafka mock) for the demo",
      "Not for production: the demo's embedded broker.\n"
@@ -145,10 +151,11 @@ static const verb_t verbs[] = {
      "  source <(nightshift completion bash)\n"
      "  nightshift completion zsh > \"${fpath[1]}/_nightshift\"",
      ""},
-    {"version", NULL, "version", "version, commit and libraries",
+    {"version", NULL, "version [--json]", "version, commit and libraries",
      "The version, the commit it was built from, the build type, and the\n"
-     "versions of the libraries it runs with.",
-     "  nightshift version", ""},
+     "versions of the libraries it runs with.\n"
+     "  --json   as JSON",
+     "  nightshift version\n  nightshift version --json", "--json"},
 };
 
 #define N_VERBS (sizeof(verbs) / sizeof(verbs[0]))
@@ -328,14 +335,38 @@ int ns_cli_completion(const char *shell, FILE *out)
     return ns_cli_usage_error("completion", NULL, "name a shell: bash or zsh");
 }
 
-void ns_cli_version(FILE *out)
+void ns_cli_version(FILE *out, bool json)
 {
-    fprintf(out, "nightshift %s (commit %s, %s build)\n", NS_VERSION,
-            NS_GIT_COMMIT, NS_BUILD_TYPE);
-    fprintf(out,
-            "librdkafka %s, %s, libpq %d, hiredis %d.%d.%d, cJSON %s, "
-            "zstd %s, utf8proc %s\n",
-            rd_kafka_version_str(), curl_version(), PQlibVersion(),
-            HIREDIS_MAJOR, HIREDIS_MINOR, HIREDIS_PATCH, cJSON_Version(),
-            ZSTD_versionString(), utf8proc_version());
+    char pq[16], hiredis[16];
+    snprintf(pq, sizeof(pq), "%d", PQlibVersion());
+    snprintf(hiredis, sizeof(hiredis), "%d.%d.%d", HIREDIS_MAJOR, HIREDIS_MINOR,
+             HIREDIS_PATCH);
+    curl_version_info_data *curl = curl_version_info(CURLVERSION_NOW);
+    if (!json) {
+        fprintf(out, "nightshift %s (commit %s, %s build)\n", NS_VERSION,
+                NS_GIT_COMMIT, NS_BUILD_TYPE);
+        fprintf(out,
+                "librdkafka %s, libcurl %s, libpq %s, hiredis %s, cJSON %s, "
+                "zstd %s, utf8proc %s\n",
+                rd_kafka_version_str(), curl->version, pq, hiredis,
+                cJSON_Version(), ZSTD_versionString(), utf8proc_version());
+        return;
+    }
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "version", NS_VERSION);
+    cJSON_AddStringToObject(o, "commit", NS_GIT_COMMIT);
+    cJSON_AddStringToObject(o, "build", NS_BUILD_TYPE);
+    cJSON *libs = cJSON_AddObjectToObject(o, "libraries");
+    cJSON_AddStringToObject(libs, "librdkafka", rd_kafka_version_str());
+    cJSON_AddStringToObject(libs, "libcurl", curl->version);
+    cJSON_AddStringToObject(libs, "libpq", pq);
+    cJSON_AddStringToObject(libs, "hiredis", hiredis);
+    cJSON_AddStringToObject(libs, "cJSON", cJSON_Version());
+    cJSON_AddStringToObject(libs, "zstd", ZSTD_versionString());
+    cJSON_AddStringToObject(libs, "utf8proc", utf8proc_version());
+    char *text = cJSON_Print(o);
+    cJSON_Delete(o);
+    if (text != NULL)
+        fprintf(out, "%s\n", text);
+    free(text);
 }

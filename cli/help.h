@@ -4,6 +4,7 @@
 #ifndef NS_CLI_HELP_H
 #define NS_CLI_HELP_H
 
+#include <stdbool.h>
 #include <stdio.h>
 
 /** @brief The top-level usage (every verb, one line each). */
@@ -22,9 +23,10 @@ int ns_cli_usage_error(const char *verb, const char *sub, const char *what);
  *  shell. */
 int ns_cli_completion(const char *shell, FILE *out);
 
-/** @brief `nightshift version`: version, commit, build type and the
- *  libraries' versions. */
-void ns_cli_version(FILE *out);
+/** @brief `nightshift version [--json]`: version, commit, build type and
+ *  the libraries' versions; with json one object {"version", "commit",
+ *  "build", "libraries": {"librdkafka", "libcurl", ...}}. */
+void ns_cli_version(FILE *out, bool json);
 
 /** @brief 1 when argv[from..argc) holds -h or --help. */
 int ns_cli_wants_help(int argc, char **argv, int from);

@@ -4,9 +4,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "backfill.h"
+#include "configcheck.h"
 #include "dlq.h"
 #include "handler.h"
 #include "help.h"
@@ -286,7 +288,16 @@ int main(int argc, char **argv)
     if (ns_cli_wants_help(argc, argv, verb + 1))
         return ns_cli_help(cmd, next, stdout);
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
-        ns_cli_version(stdout);
+        bool json = false;
+        for (int i = verb + 1; i < argc; i++) {
+            if (strcmp(argv[i], "--json") != 0) {
+                char what[160];
+                snprintf(what, sizeof(what), "unknown option %s", argv[i]);
+                return ns_cli_usage_error("version", NULL, what);
+            }
+            json = true;
+        }
+        ns_cli_version(stdout, json);
         return 0;
     }
     if (strcmp(cmd, "completion") == 0)
@@ -320,13 +331,8 @@ int main(int argc, char **argv)
         if (a.n_positional < 1 || strcmp(a.positional[0], "check") != 0)
             return ns_cli_usage_error(cmd, next, "wrong arguments");
         const char *path = a.n_positional > 1 ? a.positional[1] : a.config;
-        ns_config_t *cfg = load(path);
-        if (cfg == NULL)
-            return 2;
-        printf("%s: ok (%zu job%s)\n", path, cfg->n_jobs,
-               cfg->n_jobs == 1 ? "" : "s");
-        ns_config_destroy(cfg);
-        return 0;
+        return ns_ops_config_check(path, ns_handler_known, a.json,
+                                   (int64_t)time(NULL), stdout, stderr);
     }
     if (strcmp(cmd, "migrate") == 0) {
         const char *dsn = getenv("NS_PG_DSN");
