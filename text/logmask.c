@@ -89,6 +89,21 @@ static size_t digits(const char *s, size_t n, size_t i)
     return j - i;
 }
 
+/* The length of digits[.digits] at s[i], or 0 (a dot must have digits). */
+static size_t decimal(const char *s, size_t n, size_t i)
+{
+    size_t j = i + digits(s, n, i);
+    if (j == i)
+        return 0;
+    if (j < n && s[j] == '.') {
+        size_t f = digits(s, n, j + 1);
+        if (f == 0)
+            return 0;
+        j += 1 + f;
+    }
+    return j - i;
+}
+
 static int all_hex(const char *s, size_t n)
 {
     for (size_t i = 0; i < n; i++)
@@ -101,16 +116,10 @@ static int all_hex(const char *s, size_t n)
 static int is_number(const char *s, size_t n)
 {
     size_t i = (s[0] == '+' || s[0] == '-') ? 1 : 0;
-    size_t d = digits(s, n, i);
+    size_t d = decimal(s, n, i);
     if (d == 0)
         return 0;
     i += d;
-    if (i < n && s[i] == '.') {
-        d = digits(s, n, i + 1);
-        if (d == 0)
-            return 0;
-        i += 1 + d;
-    }
     if (i + 1 < n && (s[i] == 'e' || s[i] == 'E')) {
         size_t j = i + 1;
         if (s[j] == '+' || s[j] == '-')
@@ -337,16 +346,10 @@ static int is_duration(const char *s, size_t n)
                                         "s",    "m",   "h",         "d"};
     size_t i = 0;
     while (i < n) {
-        size_t d = digits(s, n, i);
+        size_t d = decimal(s, n, i);
         if (d == 0)
             return 0;
         i += d;
-        if (i < n && s[i] == '.') {
-            d = digits(s, n, i + 1);
-            if (d == 0)
-                return 0;
-            i += 1 + d;
-        }
         size_t u = 0;
         for (size_t k = 0; k < sizeof(units) / sizeof(units[0]); k++) {
             size_t ul = strlen(units[k]);
