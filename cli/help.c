@@ -51,6 +51,20 @@ static const verb_t verbs[] = {
      "(ns.ingest.telegram). Needs NS_TELEGRAM_WEBHOOK_SECRET.\n"
      "  --port-file F   write the bound port to F once listening",
      "  nightshift ingest", "--port-file"},
+    {"ui", NULL, "ui [--bind ADDR] [--port N] [--port-file F]",
+     "serve the status web page and its JSON API",
+     "Jobs with their schedule, zone and next fire time; runs with live\n"
+     "progress (done/total, rate, ETA); failed items with their reasons; dead\n"
+     "letters. JSON under /api/v1 (described by /api/v1/openapi.json), plus\n"
+     "/metrics and /healthz. Read-only unless NS_UI_TOKEN (ui.token) is set:\n"
+     "then a dead letter can be replayed by whoever holds the token.\n"
+     "  --bind ADDR     listen address (ui.bind, default 127.0.0.1)\n"
+     "  --port N        port (ui.port, default 8089; 0 = any free port)\n"
+     "  --port-file F   write the bound port to F once listening",
+     "  nightshift ui                      # http://127.0.0.1:8089/\n"
+     "  NS_UI_TOKEN=$(openssl rand -hex 24) nightshift ui --bind 0.0.0.0\n"
+     "  curl -s localhost:8089/api/v1/runs?job=batch-analyzer",
+     "--bind --port --port-file"},
     {"run", NULL,
      "run JOB [--dry-run] [--wait] [--timeout S] [--slot T] [--reprocess "
      "[--since T] [--type X]]",
@@ -333,6 +347,11 @@ int ns_cli_completion(const char *shell, FILE *out)
         return 0;
     }
     return ns_cli_usage_error("completion", NULL, "name a shell: bash or zsh");
+}
+
+const char *ns_cli_version_string(void)
+{
+    return NS_VERSION " (" NS_GIT_COMMIT ")";
 }
 
 void ns_cli_version(FILE *out, bool json)

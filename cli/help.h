@@ -28,6 +28,9 @@ int ns_cli_completion(const char *shell, FILE *out);
  *  "build", "libraries": {"librdkafka", "libcurl", ...}}. */
 void ns_cli_version(FILE *out, bool json);
 
+/** @brief "0.1.0 (commit)", as the status page shows it. */
+const char *ns_cli_version_string(void);
+
 /** @brief 1 when argv[from..argc) holds -h or --help. */
 int ns_cli_wants_help(int argc, char **argv, int from);
 

@@ -19,6 +19,7 @@
 #include "ns/log.h"
 #include "ops.h"
 #include "producer.h"
+#include "ui.h"
 #include "worker.h"
 
 static volatile sig_atomic_t running = 1;
@@ -53,6 +54,8 @@ typedef struct args {
     const char *from, *to;                       /* backfill */
     int max_concurrent;                          /* backfill */
     const char *type;                            /* run --type */
+    const char *bind;                            /* ui --bind */
+    const char *port;                            /* ui --port */
     char error[300];                             /* why parse() refused */
 } args_t;
 
@@ -119,6 +122,10 @@ static int parse(int argc, char **argv, int first, args_t *a)
             a->max_concurrent = atoi(argv[++i]);
         else if (strcmp(s, "--type") == 0 && i + 1 < argc)
             a->type = argv[++i];
+        else if (strcmp(s, "--bind") == 0 && i + 1 < argc)
+            a->bind = argv[++i];
+        else if (strcmp(s, "--port") == 0 && i + 1 < argc)
+            a->port = argv[++i];
         else if (s[0] == '-') {
             snprintf(a->error, sizeof(a->error), "unknown option %s", s);
             return -1;
@@ -202,6 +209,38 @@ static int cmd_ingest(const args_t *a)
             write_port_file(a->port_file, ns_ingest_port(in));
         rc = ns_ingest_run(in, &running);
         ns_ingest_destroy(in);
+    } else {
+        NS_ERROR(NULL, "%s", err.msg);
+    }
+    ns_config_destroy(cfg);
+    return rc;
+}
+
+static int cmd_ui(const args_t *a)
+{
+    if (a->n_positional > 0)
+        return ns_cli_usage_error("ui", NULL, "ui takes no arguments");
+    int port = -1;
+    if (a->port != NULL) {
+        char *end = NULL;
+        long n = strtol(a->port, &end, 10);
+        if (end == a->port || *end != '\0' || n < 0 || n > 65535)
+            return ns_cli_usage_error("ui", NULL,
+                                      "--port wants a number from 0 to 65535");
+        port = (int)n;
+    }
+    ns_config_t *cfg = load(a->config);
+    if (cfg == NULL)
+        return 2;
+    ns_error_t err;
+    ns_error_clear(&err);
+    ns_ui_t *ui = ns_ui_new(cfg, a->bind, port, ns_cli_version_string(), &err);
+    int rc = 1;
+    if (ui != NULL) {
+        if (a->port_file != NULL)
+            write_port_file(a->port_file, ns_ui_port(ui));
+        rc = ns_ui_run(ui, &running);
+        ns_ui_destroy(ui);
     } else {
         NS_ERROR(NULL, "%s", err.msg);
     }
@@ -319,6 +358,8 @@ int main(int argc, char **argv)
         return cmd_daemon(cmd, &a);
     if (strcmp(cmd, "ingest") == 0)
         return cmd_ingest(&a);
+    if (strcmp(cmd, "ui") == 0)
+        return cmd_ui(&a);
     if (strcmp(cmd, "dev-broker") == 0) {
         /* Without a readable config the broker still starts, topic-less. */
         ns_error_t err;

@@ -776,6 +776,14 @@ static const field_t ingest_fields[] = {
     F_END,
 };
 
+static const field_t ui_fields[] = {
+    F_INT_("port", ns_config_t, ui.port, 0, 65535),
+    F_STR_("bind", ns_config_t, ui.bind),
+    F_STR_("token", ns_config_t, ui.token),
+    F_INT_("refresh_ms", ns_config_t, ui.refresh_ms, 250, 600000),
+    F_END,
+};
+
 static const field_t top_fields[] = {
     F_FN_("version", parse_version),
     F_SECTION_("connections", connection_fields),
@@ -789,6 +797,7 @@ static const field_t top_fields[] = {
     F_SECTION_("teams", teams_fields),
     F_SECTION_("confluence", confluence_fields),
     F_SECTION_("ingest", ingest_fields),
+    F_SECTION_("ui", ui_fields),
     F_FN_("jobs", parse_jobs),
     F_END,
 };
@@ -922,6 +931,8 @@ static ns_config_t *config_new(const char *path)
     cfg->ingest.partitions = 8;
     cfg->ingest.max_body = 1024 * 1024;
     cfg->ingest.timeout_ms = 10000;
+    cfg->ui.port = 8089;
+    cfg->ui.refresh_ms = 2000;
     bool ok = set_default(&cfg->path, path) &&
               set_default(&cfg->llm.base_url, "https://api.perplexity.ai") &&
               set_default(&cfg->llm.model, "sonar-reasoning-pro") &&
@@ -963,6 +974,8 @@ static ns_err_t parse_root(loader_t *ld)
         env_default(&cfg->ingest.secret_token, "NS_TELEGRAM_WEBHOOK_SECRET") &&
         set_default(&cfg->ingest.bind, "0.0.0.0") &&
         set_default(&cfg->ingest.topic, "ns.ingest.telegram") &&
+        env_default(&cfg->ui.token, "NS_UI_TOKEN") &&
+        set_default(&cfg->ui.bind, "127.0.0.1") &&
         env_default(&cfg->confluence.base_url, "NS_CONFLUENCE_URL") &&
         env_default(&cfg->confluence.user, "NS_CONFLUENCE_USER") &&
         env_default(&cfg->confluence.token, "NS_CONFLUENCE_TOKEN") &&
@@ -1028,6 +1041,7 @@ ns_config_t *ns_config_load(const char *path, ns_handler_known_fn known,
     ns_log_add_secret(ld.cfg->telegram.bot_token);
     ns_log_add_secret(ld.cfg->smtp.password);
     ns_log_add_secret(ld.cfg->ingest.secret_token);
+    ns_log_add_secret(ld.cfg->ui.token);
     ns_log_add_secret(ld.cfg->confluence.token);
     for (size_t i = 0; i < ld.cfg->teams.n_webhooks; i++)
         ns_log_add_secret(ld.cfg->teams.webhooks[i].value);
@@ -1095,6 +1109,8 @@ void ns_config_destroy(ns_config_t *cfg)
     free(cfg->ingest.bind);
     free(cfg->ingest.secret_token);
     free(cfg->ingest.topic);
+    free(cfg->ui.bind);
+    free(cfg->ui.token);
     for (size_t i = 0; i < cfg->n_jobs; i++)
         job_free(&cfg->jobs[i]);
     free(cfg->jobs);

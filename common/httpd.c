@@ -24,6 +24,7 @@
 #define CONNECTION_LIMIT 64
 #define CONNECTION_TIMEOUT_S 30
 #define MAX_ROUTES 64
+#define MAX_HEADERS 16
 #define TEXT_PLAIN "text/plain; charset=utf-8"
 #define METRICS_CONTENT_TYPE "text/plain; version=0.0.4; charset=utf-8"
 
@@ -43,6 +44,8 @@ struct ns_httpd {
     pthread_mutex_t routes_lock;
     route_t routes[MAX_ROUTES];
     size_t nroutes;
+    char *headers[MAX_HEADERS][2]; /* name, value: on every response */
+    size_t nheaders;
 };
 
 /* Per-request state, from the first access callback to completion. */
@@ -96,6 +99,14 @@ static const char *request_header(const ns_httpd_request_t *req,
     return MHD_lookup_connection_value(req->impl, MHD_HEADER_KIND, name);
 }
 
+static const char *request_query(const ns_httpd_request_t *req,
+                                 const char *name)
+{
+    if (req == NULL || name == NULL)
+        return NULL;
+    return MHD_lookup_connection_value(req->impl, MHD_GET_ARGUMENT_KIND, name);
+}
+
 static int method_matches(const char *route_method, const char *method)
 {
     if (route_method == NULL || strcmp(route_method, method) == 0)
@@ -105,23 +116,29 @@ static int method_matches(const char *route_method, const char *method)
            strcmp(method, MHD_HTTP_METHOD_HEAD) == 0;
 }
 
-/* Finds the route for path and method. Returns 200 with *out filled, 404
- * (no such path) or 405 (path known, method not) with the allowed methods
- * in allow. */
-static int route_find(ns_httpd_t *h, const char *path, const char *method,
-                      route_t *out, char *allow, size_t allowlen)
+/* Whether route path rp matches path: exactly, or as a prefix when rp ends
+ * in '*' (prefix = 1 selects which kind is asked for). */
+static int path_matches(const char *rp, const char *path, int prefix)
+{
+    size_t n = strlen(rp);
+    if (!prefix)
+        return (n == 0 || rp[n - 1] != '*') && strcmp(rp, path) == 0;
+    return n > 0 && rp[n - 1] == '*' && strncmp(rp, path, n - 1) == 0;
+}
+
+/* One pass of route_find over exact or prefix routes. */
+static int route_scan(ns_httpd_t *h, const char *path, const char *method,
+                      int prefix, route_t *out, char *allow, size_t allowlen)
 {
     int path_known = 0;
     size_t used = 0;
     allow[0] = '\0';
-    pthread_mutex_lock(&h->routes_lock);
     for (size_t i = 0; i < h->nroutes; i++) {
         const route_t *r = &h->routes[i];
-        if (strcmp(r->path, path) != 0)
+        if (!path_matches(r->path, path, prefix))
             continue;
         if (method_matches(r->method, method)) {
             *out = *r;
-            pthread_mutex_unlock(&h->routes_lock);
             return MHD_HTTP_OK;
         }
         path_known = 1;
@@ -130,13 +147,26 @@ static int route_find(ns_httpd_t *h, const char *path, const char *method,
         if (n > 0 && (size_t)n < allowlen - used)
             used += (size_t)n;
     }
-    pthread_mutex_unlock(&h->routes_lock);
     return path_known ? MHD_HTTP_METHOD_NOT_ALLOWED : MHD_HTTP_NOT_FOUND;
 }
 
+/* Finds the route for path and method, exact routes before prefix ones.
+ * Returns 200 with *out filled, 404 (no such path) or 405 (path known,
+ * method not) with the allowed methods in allow. */
+static int route_find(ns_httpd_t *h, const char *path, const char *method,
+                      route_t *out, char *allow, size_t allowlen)
+{
+    pthread_mutex_lock(&h->routes_lock);
+    int status = route_scan(h, path, method, 0, out, allow, allowlen);
+    if (status == MHD_HTTP_NOT_FOUND)
+        status = route_scan(h, path, method, 1, out, allow, allowlen);
+    pthread_mutex_unlock(&h->routes_lock);
+    return status;
+}
+
 /* Queues a response that owns body (malloc'd, may be NULL = empty). */
-static enum MHD_Result respond(struct MHD_Connection *conn, int status,
-                               const char *content_type, char *body,
+static enum MHD_Result respond(const ns_httpd_t *h, struct MHD_Connection *conn,
+                               int status, const char *content_type, char *body,
                                const char *allow)
 {
     size_t len = body ? strlen(body) : 0;
@@ -151,15 +181,18 @@ static enum MHD_Result respond(struct MHD_Connection *conn, int status,
                             content_type ? content_type : TEXT_PLAIN);
     if (allow != NULL)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, allow);
+    for (size_t i = 0; i < h->nheaders; i++)
+        MHD_add_response_header(resp, h->headers[i][0], h->headers[i][1]);
     enum MHD_Result rc = MHD_queue_response(conn, (unsigned int)status, resp);
     MHD_destroy_response(resp);
     return rc;
 }
 
-static enum MHD_Result respond_text(struct MHD_Connection *conn, int status,
+static enum MHD_Result respond_text(const ns_httpd_t *h,
+                                    struct MHD_Connection *conn, int status,
                                     const char *text, const char *allow)
 {
-    return respond(conn, status, TEXT_PLAIN, strdup(text), allow);
+    return respond(h, conn, status, TEXT_PLAIN, strdup(text), allow);
 }
 
 /* Declared length over the limit: answer 413 before reading the body. */
@@ -183,11 +216,11 @@ static enum MHD_Result on_first_call(ns_httpd_t *h, struct MHD_Connection *conn,
     char allow[256];
     int status = route_find(h, url, method, &route, allow, sizeof(allow));
     if (status == MHD_HTTP_NOT_FOUND)
-        return respond_text(conn, status, "not found\n", NULL);
+        return respond_text(h, conn, status, "not found\n", NULL);
     if (status == MHD_HTTP_METHOD_NOT_ALLOWED)
-        return respond_text(conn, status, "method not allowed\n", allow);
+        return respond_text(h, conn, status, "method not allowed\n", allow);
     if (declared_too_large(conn, route.max_body))
-        return respond_text(conn, MHD_HTTP_CONTENT_TOO_LARGE,
+        return respond_text(h, conn, MHD_HTTP_CONTENT_TOO_LARGE,
                             "request body too large\n", NULL);
     request_state_t *st = calloc(1, sizeof(*st));
     if (st == NULL)
@@ -198,7 +231,8 @@ static enum MHD_Result on_first_call(ns_httpd_t *h, struct MHD_Connection *conn,
     return MHD_YES;
 }
 
-static enum MHD_Result run_route(struct MHD_Connection *conn,
+static enum MHD_Result run_route(const ns_httpd_t *h,
+                                 struct MHD_Connection *conn,
                                  request_state_t *st, const char *url,
                                  const char *method)
 {
@@ -208,6 +242,7 @@ static enum MHD_Result run_route(struct MHD_Connection *conn,
         .body = st->body.data ? st->body.data : "",
         .body_len = st->body.len,
         .header = request_header,
+        .query = request_query,
         .impl = conn,
     };
     int status = MHD_HTTP_OK;
@@ -218,10 +253,10 @@ static enum MHD_Result run_route(struct MHD_Connection *conn,
         NS_ERROR(NULL, "httpd: route %s returned status %d", st->route.path,
                  status);
         free(body);
-        return respond_text(conn, MHD_HTTP_INTERNAL_SERVER_ERROR,
+        return respond_text(h, conn, MHD_HTTP_INTERNAL_SERVER_ERROR,
                             "internal error\n", NULL);
     }
-    return respond(conn, status, content_type, body, NULL);
+    return respond(h, conn, status, content_type, body, NULL);
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
@@ -230,6 +265,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
                                   size_t *upload_data_size, void **con_cls)
 {
     (void)version;
+    const ns_httpd_t *h = cls;
     request_state_t *st = *con_cls;
     if (st == NULL)
         return on_first_call(cls, conn, url, method, con_cls);
@@ -244,9 +280,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
         return MHD_YES;
     }
     if (st->too_large)
-        return respond_text(conn, MHD_HTTP_CONTENT_TOO_LARGE,
+        return respond_text(h, conn, MHD_HTTP_CONTENT_TOO_LARGE,
                             "request body too large\n", NULL);
-    return run_route(conn, st, url, method);
+    return run_route(h, conn, st, url, method);
 }
 
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
@@ -312,6 +348,25 @@ ns_err_t ns_httpd_route(ns_httpd_t *h, const char *method, const char *path,
     if (h == NULL || path == NULL || path[0] != '/' || fn == NULL)
         return NS_ERR_INVALID;
     return add_route(h, method, path, max_body, fn, arg);
+}
+
+ns_err_t ns_httpd_header(ns_httpd_t *h, const char *name, const char *value)
+{
+    if (h == NULL || name == NULL || value == NULL ||
+        strpbrk(name, "\r\n:") != NULL || strpbrk(value, "\r\n") != NULL)
+        return NS_ERR_INVALID;
+    if (h->nheaders == MAX_HEADERS)
+        return NS_ERR_INVALID;
+    char *n = strdup(name), *v = strdup(value);
+    if (n == NULL || v == NULL) {
+        free(n);
+        free(v);
+        return NS_ERR_NOMEM;
+    }
+    h->headers[h->nheaders][0] = n;
+    h->headers[h->nheaders][1] = v;
+    h->nheaders++;
+    return NS_OK;
 }
 
 /* The listening address; IPv6 literals ("::", "::1") work as well. */
@@ -432,6 +487,10 @@ void ns_httpd_destroy(ns_httpd_t *h)
     for (size_t i = 0; i < h->nroutes; i++) {
         free(h->routes[i].method);
         free(h->routes[i].path);
+    }
+    for (size_t i = 0; i < h->nheaders; i++) {
+        free(h->headers[i][0]);
+        free(h->headers[i][1]);
     }
     pthread_mutex_destroy(&h->routes_lock);
     free(h);

@@ -1,6 +1,5 @@
 #include "configcheck.h"
 
-#include <cjson/cJSON.h>
 #include <stdlib.h>
 
 #include "ns/clock.h"
@@ -37,7 +36,7 @@ static cJSON *str_or_null(const char *s)
     return s != NULL ? cJSON_CreateString(s) : cJSON_CreateNull();
 }
 
-static cJSON *job_json(const ns_job_t *job, int64_t now_s)
+cJSON *ns_ops_job_json(const ns_job_t *job, int64_t now_s)
 {
     cJSON *o = cJSON_CreateObject();
     char at[40];
@@ -90,7 +89,7 @@ int ns_ops_config_check(const char *path, ns_handler_known_fn known, bool json,
         cJSON_AddBoolToObject(o, "ok", true);
         cJSON *jobs = cJSON_AddArrayToObject(o, "jobs");
         for (size_t i = 0; i < cfg->n_jobs; i++)
-            cJSON_AddItemToArray(jobs, job_json(&cfg->jobs[i], now_s));
+            cJSON_AddItemToArray(jobs, ns_ops_job_json(&cfg->jobs[i], now_s));
         int rc = print_json(o, out) == 0 ? 0 : 2;
         ns_config_destroy(cfg);
         return rc;

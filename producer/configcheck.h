@@ -4,6 +4,7 @@
 #ifndef NS_CONFIGCHECK_H
 #define NS_CONFIGCHECK_H
 
+#include <cjson/cJSON.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -21,6 +22,11 @@
  *  @returns 0 valid, 2 invalid. */
 int ns_ops_config_check(const char *path, ns_handler_known_fn known, bool json,
                         int64_t now_s, FILE *out, FILE *errout);
+
+/** @brief One job as config check's JSON shows it: name, schedule,
+ *  timezone, suspend, source, handler, finalizer, partitions and next_fire
+ *  (after now_s; null without one). Caller cJSON_Delete. */
+cJSON *ns_ops_job_json(const ns_job_t *job, int64_t now_s);
 
 /** @brief The source kind's name as written in a jobs file ("sql"). */
 const char *ns_source_kind_name(ns_source_kind_t kind);

@@ -1,5 +1,7 @@
-/* `nightshift status`: runs, their state and item counts, the delivery of
- * their messages, and per-job health (last success), as a table or JSON. */
+/* `nightshift status`: runs, their state and item counts (with the pace
+ * and time left of a running one), the delivery of their messages, and
+ * per-job health (last success), as a table or JSON; the status page's
+ * /api/v1/runs serves the same JSON. */
 #include <cjson/cJSON.h>
 #include <ctype.h>
 #include <stdbool.h>
@@ -10,6 +12,7 @@
 
 #include "ns/pg.h"
 #include "ops.h"
+#include "status.h"
 
 /* Columns shared by the table and the JSON form. */
 #define RUN_COLUMNS                                                            \
@@ -115,7 +118,21 @@ static cJSON *run_json(const PGresult *r, int row)
     if (!PQgetisnull(r, row, 9))
         cJSON_AddStringToObject(o, "scheduled_for", PQgetvalue(r, row, 9));
     cJSON_AddStringToObject(o, "started", PQgetvalue(r, row, 10));
-    cJSON_AddNumberToObject(o, "duration_s", atof(PQgetvalue(r, row, 11)));
+    double duration = atof(PQgetvalue(r, row, 11));
+    cJSON_AddNumberToObject(o, "duration_s", duration);
+    /* Items finished per second so far, and the time left at that pace
+     * while the run still has items to go. */
+    int64_t total = ns_pg_int64(r, row, 5);
+    int64_t finished = ns_pg_int64(r, row, 6) + ns_pg_int64(r, row, 7);
+    if (finished > 0 && duration > 0) {
+        double rate = (double)finished / duration;
+        cJSON_AddNumberToObject(o, "rate_per_s", rate);
+        const char *state = PQgetvalue(r, row, 3);
+        if (total > finished &&
+            (!strcmp(state, "running") || !strcmp(state, "pending")))
+            cJSON_AddNumberToObject(o, "eta_s",
+                                    (double)(total - finished) / rate);
+    }
     if (PQgetvalue(r, row, 12)[0] != '\0')
         cJSON_AddStringToObject(o, "error", PQgetvalue(r, row, 12));
     if (!PQgetisnull(r, row, 13))
@@ -234,6 +251,112 @@ static int all_digits(const char *s)
     return 1;
 }
 
+/* What status shows: the runs (one, a job's latest 20, or the latest 20),
+ * per-job health and, for one run, its item details. */
+typedef struct status_data {
+    bool one_run;
+    PGresult *runs, *health;
+    cJSON *items;
+} status_data_t;
+
+static void status_data_free(status_data_t *d)
+{
+    PQclear(d->runs);
+    PQclear(d->health);
+    cJSON_Delete(d->items);
+    *d = (status_data_t){0};
+}
+
+static ns_err_t status_query(PGconn *pg, const char *arg, status_data_t *d,
+                             ns_error_t *err)
+{
+    *d = (status_data_t){.one_run = all_digits(arg)};
+    const char *params[] = {arg};
+    if (d->one_run)
+        d->runs = ns_pg_query(pg, RUN_COLUMNS "WHERE r.run_id = $1::bigint", 1,
+                              params, err);
+    else if (arg != NULL)
+        d->runs = ns_pg_query(pg,
+                              RUN_COLUMNS "WHERE r.job = $1 ORDER BY r.run_id "
+                                          "DESC LIMIT 20",
+                              1, params, err);
+    else
+        d->runs = ns_pg_query(pg, RUN_COLUMNS "ORDER BY r.run_id DESC LIMIT 20",
+                              0, NULL, err);
+    if (d->runs == NULL)
+        return err->code;
+    if (d->one_run && PQntuples(d->runs) == 0) {
+        status_data_free(d);
+        return ns_error_set(err, NS_ERR_NOT_FOUND, "no run %s", arg);
+    }
+    d->health = ns_pg_query(
+        pg,
+        "SELECT job, to_char(max(finished_at) FILTER (WHERE status = "
+        "'succeeded') AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), "
+        "count(*) FILTER (WHERE status IN ('pending','running',"
+        "'finalizing')) FROM runs GROUP BY job ORDER BY job",
+        0, NULL, err);
+    if (d->health == NULL) {
+        status_data_free(d);
+        return err->code;
+    }
+    if (d->one_run)
+        d->items = items_json(pg, arg);
+    return NS_OK;
+}
+
+static cJSON *status_to_json(status_data_t *d)
+{
+    cJSON *root = cJSON_CreateObject();
+    cJSON *runs = cJSON_AddArrayToObject(root, "runs");
+    for (int i = 0; i < PQntuples(d->runs); i++)
+        cJSON_AddItemToArray(runs, run_json(d->runs, i));
+    if (d->items != NULL) {
+        cJSON_AddItemToObject(root, "items", d->items);
+        d->items = NULL;
+    }
+    cJSON *jobs = cJSON_AddArrayToObject(root, "jobs");
+    for (int i = 0; i < PQntuples(d->health); i++) {
+        cJSON *j = cJSON_CreateObject();
+        cJSON_AddStringToObject(j, "job", PQgetvalue(d->health, i, 0));
+        if (!PQgetisnull(d->health, i, 1))
+            cJSON_AddStringToObject(j, "last_success",
+                                    PQgetvalue(d->health, i, 1));
+        cJSON_AddNumberToObject(j, "active_runs",
+                                (double)ns_pg_int64(d->health, i, 2));
+        cJSON_AddItemToArray(jobs, j);
+    }
+    return root;
+}
+
+cJSON *ns_status_json(PGconn *pg, const char *arg, ns_error_t *err)
+{
+    status_data_t d;
+    if (status_query(pg, arg, &d, err) != NS_OK)
+        return NULL;
+    cJSON *root = status_to_json(&d);
+    status_data_free(&d);
+    return root;
+}
+
+static void print_status(const status_data_t *d, FILE *out)
+{
+    const PGresult *r = d->runs;
+    print_table(r, out);
+    if (d->one_run && !PQgetisnull(r, 0, 13))
+        print_run_report(PQgetvalue(r, 0, 13), out);
+    if (d->items != NULL)
+        print_items(d->items, out);
+    if (d->one_run)
+        return;
+    const PGresult *health = d->health;
+    fprintf(out, "\n%-22s %-22s %s\n", "JOB", "LAST SUCCESS", "ACTIVE RUNS");
+    for (int i = 0; i < PQntuples(health); i++)
+        fprintf(out, "%-22.22s %-22s %s\n", PQgetvalue(health, i, 0),
+                PQgetisnull(health, i, 1) ? "never" : PQgetvalue(health, i, 1),
+                PQgetvalue(health, i, 2));
+}
+
 int ns_ops_status(const ns_config_t *cfg, const char *arg, bool json, FILE *out)
 {
     ns_error_t err;
@@ -243,83 +366,22 @@ int ns_ops_status(const ns_config_t *cfg, const char *arg, bool json, FILE *out)
         fprintf(stderr, "nightshift status: %s\n", err.msg);
         return 1;
     }
-    bool one_run = all_digits(arg);
-    const char *params[] = {arg};
-    PGresult *r;
-    if (one_run)
-        r = ns_pg_query(pg, RUN_COLUMNS "WHERE r.run_id = $1::bigint", 1,
-                        params, &err);
-    else if (arg != NULL)
-        r = ns_pg_query(pg,
-                        RUN_COLUMNS "WHERE r.job = $1 ORDER BY r.run_id "
-                                    "DESC LIMIT 20",
-                        1, params, &err);
-    else
-        r = ns_pg_query(pg, RUN_COLUMNS "ORDER BY r.run_id DESC LIMIT 20", 0,
-                        NULL, &err);
-    if (r == NULL) {
+    status_data_t d;
+    if (status_query(pg, arg, &d, &err) != NS_OK) {
         fprintf(stderr, "nightshift status: %s\n", err.msg);
         PQfinish(pg);
         return 1;
     }
-    if (one_run && PQntuples(r) == 0) {
-        fprintf(stderr, "nightshift status: no run %s\n", arg);
-        PQclear(r);
-        PQfinish(pg);
-        return 1;
-    }
-    PGresult *health = ns_pg_query(
-        pg,
-        "SELECT job, to_char(max(finished_at) FILTER (WHERE status = "
-        "'succeeded') AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), "
-        "count(*) FILTER (WHERE status IN ('pending','running',"
-        "'finalizing')) FROM runs GROUP BY job ORDER BY job",
-        0, NULL, &err);
-    cJSON *items = one_run ? items_json(pg, arg) : NULL;
     if (json) {
-        cJSON *root = cJSON_CreateObject();
-        cJSON *runs = cJSON_AddArrayToObject(root, "runs");
-        for (int i = 0; i < PQntuples(r); i++)
-            cJSON_AddItemToArray(runs, run_json(r, i));
-        if (items != NULL) {
-            cJSON_AddItemToObject(root, "items", items);
-            items = NULL;
-        }
-        cJSON *jobs = cJSON_AddArrayToObject(root, "jobs");
-        for (int i = 0; health != NULL && i < PQntuples(health); i++) {
-            cJSON *j = cJSON_CreateObject();
-            cJSON_AddStringToObject(j, "job", PQgetvalue(health, i, 0));
-            if (!PQgetisnull(health, i, 1))
-                cJSON_AddStringToObject(j, "last_success",
-                                        PQgetvalue(health, i, 1));
-            cJSON_AddNumberToObject(j, "active_runs",
-                                    (double)ns_pg_int64(health, i, 2));
-            cJSON_AddItemToArray(jobs, j);
-        }
+        cJSON *root = status_to_json(&d);
         char *text = cJSON_Print(root);
-        fprintf(out, "%s\n", text);
+        fprintf(out, "%s\n", text ? text : "{}");
         free(text);
         cJSON_Delete(root);
     } else {
-        print_table(r, out);
-        if (one_run && !PQgetisnull(r, 0, 13))
-            print_run_report(PQgetvalue(r, 0, 13), out);
-        if (items != NULL)
-            print_items(items, out);
-        if (!one_run && health != NULL) {
-            fprintf(out, "\n%-22s %-22s %s\n", "JOB", "LAST SUCCESS",
-                    "ACTIVE RUNS");
-            for (int i = 0; i < PQntuples(health); i++)
-                fprintf(out, "%-22.22s %-22s %s\n", PQgetvalue(health, i, 0),
-                        PQgetisnull(health, i, 1) ? "never"
-                                                  : PQgetvalue(health, i, 1),
-                        PQgetvalue(health, i, 2));
-        }
+        print_status(&d, out);
     }
-    cJSON_Delete(items);
-    PQclear(health);
-    PQclear(r);
+    status_data_free(&d);
     PQfinish(pg);
-    (void)cfg;
     return 0;
 }

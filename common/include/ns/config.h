@@ -179,6 +179,16 @@ typedef struct ns_ingest_settings {
     int timeout_ms;     /**< for Kafka's acknowledgement; default 10000 */
 } ns_ingest_settings_t;
 
+/** `nightshift ui`: the status web page and its /api/v1. */
+typedef struct ns_ui_settings {
+    int port;       /**< default 8089 */
+    char *bind;     /**< default 127.0.0.1 (loopback only) */
+    char *token;    /**< bearer token for write actions (DLQ replay);
+                         secret, default ${NS_UI_TOKEN}; empty: the page
+                         is read-only and no write route exists */
+    int refresh_ms; /**< how often the page polls; default 2000 */
+} ns_ui_settings_t;
+
 typedef struct ns_config {
     char *path;
     char *pg_dsn;        /**< default ${NS_PG_DSN} */
@@ -211,6 +221,7 @@ typedef struct ns_config {
     ns_teams_settings_t teams;
     ns_confluence_settings_t confluence;
     ns_ingest_settings_t ingest;
+    ns_ui_settings_t ui;
     ns_job_t *jobs;
     size_t n_jobs;
 } ns_config_t;

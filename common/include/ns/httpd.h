@@ -16,6 +16,9 @@ typedef struct ns_httpd_request {
     size_t body_len;
     /** Looks up a request header (case-insensitive); NULL if absent. */
     const char *(*header)(const struct ns_httpd_request *req, const char *name);
+    /** Looks up a query-string argument (?job=x, percent-decoded); NULL if
+     *  absent. */
+    const char *(*query)(const struct ns_httpd_request *req, const char *name);
     void *impl;
 } ns_httpd_request_t;
 
@@ -34,10 +37,16 @@ typedef int (*ns_httpd_ready_fn)(void *arg);
 ns_httpd_t *ns_httpd_new(const char *bind_addr, int port,
                          ns_httpd_ready_fn ready, void *ready_arg,
                          ns_error_t *err);
-/** @brief Adds a route (exact path match; method NULL = any). Call before
- *  traffic arrives. max_body bounds the request body (413 past it). */
+/** @brief Adds a route (method NULL = any). A path ending in an asterisk
+ *  matches every path that starts with the rest of it (e.g. the runs/
+ *  prefix of a run's detail); others match exactly, and an exact route
+ *  wins over a prefix. Call before traffic arrives. max_body bounds the
+ *  request body (413 past it). */
 ns_err_t ns_httpd_route(ns_httpd_t *h, const char *method, const char *path,
                         size_t max_body, ns_httpd_route_fn fn, void *arg);
+/** @brief Adds a header to every response of h (security headers such as
+ *  Content-Security-Policy). Call before traffic arrives. */
+ns_err_t ns_httpd_header(ns_httpd_t *h, const char *name, const char *value);
 /** @brief The port actually bound. */
 int ns_httpd_port(const ns_httpd_t *h);
 void ns_httpd_destroy(ns_httpd_t *h);
