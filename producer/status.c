@@ -103,6 +103,25 @@ static void print_delivery(const delivery_t *d, FILE *out)
         fprintf(out, "\n");
 }
 
+/* Items finished per second so far, and the seconds left at that pace
+ * while the run still has items to go (*eta < 0 otherwise). false when
+ * nothing has finished yet. */
+static bool pace_of(const PGresult *r, int row, double *rate, double *eta)
+{
+    double duration = atof(PQgetvalue(r, row, 11));
+    int64_t total = ns_pg_int64(r, row, 5);
+    int64_t finished = ns_pg_int64(r, row, 6) + ns_pg_int64(r, row, 7);
+    if (finished <= 0 || duration <= 0)
+        return false;
+    *rate = (double)finished / duration;
+    const char *state = PQgetvalue(r, row, 3);
+    *eta = total > finished &&
+                   (!strcmp(state, "running") || !strcmp(state, "pending"))
+               ? (double)(total - finished) / *rate
+               : -1;
+    return true;
+}
+
 static cJSON *run_json(const PGresult *r, int row)
 {
     cJSON *o = cJSON_CreateObject();
@@ -120,18 +139,11 @@ static cJSON *run_json(const PGresult *r, int row)
     cJSON_AddStringToObject(o, "started", PQgetvalue(r, row, 10));
     double duration = atof(PQgetvalue(r, row, 11));
     cJSON_AddNumberToObject(o, "duration_s", duration);
-    /* Items finished per second so far, and the time left at that pace
-     * while the run still has items to go. */
-    int64_t total = ns_pg_int64(r, row, 5);
-    int64_t finished = ns_pg_int64(r, row, 6) + ns_pg_int64(r, row, 7);
-    if (finished > 0 && duration > 0) {
-        double rate = (double)finished / duration;
+    double rate, eta;
+    if (pace_of(r, row, &rate, &eta)) {
         cJSON_AddNumberToObject(o, "rate_per_s", rate);
-        const char *state = PQgetvalue(r, row, 3);
-        if (total > finished &&
-            (!strcmp(state, "running") || !strcmp(state, "pending")))
-            cJSON_AddNumberToObject(o, "eta_s",
-                                    (double)(total - finished) / rate);
+        if (eta >= 0)
+            cJSON_AddNumberToObject(o, "eta_s", eta);
     }
     if (PQgetvalue(r, row, 12)[0] != '\0')
         cJSON_AddStringToObject(o, "error", PQgetvalue(r, row, 12));
@@ -159,6 +171,10 @@ static void print_table(const PGresult *r, FILE *out)
         fprintf(out, "%-7s %-22.22s %-9s %-10s %17s  %-20s %8ss\n",
                 PQgetvalue(r, i, 0), PQgetvalue(r, i, 1), PQgetvalue(r, i, 2),
                 status, counts, PQgetvalue(r, i, 10), PQgetvalue(r, i, 11));
+        double rate, eta;
+        if (pace_of(r, i, &rate, &eta) && eta >= 0)
+            fprintf(out, "        progress: %.1f items/s, ETA %.0f s\n", rate,
+                    eta);
         if (PQgetvalue(r, i, 12)[0] != '\0')
             fprintf(out, "        error: %s\n", PQgetvalue(r, i, 12));
         delivery_t d;

@@ -285,6 +285,11 @@ class UiTest(unittest.TestCase):
                 self.assertEqual(status, "running")
                 self.assertRegex(rate, r"^\d+\.\d/s$")
                 self.assertNotEqual(eta, "–")
+                # The terminal shows the same pace.
+                table = self.env.nightshift("status", str(run_id), "-c",
+                                            self.cfg).stdout
+                self.assertRegex(table, r"progress: \d+\.\d items/s, "
+                                        r"ETA \d+ s")
                 if done == STEP and os.environ.get("NS_UI_SCREENSHOT"):
                     browser.save_screenshot(os.environ["NS_UI_SCREENSHOT"])
         finally:
