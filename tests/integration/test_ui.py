@@ -167,6 +167,14 @@ class UiTest(unittest.TestCase):
                 return False  # the table was redrawn under us
         return harness.wait_for(probe, timeout, what, interval=0.2)
 
+    def click(self, css, what):
+        """Clicks the element matching css once it is there, found and
+        clicked in one step in the page (a running run's row is redrawn on
+        every refresh)."""
+        self.wait_page(lambda: self.browser.execute_script(
+            "const e = document.querySelector(arguments[0]);"
+            "if (e) e.click(); return !!e", css), what)
+
     def run_row(self, run_id):
         """(status, progress text, rate, eta) of the run's row, or None."""
         row = self.browser.execute_script(
@@ -303,9 +311,7 @@ class UiTest(unittest.TestCase):
         from selenium.webdriver.common.by import By
         run_id = self.hostile_run()
         browser.get(self.url + "/")
-        button = self.wait_page(lambda: browser.find_elements(
-            By.CSS_SELECTOR, '[data-open-run="%d"]' % run_id), "the run")
-        button[0].click()
+        self.click('[data-open-run="%d"]' % run_id, "the run")
         self.wait_page(lambda: len(self.page_text("#items .item")) ==
                        len(HOSTILE), "the failed items")
         self.assertEqual(sorted(self.page_text("#items .item")),
@@ -336,9 +342,7 @@ class UiTest(unittest.TestCase):
                                                "button.replay"), [])
         browser.find_element(By.ID, "token").send_keys(TOKEN)
         browser.find_element(By.ID, "token-save").click()
-        replay = self.wait_page(lambda: browser.find_elements(
-            By.CSS_SELECTOR, 'button[data-replay="%d"]' % dl), "Replay")
-        replay[0].click()
+        self.click('button[data-replay="%d"]' % dl, "Replay")
         self.wait_page(lambda: "Dead letter %d:" % dl in " ".join(
             self.page_text("#replay-result")), "the replay's answer")
         self.assertNotIn("refused", self.page_text("#replay-result")[0])

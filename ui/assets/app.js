@@ -25,9 +25,14 @@ function cell(text, cls) {
   return el('td', cls ? { class: cls } : {}, text === null || text === undefined ? '–' : text);
 }
 
-function fill(table, rows) {
-  const body = document.querySelector('#' + table + ' tbody');
-  body.replaceChildren(...rows);
+// Redraws a table only when what it shows changed, so a button is not
+// replaced under the pointer between press and release.
+const drawn = {};
+function fill(table, data, build) {
+  const sig = JSON.stringify(data);
+  if (drawn[table] === sig) return;
+  drawn[table] = sig;
+  document.querySelector('#' + table + ' tbody').replaceChildren(...build());
 }
 
 function duration(s) {
@@ -64,7 +69,7 @@ function problem(text) {
 }
 
 function renderJobs(doc) {
-  fill('jobs', doc.jobs.map(j => el('tr', { 'data-job': j.name },
+  fill('jobs', doc.jobs, () => doc.jobs.map(j => el('tr', { 'data-job': j.name },
     cell(j.name, 'job'),
     cell(j.schedule || 'manual'),
     cell(j.timezone),
@@ -83,7 +88,7 @@ function progressCell(r) {
 }
 
 function renderRuns(doc) {
-  fill('runs', doc.runs.map(r => {
+  fill('runs', doc.runs, () => doc.runs.map(r => {
     const open = el('button', { class: 'link', type: 'button', 'data-open-run': r.run_id }, String(r.run_id));
     open.addEventListener('click', () => { state.run = r.run_id; refreshRun(); });
     const status = r.status + (r.dry_run ? ' (dry run)' : '');
@@ -113,7 +118,7 @@ async function refreshRun() {
     errBox.textContent = run && run.error ? run.error : '';
     errBox.hidden = !(run && run.error);
     const failed = (doc.items || []).filter(i => i.status === 'failed');
-    fill('items', failed.map(i => el('tr', { 'data-item': i.item_key },
+    fill('items', [state.run, failed], () => failed.map(i => el('tr', { 'data-item': i.item_key },
       cell(i.item_key, 'item'), cell(i.status, statusClass(i.status)),
       cell(i.attempts, 'num'), cell(i.error || '', 'reason'))));
     document.getElementById('items-none').hidden = failed.length > 0;
@@ -150,7 +155,7 @@ async function replay(id) {
 
 function renderDlq(doc) {
   const canReplay = state.info && state.info.replay && token() !== '';
-  fill('dlq', doc.dead_letters.map(d => {
+  fill('dlq', [canReplay, doc.dead_letters], () => doc.dead_letters.map(d => {
     let action = null;
     if (canReplay) {
       action = el('button', { type: 'button', class: 'replay', 'data-replay': d.id }, 'Replay');
