@@ -376,7 +376,7 @@ int main(int argc, char **argv)
                                    (int64_t)time(NULL), stdout, stderr);
     }
     if (strcmp(cmd, "migrate") == 0) {
-        const char *dsn = getenv("NS_PG_DSN");
+        const char *dsn = ns_ops_migrate_dsn();
         ns_config_t *cfg = NULL;
         if (dsn == NULL || *dsn == '\0') {
             cfg = load(a.config);

@@ -1,4 +1,5 @@
 #include <stdio.h>
+#include <string.h>
 
 #include "ns/log.h"
 #include "ns/migrations.h"
@@ -49,9 +50,45 @@ fail:
     return err->code;
 }
 
+#define WHO_MIGRATES                                                           \
+    "migrations run as the DDL role (NS_PG_DDL_DSN, and NS_PG_DDL_ROLE "       \
+    "when that login must SET ROLE to it), not as the daemons' role"
+
+/* A role that may not create objects here (the daemons' role, say) is
+ * refused at once, with the way out, whether or not a migration is due
+ * (with nothing to apply it would otherwise "succeed"). */
+static ns_err_t check_can_create(PGconn *conn, ns_error_t *err)
+{
+    PGresult *r = ns_pg_query(
+        conn,
+        "SELECT current_user, current_schema(), "
+        "coalesce(has_schema_privilege(current_schema(), 'CREATE'), false), "
+        "current_setting('search_path')",
+        0, NULL, err);
+    if (r == NULL)
+        return err->code;
+    ns_err_t rc = NS_OK;
+    if (PQgetisnull(r, 0, 1))
+        rc = ns_error_set(err, NS_ERR_PERMANENT,
+                          "role \"%s\" may use no schema of its search_path "
+                          "(%s): " WHO_MIGRATES,
+                          PQgetvalue(r, 0, 0), PQgetvalue(r, 0, 3));
+    else if (strcmp(PQgetvalue(r, 0, 2), "t") != 0)
+        rc = ns_error_set(err, NS_ERR_PERMANENT,
+                          "role \"%s\" may not create objects in schema "
+                          "\"%s\": " WHO_MIGRATES,
+                          PQgetvalue(r, 0, 0), PQgetvalue(r, 0, 1));
+    PQclear(r);
+    return rc;
+}
+
 ns_err_t ns_migrate(PGconn *conn, int *applied, ns_error_t *err)
 {
     int count = 0;
+    if (applied)
+        *applied = 0;
+    if (check_can_create(conn, err) != NS_OK)
+        return err->code;
     /* One transaction: the transaction-level lock is held until the table
      * is committed, so a concurrent migrator sees it (a session lock
      * released before COMMIT would not guarantee that). */
@@ -71,4 +108,44 @@ ns_err_t ns_migrate(PGconn *conn, int *applied, ns_error_t *err)
     if (applied)
         *applied = count;
     return rc;
+}
+
+/* err->msg becomes 'what "role": err->msg'. */
+static ns_err_t prefix_error(ns_error_t *err, const char *what,
+                             const char *role)
+{
+    char cause[sizeof(err->msg)];
+    snprintf(cause, sizeof(cause), "%s", err->msg);
+    return ns_error_set(err, err->code, "%s \"%.64s\": %s", what, role, cause);
+}
+
+ns_err_t ns_migrate_set_role(PGconn *conn, const char *role, ns_error_t *err)
+{
+    const char *params[] = {role};
+    /* set_config('role') is SET ROLE with the name as a parameter. */
+    if (ns_pg_exec(conn, "SELECT set_config('role', $1, false)", 1, params,
+                   err) != NS_OK)
+        return prefix_error(err, "SET ROLE", role);
+    return NS_OK;
+}
+
+ns_err_t ns_migrate_grant_runtime(PGconn *conn, const char *role,
+                                  ns_error_t *err)
+{
+    const char *params[] = {role};
+    /* In the migrators' lock: two GRANTs on one object at once fail
+     * ("tuple concurrently updated"). */
+    ns_err_t rc = ns_pg_exec(
+        conn, "BEGIN; SELECT pg_advisory_xact_lock(" NS_MIGRATE_LOCK ")", 0,
+        NULL, err);
+    if (rc == NS_OK)
+        rc = ns_pg_exec(conn, "SELECT ns_grant_runtime_role($1)", 1, params,
+                        err);
+    if (rc == NS_OK)
+        rc = ns_pg_exec(conn, "COMMIT", 0, NULL, err);
+    if (rc != NS_OK) {
+        ns_pg_rollback(conn);
+        return prefix_error(err, "runtime role", role);
+    }
+    return NS_OK;
 }

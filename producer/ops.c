@@ -148,8 +148,23 @@ int ns_ops_run(const ns_config_t *cfg, const ns_run_opts_t *opts, FILE *out,
     return strcmp(status, "succeeded") == 0 ? 0 : 1;
 }
 
+/* An environment variable's value, NULL when unset or empty. */
+static const char *env_value(const char *name)
+{
+    const char *v = getenv(name);
+    return v != NULL && v[0] != '\0' ? v : NULL;
+}
+
+const char *ns_ops_migrate_dsn(void)
+{
+    const char *ddl = env_value("NS_PG_DDL_DSN");
+    return ddl != NULL ? ddl : env_value("NS_PG_DSN");
+}
+
 int ns_ops_migrate(const char *dsn, FILE *out)
 {
+    const char *ddl_role = env_value("NS_PG_DDL_ROLE");
+    const char *runtime_role = env_value("NS_PG_RUNTIME_ROLE");
     ns_error_t err;
     ns_error_clear(&err);
     PGconn *pg = ns_pg_connect(dsn, &err);
@@ -158,7 +173,13 @@ int ns_ops_migrate(const char *dsn, FILE *out)
         return 1;
     }
     int applied = 0;
-    ns_err_t rc = ns_migrate(pg, &applied, &err);
+    ns_err_t rc = NS_OK;
+    if (ddl_role != NULL)
+        rc = ns_migrate_set_role(pg, ddl_role, &err);
+    if (rc == NS_OK)
+        rc = ns_migrate(pg, &applied, &err);
+    if (rc == NS_OK && runtime_role != NULL)
+        rc = ns_migrate_grant_runtime(pg, runtime_role, &err);
     PQfinish(pg);
     if (rc != NS_OK) {
         fprintf(stderr, "nightshift migrate: %s\n", err.msg);
@@ -166,6 +187,8 @@ int ns_ops_migrate(const char *dsn, FILE *out)
     }
     fprintf(out, "migrations: %d applied, %d total\n", applied,
             ns_migrations_count);
+    if (runtime_role != NULL)
+        fprintf(out, "runtime role %s: row privileges granted\n", runtime_role);
     return 0;
 }
 

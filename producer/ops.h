@@ -34,7 +34,16 @@ int ns_ops_run(const ns_config_t *cfg, const ns_run_opts_t *opts, FILE *out,
 int ns_ops_status(const ns_config_t *cfg, const char *arg, bool json,
                   FILE *out);
 
-/** @brief Applies the embedded migrations to dsn. */
+/** @brief The connection string migrations use: $NS_PG_DDL_DSN (the DDL
+ *  role's), else $NS_PG_DSN; NULL when both are unset or empty (then the
+ *  config's postgres:). One environment may hold both. */
+const char *ns_ops_migrate_dsn(void);
+
+/** @brief Applies the embedded migrations to dsn: first SET ROLE
+ *  $NS_PG_DDL_ROLE when set (the objects' owner, which the login is a
+ *  member of), then the migrations, then, when $NS_PG_RUNTIME_ROLE names
+ *  the daemons' role, grants it row privileges (ns_migrate_grant_runtime).
+ *  @returns 0, or 1 (the cause on stderr). */
 int ns_ops_migrate(const char *dsn, FILE *out);
 
 /** @brief Starts librdkafka's mock cluster (the demo's embedded broker),

@@ -19,6 +19,11 @@ engine or a cluster.
   capabilities dropped), workers have probes and a grace period above
   worker.shutdown_grace_seconds, KEDA never scales past the largest
   partition count.
+- Database roles (docs/database-roles.md): in k8s/ and in compose, only
+  the migrate Job / service gets the DDL login (NS_PG_DDL_DSN, the
+  pg-dsn-ddl key) and names the runtime role it grants; every other
+  workload connects with the runtime role's NS_PG_DSN (pg-dsn), a
+  different login.
 
 Tools come from the venv scripts/test.sh prepares (NS_TOOLS_VENV, default
 ~/.cache/nightshift/venv). Exit 0, or 1 listing every problem."""
@@ -246,11 +251,95 @@ def check_k8s():
                                 "partition count)" % (rel, partitions))
 
 
+DDL_VARS = ("NS_PG_DDL_DSN", "NS_PG_DDL_ROLE")
+
+
+def dsn_user(dsn):
+    m = re.search(r"(?:^|\s)user=(\S+)", dsn or "")
+    return m.group(1) if m else None
+
+
+def env_map(env):
+    """A compose environment (mapping or list of NAME=VALUE) as a dict."""
+    if isinstance(env, list):
+        return dict(e.split("=", 1) if "=" in e else (e, "") for e in env)
+    return dict(env or {})
+
+
+def check_db_roles_compose():
+    path = os.path.join(ROOT, "compose", "docker-compose.yml")
+    services = yaml.safe_load(open(path, encoding="utf-8"))["services"]
+    migrate = env_map(services.get("migrate", {}).get("environment"))
+    for name, svc in services.items():
+        env = env_map(svc.get("environment"))
+        if name != "migrate" and any(v in env for v in DDL_VARS):
+            problems.append("compose: %s gets the DDL login; only migrate "
+                            "may" % name)
+    if not migrate.get("NS_PG_DDL_DSN") or not migrate.get(
+            "NS_PG_RUNTIME_ROLE"):
+        problems.append("compose: migrate needs NS_PG_DDL_DSN and "
+                        "NS_PG_RUNTIME_ROLE")
+    ddl_user = dsn_user(migrate.get("NS_PG_DDL_DSN"))
+    for name in ("producer", "worker", "ingest"):
+        user = dsn_user(env_map(services.get(name, {}).get(
+            "environment")).get("NS_PG_DSN"))
+        if user is None or user == ddl_user:
+            problems.append("compose: %s must connect as the runtime role, "
+                            "not %s" % (name, user))
+        elif user != migrate.get("NS_PG_RUNTIME_ROLE"):
+            problems.append("compose: %s connects as %s but migrate grants "
+                            "%s" % (name, user,
+                                    migrate.get("NS_PG_RUNTIME_ROLE")))
+
+
+def check_db_roles_k8s():
+    secret = {}
+    migrate_env = None
+    for rel, d in k8s_documents():
+        if d["kind"] == "Secret":
+            secret = d.get("stringData", {})
+            continue
+        is_migrate = d["kind"] == "Job" and \
+            d["metadata"]["name"] == "nightshift-migrate"
+        for c in containers(d)[0]:
+            env = {e["name"]: e for e in c.get("env", [])}
+            keys = {e["name"]: e.get("valueFrom", {}).get(
+                "secretKeyRef", {}).get("key") for e in c.get("env", [])}
+            if is_migrate:
+                migrate_env = env
+                continue
+            if any(v in env for v in DDL_VARS) or \
+                    "pg-dsn-ddl" in keys.values():
+                problems.append("%s: container %s gets the DDL login; only "
+                                "the migrate Job may" % (rel, c["name"]))
+            if "NS_PG_DSN" in env and keys.get("NS_PG_DSN") != "pg-dsn":
+                problems.append("%s: container %s must take NS_PG_DSN from "
+                                "the pg-dsn key" % (rel, c["name"]))
+    if migrate_env is None:
+        problems.append("k8s: no nightshift-migrate Job")
+        return
+    ddl = migrate_env.get("NS_PG_DDL_DSN", {}).get("valueFrom", {}).get(
+        "secretKeyRef", {}).get("key")
+    if ddl != "pg-dsn-ddl":
+        problems.append("k8s/migrate-job.yaml: NS_PG_DDL_DSN must come from "
+                        "the pg-dsn-ddl key")
+    if not migrate_env.get("NS_PG_RUNTIME_ROLE", {}).get("value"):
+        problems.append("k8s/migrate-job.yaml: NS_PG_RUNTIME_ROLE names the "
+                        "role migrate grants")
+    app, ddl_user = dsn_user(secret.get("pg-dsn")), dsn_user(
+        secret.get("pg-dsn-ddl"))
+    if app is None or app == ddl_user:
+        problems.append("k8s/secret.example.yaml: pg-dsn and pg-dsn-ddl "
+                        "must be different logins")
+
+
 def main():
     check_dockerfile()
     check_compose()
+    check_db_roles_compose()
     check_grafana()
     check_k8s()
+    check_db_roles_k8s()
     for p in problems:
         print(p)
     print("%d problem%s in the deployment files" % (

@@ -340,54 +340,41 @@ static void copy_term(const ns_term_t *t, void *arg)
         copy_flush(c);
 }
 
-/* Runs each statement of sql (no parameters) on tx. */
-static ns_err_t exec_all(PGconn *tx, const char *const *sql, size_t n,
-                         ns_error_t *err)
-{
-    for (size_t i = 0; i < n; i++)
-        if (ns_pg_exec(tx, sql[i], 0, NULL, err) != NS_OK)
-            return err->code;
-    return NS_OK;
-}
-
 /* Replaces the job's rows of stopword_terms with the totals' terms found
  * in at least min_df documents (params.terms_min_df, default 2: the words
  * seen once are most of a vocabulary and say nothing per term; they stay
  * in the encoded totals). The rows go into a fresh table (COPY FREEZE,
  * then one index build), which replaces the job's partition: ten times
  * faster than a million deletes and inserts through the unique index, and
- * no dead rows. Readers wait only from the swap to the commit. */
+ * no dead rows. Readers wait only from the swap to the commit. The table
+ * is made and swapped in by functions owned by the schema's owner
+ * (migration 013): the worker's role changes rows, never the schema. */
 static ns_err_t write_terms(PGconn *tx, const char *job, int64_t min_df,
                             const ns_termstats_t *totals, ns_error_t *err)
 {
     const char *params[] = {job};
-    PGresult *r = ns_pg_query(
-        tx, "SELECT 'stopword_terms_' || left(md5($1), 16)", 1, params, err);
+    PGresult *r =
+        ns_pg_query(tx, "SELECT ns_stopword_terms_stage($1)", 1, params, err);
     if (r == NULL)
         return err->code;
-    char part[64], fresh[80], sql[5][400];
-    snprintf(part, sizeof(part), "%s", PQgetvalue(r, 0, 0));
-    snprintf(fresh, sizeof(fresh), "%s_new", part);
+    char *fresh = PQescapeIdentifier(tx, PQgetvalue(r, 0, 0),
+                                     strlen(PQgetvalue(r, 0, 0)));
     PQclear(r);
-    char *lit = PQescapeLiteral(tx, job, strlen(job));
-    if (lit == NULL)
+    if (fresh == NULL)
         return ns_error_set(err, NS_ERR_TRANSIENT, "stopwords.merge: %s",
                             PQerrorMessage(tx));
-    snprintf(sql[0], sizeof(sql[0]),
-             "CREATE TABLE %s (LIKE stopword_terms, CHECK (job = %s))", fresh,
-             lit);
-    ns_err_t rc = exec_all(tx, (const char *const[]){sql[0]}, 1, err);
-    if (rc == NS_OK) {
-        snprintf(sql[0], sizeof(sql[0]),
-                 "COPY %s (job, lang, term, df, count, nlogn) FROM STDIN "
-                 "WITH (FREEZE)",
-                 fresh);
-        r = PQexec(tx, sql[0]);
-        if (PQresultStatus(r) != PGRES_COPY_IN)
-            rc = ns_error_set(err, NS_ERR_TRANSIENT, "stopwords.merge: %s",
-                              PQerrorMessage(tx));
-        PQclear(r);
-    }
+    char sql[200];
+    snprintf(sql, sizeof(sql),
+             "COPY %s (job, lang, term, df, count, nlogn) FROM STDIN "
+             "WITH (FREEZE)",
+             fresh);
+    PQfreemem(fresh);
+    ns_err_t rc = NS_OK;
+    r = PQexec(tx, sql);
+    if (PQresultStatus(r) != PGRES_COPY_IN)
+        rc = ns_error_set(err, NS_ERR_TRANSIENT, "stopwords.merge: %s",
+                          PQerrorMessage(tx));
+    PQclear(r);
     if (rc == NS_OK) {
         copy_out_t c = {.pg = tx, .job = job, .min_df = min_df};
         ns_buf_init(&c.line, 1 << 17);
@@ -407,23 +394,9 @@ static ns_err_t write_terms(PGconn *tx, const char *job, int64_t min_df,
         while ((r = PQgetResult(tx)) != NULL)
             PQclear(r);
     }
-    if (rc == NS_OK) {
-        snprintf(sql[0], sizeof(sql[0]),
-                 "ALTER TABLE %s ADD PRIMARY KEY (job, lang, term)", fresh);
-        snprintf(sql[1], sizeof(sql[1]), "DROP TABLE IF EXISTS %s", part);
-        snprintf(sql[2], sizeof(sql[2]), "ALTER TABLE %s RENAME TO %s", fresh,
-                 part);
-        snprintf(sql[3], sizeof(sql[3]),
-                 "ALTER INDEX %s_pkey RENAME TO %s_pkey", fresh, part);
-        snprintf(sql[4], sizeof(sql[4]),
-                 "ALTER TABLE stopword_terms ATTACH PARTITION %s FOR VALUES "
-                 "IN (%s)",
-                 part, lit);
-        rc = exec_all(
-            tx, (const char *const[]){sql[0], sql[1], sql[2], sql[3], sql[4]},
-            5, err);
-    }
-    PQfreemem(lit);
+    if (rc == NS_OK)
+        rc = ns_pg_exec(tx, "SELECT ns_stopword_terms_publish($1)", 1, params,
+                        err);
     return rc;
 }
 

@@ -21,4 +21,18 @@ extern const int ns_migrations_count;
  *  @returns NS_OK; *applied (may be NULL) is how many were applied now. */
 ns_err_t ns_migrate(PGconn *conn, int *applied, ns_error_t *err);
 
+/** @brief SET ROLE role for the rest of the session: the migrations'
+ *  objects are then owned by role, not by the login (which may change
+ *  when its password is rotated). @remark The login must be a member. */
+ns_err_t ns_migrate_set_role(PGconn *conn, const char *role, ns_error_t *err);
+
+/** @brief Grants the daemons' role what it needs and nothing more: rows
+ *  of the tables, the sequences, EXECUTE on the schema's functions for
+ *  the daemons (migration 013, ns_grant_runtime_role), the same on what
+ *  the current role creates later. Idempotent, in the migrators' lock.
+ *  @returns NS_ERR_PERMANENT when role could alter the schema (a superuser,
+ *  an owner's member, CREATE on it) or does not exist. */
+ns_err_t ns_migrate_grant_runtime(PGconn *conn, const char *role,
+                                  ns_error_t *err);
+
 #endif
