@@ -84,6 +84,15 @@ static PGresult *failed(PGconn *conn, PGresult *res, ns_error_t *err)
 PGresult *ns_pg_query(PGconn *conn, const char *sql, int n_params,
                       const char *const *params, ns_error_t *err)
 {
+    return ns_pg_query_state(conn, sql, n_params, params, NULL, err);
+}
+
+PGresult *ns_pg_query_state(PGconn *conn, const char *sql, int n_params,
+                            const char *const *params, char state[6],
+                            ns_error_t *err)
+{
+    if (state != NULL)
+        state[0] = '\0';
     if (conn == NULL) {
         ns_error_set(err, NS_ERR_TRANSIENT, "postgres: not connected");
         return NULL;
@@ -96,6 +105,9 @@ PGresult *ns_pg_query(PGconn *conn, const char *sql, int n_params,
     if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK ||
         st == PGRES_COPY_IN || st == PGRES_COPY_OUT)
         return res;
+    const char *code = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+    if (state != NULL && code != NULL)
+        snprintf(state, 6, "%.5s", code);
     return failed(conn, res, err);
 }
 

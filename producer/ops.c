@@ -101,7 +101,13 @@ int ns_ops_run(const ns_config_t *cfg, const ns_run_opts_t *opts, FILE *out,
     free(args);
     if (created != NS_OK || ns_planner_emit(p, run_id, &err) != NS_OK) {
         fprintf(stderr, "nightshift run: %s\n", err.msg);
-        if (run_id > 0)
+        /* A permanent error (a broken source query, a key missing) has
+         * failed the run: nothing will resume it. */
+        if (run_id > 0 && err.code == NS_ERR_PERMANENT)
+            fprintf(stderr,
+                    "run %lld failed; fix the cause and start a new run\n",
+                    (long long)run_id);
+        else if (run_id > 0)
             fprintf(stderr,
                     "run %lld is recorded; a producer will resume "
                     "it\n",

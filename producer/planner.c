@@ -11,6 +11,9 @@
 #include "ns/pg.h"
 #include "sources.h"
 
+#define NS_STR_(x) #x
+#define NS_STR(x) NS_STR_(x)
+
 struct ns_planner {
     const ns_config_t *cfg;
     PGconn *pg;
@@ -275,38 +278,74 @@ static ns_err_t produce_one(ns_planner_t *p, const char *topic, const char *key,
     }
 }
 
-/* Produces every pending item of the run, then waits for all deliveries. */
+/* Rows fetched from the run's cursor at a time: what the planner holds of
+ * a run, whatever its size (plus librdkafka's queue, which it waits on
+ * when full). */
+#define EMIT_FETCH 20000
+
+/* Produces the rows of one FETCH. */
+static ns_err_t produce_rows(ns_planner_t *p, const char *topic,
+                             const PGresult *res, emit_tally_t *tally,
+                             ns_error_t *err)
+{
+    int rows = PQntuples(res);
+    for (int r = 0; r < rows; r++) {
+        if (produce_one(p, topic, PQgetvalue(res, r, 0), PQgetvalue(res, r, 1),
+                        (size_t)PQgetlength(res, r, 1), tally,
+                        err) != NS_OK)
+            return err->code;
+        if ((r & 255) == 0)
+            rd_kafka_poll(p->rk, 0);
+    }
+    return NS_OK;
+}
+
+/* Produces every pending item of the run, then waits for all deliveries.
+ * The items come through a cursor, EMIT_FETCH at a time, so a run of
+ * millions is never all in memory. */
 static ns_err_t produce_items(ns_planner_t *p, const ns_job_t *job,
                               const char *id, int64_t run_id, bool dry_run,
                               ns_error_t *err)
 {
+    (void)run_id;
     char topic[NS_TOPIC_MAX];
     ns_topic_items(job->name, topic);
     const char *params[] = {id, job->name, dry_run ? "true" : "false",
                             job->source.order_column};
+    if (ns_pg_exec(p->pg, "BEGIN", 0, NULL, err) != NS_OK)
+        return err->code;
     /* Postgres writes the envelopes (schemas/json/item-envelope.v1.json):
      * no parse and re-print of every payload here. The Kafka key is the
      * order key's value (source.order_key), else the item key. */
-    PGresult *res = ns_pg_query(
+    ns_err_t rc = ns_pg_exec(
         p->pg,
+        "DECLARE ns_emit NO SCROLL CURSOR FOR "
         "SELECT coalesce(payload->>$4::text, item_key), json_build_object("
         "'v', 1, 'job', $2::text, 'run_id', run_id, 'item_key', item_key, "
         "'attempt', attempts + 1, 'dry_run', $3::boolean, 'payload', "
         "payload)::text FROM items WHERE run_id = $1::bigint AND status = "
         "'pending'",
         4, params, err);
-    if (res == NULL)
-        return err->code;
     emit_tally_t tally = {0};
-    ns_err_t rc = NS_OK;
-    int rows = PQntuples(res);
-    for (int r = 0; r < rows && rc == NS_OK; r++) {
-        rc = produce_one(p, topic, PQgetvalue(res, r, 0), PQgetvalue(res, r, 1),
-                         (size_t)PQgetlength(res, r, 1), &tally, err);
-        if ((r & 255) == 0)
-            rd_kafka_poll(p->rk, 0);
+    int64_t produced = 0;
+    while (rc == NS_OK) {
+        PGresult *res = ns_pg_query(
+            p->pg, "FETCH " NS_STR(EMIT_FETCH) " FROM ns_emit", 0, NULL, err);
+        if (res == NULL) {
+            rc = err->code;
+            break;
+        }
+        int rows = PQntuples(res);
+        rc = produce_rows(p, topic, res, &tally, err);
+        PQclear(res);
+        produced += rows;
+        if (rows < EMIT_FETCH)
+            break;
     }
-    PQclear(res);
+    if (rc == NS_OK)
+        rc = ns_pg_exec(p->pg, "COMMIT", 0, NULL, err);
+    else
+        ns_pg_rollback(p->pg);
     if (rd_kafka_flush(p->rk, 60000) != RD_KAFKA_RESP_ERR_NO_ERROR &&
         rc == NS_OK)
         rc = ns_error_set(err, NS_ERR_TRANSIENT,
@@ -325,7 +364,7 @@ static ns_err_t produce_items(ns_planner_t *p, const ns_job_t *job,
         snprintf(labels, sizeof(labels), "job=\"%s\"", job->name);
         ns_metrics_counter_add("nightshift_items_emitted_total",
                                "Item messages produced to Kafka.", labels,
-                               rows);
+                               (double)produced);
     }
     return rc;
 }

@@ -34,6 +34,91 @@ static ns_err_t run_args(PGconn *conn, const char *run_id, bool *reprocess,
     return NS_OK;
 }
 
+/* The statement that records a sql source's rows as items. */
+static void insert_statement(ns_buf_t *sql, const char *query, int base,
+                             bool on_conflict)
+{
+    ns_buf_addf(sql,
+                "INSERT INTO items (run_id, item_key, payload) "
+                "SELECT $%d::bigint, payload->>$%d, payload "
+                "FROM (SELECT row_to_json(q)::jsonb AS payload FROM (%s) "
+                "q) s%s",
+                base + 1, base + 2, query,
+                on_conflict ? " ON CONFLICT DO NOTHING" : "");
+}
+
+/* The common case in one pass over the source: every row has a key and no
+ * key comes twice. Without ON CONFLICT each row is one plain insert (no
+ * speculative insertion), and the query runs once. A NULL or repeated key
+ * rolls back to the savepoint and returns NS_ERR_DEFERRED: the careful path
+ * then names the problem or drops the repeats. */
+static ns_err_t insert_fast(PGconn *conn, const char *query, int base,
+                            const char *const *p, int64_t *count,
+                            ns_error_t *err)
+{
+    if (ns_pg_exec(conn, "SAVEPOINT ns_enumerate", 0, NULL, err) != NS_OK)
+        return err->code;
+    ns_buf_t sql;
+    ns_buf_init(&sql, 1 << 20);
+    insert_statement(&sql, query, base, false);
+    char state[6];
+    PGresult *res = ns_pg_query_state(conn, sql.data, base + 2, p, state, err);
+    ns_buf_free(&sql);
+    if (res != NULL) {
+        *count = strtoll(PQcmdTuples(res), NULL, 10);
+        PQclear(res);
+        return ns_pg_exec(conn, "RELEASE SAVEPOINT ns_enumerate", 0, NULL, err);
+    }
+    /* not_null_violation, unique_violation */
+    if (strcmp(state, "23502") != 0 && strcmp(state, "23505") != 0)
+        return err->code;
+    if (ns_pg_exec(conn, "ROLLBACK TO SAVEPOINT ns_enumerate", 0, NULL, err) !=
+        NS_OK)
+        return err->code;
+    return NS_ERR_DEFERRED;
+}
+
+/* Rows without a key are refused with their count rather than silently
+ * dropped; a key that comes twice is recorded once. */
+static ns_err_t insert_careful(PGconn *conn, const ns_job_t *job,
+                               const char *query, int base,
+                               const char *const *p, const char *since,
+                               const char *type, int64_t *count,
+                               ns_error_t *err)
+{
+    ns_buf_t sql;
+    ns_buf_init(&sql, 1 << 20);
+    ns_buf_addf(&sql,
+                "WITH src AS (SELECT row_to_json(q)::jsonb AS payload "
+                "FROM (%s) q) "
+                "SELECT count(*) FILTER (WHERE payload->>$%d IS NULL), "
+                "count(*) FROM src",
+                query, base + 1);
+    const char *count_params[] = {since, type, job->source.key_column};
+    PGresult *res = ns_pg_query(conn, sql.data, base + 1,
+                                base ? count_params : count_params + 2, err);
+    ns_buf_reset(&sql);
+    ns_err_t rc = res != NULL ? NS_OK : err->code;
+    int64_t null_keys = res != NULL ? ns_pg_int64(res, 0, 0) : 0;
+    PQclear(res);
+    if (rc == NS_OK && null_keys > 0)
+        rc = ns_error_set(err, NS_ERR_PERMANENT,
+                          "source of job %s: %lld rows have no value in "
+                          "key column \"%s\"",
+                          job->name, (long long)null_keys,
+                          job->source.key_column);
+    if (rc == NS_OK) {
+        insert_statement(&sql, query, base, true);
+        res = ns_pg_query(conn, sql.data, base + 2, p, err);
+        rc = res != NULL ? NS_OK : err->code;
+        if (res != NULL)
+            *count = strtoll(PQcmdTuples(res), NULL, 10);
+        PQclear(res);
+    }
+    ns_buf_free(&sql);
+    return rc;
+}
+
 static ns_err_t enumerate_sql(PGconn *conn, const ns_job_t *job,
                               const char *run_id, int64_t *count,
                               ns_error_t *err)
@@ -56,42 +141,9 @@ static ns_err_t enumerate_sql(PGconn *conn, const ns_job_t *job,
     int base = reprocess ? 2 : 0;
     const char *params[] = {since, type, run_id, job->source.key_column};
     const char *const *p = reprocess ? params : params + 2;
-    ns_buf_t sql;
-    ns_buf_init(&sql, 1 << 20);
-    ns_buf_addf(&sql,
-                "WITH src AS (SELECT row_to_json(q)::jsonb AS payload "
-                "FROM (%s) q) "
-                "SELECT count(*) FILTER (WHERE payload->>$%d IS NULL), "
-                "count(*) FROM src",
-                query, base + 1);
-    const char *count_params[] = {since, type, job->source.key_column};
-    PGresult *res =
-        ns_pg_query(conn, sql.data, base + 1,
-                    reprocess ? count_params : count_params + 2, err);
-    ns_buf_reset(&sql);
-    ns_err_t rc = res != NULL ? NS_OK : err->code;
-    int64_t null_keys = res != NULL ? ns_pg_int64(res, 0, 0) : 0;
-    PQclear(res);
-    if (rc == NS_OK && null_keys > 0)
-        rc = ns_error_set(err, NS_ERR_PERMANENT,
-                          "source of job %s: %lld rows have no value in "
-                          "key column \"%s\"",
-                          job->name, (long long)null_keys,
-                          job->source.key_column);
-    if (rc == NS_OK) {
-        ns_buf_addf(&sql,
-                    "INSERT INTO items (run_id, item_key, payload) "
-                    "SELECT $%d::bigint, payload->>$%d, payload "
-                    "FROM (SELECT row_to_json(q)::jsonb AS payload FROM (%s) "
-                    "q) s ON CONFLICT DO NOTHING",
-                    base + 1, base + 2, query);
-        res = ns_pg_query(conn, sql.data, base + 2, p, err);
-        rc = res != NULL ? NS_OK : err->code;
-        if (res != NULL)
-            *count = strtoll(PQcmdTuples(res), NULL, 10);
-        PQclear(res);
-    }
-    ns_buf_free(&sql);
+    ns_err_t rc = insert_fast(conn, query, base, p, count, err);
+    if (rc == NS_ERR_DEFERRED)
+        rc = insert_careful(conn, job, query, base, p, since, type, count, err);
     free(since);
     free(type);
     return rc;

@@ -23,6 +23,13 @@ ns_err_t ns_pg_ensure(PGconn **conn, const char *dsn, ns_error_t *err);
 PGresult *ns_pg_query(PGconn *conn, const char *sql, int n_params,
                       const char *const *params, ns_error_t *err);
 
+/** @brief ns_pg_query that also gives the SQLSTATE of a failure in state
+ *  ("23505"; "" when it has none, e.g. a lost connection), so a caller can
+ *  take another path for one kind of error. */
+PGresult *ns_pg_query_state(PGconn *conn, const char *sql, int n_params,
+                            const char *const *params, char state[6],
+                            ns_error_t *err);
+
 /** @brief ns_pg_query through a named prepared statement (parsed and
  *  planned once per connection): prepared on first use, and again on a
  *  new connection. For statements run very often. */
