@@ -145,8 +145,16 @@ static const verb_t verbs[] = {
      "--json"},
     {"migrate", NULL, "migrate", "apply database migrations",
      "Applies the SQL migrations compiled into the binary, each in its own\n"
-     "transaction; safe when several processes start at once.",
-     "  nightshift migrate", ""},
+     "transaction; safe when several processes start at once. Runs as the\n"
+     "DDL role: $NS_PG_DDL_DSN (else $NS_PG_DSN, else the config's\n"
+     "postgres:), after SET ROLE $NS_PG_DDL_ROLE when that is set; then, with\n"
+     "$NS_PG_RUNTIME_ROLE, grants that role the daemons' row privileges and\n"
+     "nothing else (docs/database-roles.md).",
+     "  nightshift migrate\n"
+     "  NS_PG_DDL_DSN='host=db dbname=nightshift user=nightshift_migrator' \\\n"
+     "    NS_PG_DDL_ROLE=nightshift_ddl NS_PG_RUNTIME_ROLE=nightshift_app \\\n"
+     "    nightshift migrate",
+     ""},
     {"config", "check", "config check [FILE] [--json]",
      "validate a jobs file, list its jobs",
      "Exit 0 when valid, listing each job with its schedule, time zone,\n"

@@ -83,13 +83,13 @@ def check_compose():
     doc = yaml.safe_load(open(path, encoding="utf-8"))
     services = doc.get("services", {})
     want = {"kafka", "postgres", "redis", "mail", "prometheus", "grafana",
-            "migrate", "producer", "worker", "ingest"}
+            "migrate", "producer", "worker", "ingest", "ui"}
     for s in sorted(want - set(services)):
         problems.append("compose: no service %s" % s)
     for name, svc in services.items():
         if name != "migrate" and "healthcheck" not in svc:
             problems.append("compose: %s has no healthcheck" % name)
-    for name in ("producer", "worker", "ingest"):
+    for name in ("producer", "worker", "ingest", "ui"):
         deps = services.get(name, {}).get("depends_on", {})
         if deps.get("migrate", {}).get("condition") != \
                 "service_completed_successfully":
@@ -243,6 +243,18 @@ def check_k8s():
                 problems.append("%s: terminationGracePeriodSeconds must be "
                                 "above worker.shutdown_grace_seconds (%d)"
                                 % (rel, grace))
+        if d["kind"] == "Deployment" and d["metadata"]["name"] == \
+                "nightshift-ui":
+            c = ctrs[0]
+            env = {e["name"]: e for e in c.get("env", [])}
+            ref = env.get("NS_UI_TOKEN", {}).get("valueFrom", {}).get(
+                "secretKeyRef", {})
+            if ref.get("key") != "ui-token" or ref.get("optional") is not True:
+                problems.append("%s: NS_UI_TOKEN from the ui-token key, "
+                                "optional (absent: read-only)" % rel)
+            if "--bind" not in c.get("args", []):
+                problems.append("%s: the ui binds loopback unless told "
+                                "--bind 0.0.0.0" % rel)
         if d["kind"] in ("ScaledObject", "HorizontalPodAutoscaler"):
             top = d["spec"].get("maxReplicaCount", d["spec"].get(
                 "maxReplicas"))
@@ -280,7 +292,7 @@ def check_db_roles_compose():
         problems.append("compose: migrate needs NS_PG_DDL_DSN and "
                         "NS_PG_RUNTIME_ROLE")
     ddl_user = dsn_user(migrate.get("NS_PG_DDL_DSN"))
-    for name in ("producer", "worker", "ingest"):
+    for name in ("producer", "worker", "ingest", "ui"):
         user = dsn_user(env_map(services.get(name, {}).get(
             "environment")).get("NS_PG_DSN"))
         if user is None or user == ddl_user:
