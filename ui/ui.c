@@ -83,10 +83,20 @@ static char *capture_close(capture_t *c)
     return c->text;
 }
 
-/* Answers a verb's JSON text as it is (already escaped by cJSON). */
-static void answer_text(char *text, int *status, const char **content_type,
-                        char **body)
+/* Answers a verb's captured --json output as it is (already escaped by
+ * cJSON) when it exited 0; else 503 (the verb said why on stderr, the
+ * ui's log). */
+static void answer_captured(capture_t *c, int rc, const char *what, int *status,
+                            const char **content_type, char **body)
 {
+    char *text = capture_close(c);
+    if (rc != 0) {
+        free(text);
+        char msg[160];
+        snprintf(msg, sizeof(msg), "%s failed (the ui's log says why)", what);
+        answer_error(503, msg, status, content_type, body);
+        return;
+    }
     *status = 200;
     *content_type = JSON_TYPE;
     *body = text;
@@ -139,12 +149,12 @@ static void serve_asset(const char *name, int *status,
     *body = strdup(data);
 }
 
-static void on_index(void *arg, const ns_httpd_request_t *req, int *status,
-                     const char **content_type, char **body)
+/* A fixed file: arg is its name in the table ("/" is index.html). */
+static void on_file(void *arg, const ns_httpd_request_t *req, int *status,
+                    const char **content_type, char **body)
 {
-    (void)arg;
     (void)req;
-    serve_asset("index.html", status, content_type, body);
+    serve_asset(arg, status, content_type, body);
 }
 
 static void on_asset(void *arg, const ns_httpd_request_t *req, int *status,
@@ -159,14 +169,6 @@ static void on_asset(void *arg, const ns_httpd_request_t *req, int *status,
         return;
     }
     serve_asset(name, status, content_type, body);
-}
-
-static void on_openapi(void *arg, const ns_httpd_request_t *req, int *status,
-                       const char **content_type, char **body)
-{
-    (void)arg;
-    (void)req;
-    serve_asset("openapi.json", status, content_type, body);
 }
 
 /* ---- /api/v1 ------------------------------------------------------------- */
@@ -339,16 +341,7 @@ static void on_dlq_list(void *arg, const ns_httpd_request_t *req, int *status,
         return;
     }
     int rc = ns_dlq_list(ui->cfg, &f, true, c.out);
-    char *text = capture_close(&c);
-    if (rc != 0) {
-        free(text);
-        answer_error(503,
-                     "listing dead letters failed (the ui's log says "
-                     "why)",
-                     status, content_type, body);
-        return;
-    }
-    answer_text(text, status, content_type, body);
+    answer_captured(&c, rc, "listing dead letters", status, content_type, body);
 }
 
 /* 1 when dead letter id exists, 0 when not, -1 when the database fails
@@ -404,16 +397,8 @@ static void on_dlq_get(void *arg, const ns_httpd_request_t *req, int *status,
         return;
     }
     int rc = ns_dlq_show(ui->cfg, ids, true, c.out);
-    char *text = capture_close(&c);
-    if (rc != 0) {
-        free(text);
-        answer_error(503,
-                     "reading the dead letter failed (the ui's log says "
-                     "why)",
-                     status, content_type, body);
-        return;
-    }
-    answer_text(text, status, content_type, body);
+    answer_captured(&c, rc, "reading the dead letter", status, content_type,
+                    body);
 }
 
 /* POST /api/v1/dlq/{id}/replay {"dry_run": false}: what `nightshift dlq
@@ -508,14 +493,9 @@ typedef struct route_row {
 } route_row_t;
 
 static const route_row_t ROUTES[] = {
-    {"GET", "/", on_index},
-    {"GET", "/ui/*", on_asset},
-    {"GET", "/api/v1", on_info},
-    {"GET", "/api/v1/openapi.json", on_openapi},
-    {"GET", "/api/v1/jobs", on_jobs},
-    {"GET", "/api/v1/runs", on_runs},
-    {"GET", "/api/v1/runs/*", on_run},
-    {"GET", "/api/v1/dlq", on_dlq_list},
+    {"GET", "/ui/*", on_asset},           {"GET", "/api/v1", on_info},
+    {"GET", "/api/v1/jobs", on_jobs},     {"GET", "/api/v1/runs", on_runs},
+    {"GET", "/api/v1/runs/*", on_run},    {"GET", "/api/v1/dlq", on_dlq_list},
     {"GET", "/api/v1/dlq/*", on_dlq_get},
 };
 
@@ -530,6 +510,11 @@ static ns_err_t add_routes(ns_ui_t *ui)
          i++)
         rc = ns_httpd_route(ui->httpd, ROUTES[i].method, ROUTES[i].path, 0,
                             ROUTES[i].fn, ui);
+    if (rc == NS_OK)
+        rc = ns_httpd_route(ui->httpd, "GET", "/", 0, on_file, "index.html");
+    if (rc == NS_OK)
+        rc = ns_httpd_route(ui->httpd, "GET", "/api/v1/openapi.json", 0,
+                            on_file, "openapi.json");
     /* Without a token there is no write action at all, not a refused one. */
     if (rc == NS_OK && ui->replay)
         rc = ns_httpd_route(ui->httpd, "POST", "/api/v1/dlq/*", REPLAY_MAX_BODY,

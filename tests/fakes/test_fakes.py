@@ -758,7 +758,8 @@ class FakeWebhookTest(unittest.TestCase):
         log = self.fake.control("GET", "requests")
         self.assertEqual([x["json"]["item"] for x in log], ["a", "b"])
 
-    def test_hold_counts_calls_in_flight(self):
+    def hold_three(self):
+        """Three calls held by the fake: (their statuses, threads)."""
         self.assertTrue(self.fake.control("POST", "config",
                                           {"hold": True})["hold"])
         results = []
@@ -772,6 +773,10 @@ class FakeWebhookTest(unittest.TestCase):
         while self.fake.control("GET", "stats")["in_flight"] < 3:
             self.assertLess(time.time(), deadline, "3 calls held")
             time.sleep(0.01)
+        return results, threads
+
+    def test_hold_counts_calls_in_flight(self):
+        results, threads = self.hold_three()
         self.assertEqual(results, [])
         self.fake.control("POST", "config", {"hold": False})
         for t in threads:
@@ -783,18 +788,8 @@ class FakeWebhookTest(unittest.TestCase):
         self.assertEqual(st, 400)
 
     def test_release_lets_some_held_calls_through(self):
-        self.fake.control("POST", "config", {"hold": True})
-        results = []
-
-        def call():
-            results.append(self.fake.json("POST", "/hook", {}, timeout=30)[0])
-        threads = [threading.Thread(target=call) for _ in range(3)]
-        for t in threads:
-            t.start()
+        results, threads = self.hold_three()
         deadline = time.time() + 15
-        while self.fake.control("GET", "stats")["in_flight"] < 3:
-            self.assertLess(time.time(), deadline, "3 calls held")
-            time.sleep(0.01)
         self.fake.control("POST", "config", {"release": 2})
         while len(results) < 2:
             self.assertLess(time.time(), deadline, "2 calls released")
