@@ -37,6 +37,7 @@ Usage (from the repository root, as root on the test machine):
   bench/throughput.py                 # full run, starts and stops its own stack
   bench/throughput.py --quick         # smoke run (small N, one repetition)
   bench/throughput.py --keep-stack    # use the stack in NS_PG_DSN/NS_KAFKA_BROKERS
+  bench/throughput.py --only noop --workers 1,2,4   # the scaling table
 Figures go to stdout and to bench/results/throughput-<date>.json.
 
 Needs Python 3 and Debian's python3-psycopg2 (hence /usr/bin/python3).
@@ -688,6 +689,46 @@ def label(r):
         " async fake" if r.get("fake") == "async" else "", r["max_in_flight"])
 
 
+COMPONENTS = ("cli", "worker", "postgres", "kafka")
+
+
+def cost_table(results, p):
+    """The noop runs by worker count: items/s and CPU-microseconds per item
+    for each component (the CLI records and produces the items: the
+    producer's share), medians over the repetitions, for sizing."""
+    noop = [r for r in results if r["kind"] == "noop"]
+    if not noop:
+        return []
+    p()
+    p("Scaling and cost per item (noop; medians of the repetitions; CPU-us "
+      "per item, cli = recording + producing the items):")
+    hdr = ("%-8s %8s %10s %8s %8s %9s %8s %8s %9s"
+           % ("workers", "items", "items/s", "cli", "worker", "postgres",
+              "kafka", "other", "total"))
+    p(hdr)
+    p("-" * len(hdr))
+    rows = []
+    for w in sorted({r["workers"] for r in noop}):
+        rs = [r for r in noop if r["workers"] == w]
+        per = {}
+        for k in COMPONENTS + ("other",):
+            vals = [(r["cpu_other_s"] if k == "other" else r["cpu_s"].get(k))
+                    for r in rs]
+            vals = [1e6 * v / r["items"] for v, r in zip(vals, rs)
+                    if v is not None]
+            per[k] = round(statistics.median(vals), 1) if vals else None
+        total = sum(v for v in per.values() if v is not None)
+        row = {"workers": w, "items": rs[0]["items"],
+               "items_per_s": round(statistics.median(
+                   r["items_per_s"] for r in rs), 1),
+               "cpu_us_per_item": per, "cpu_us_per_item_total": round(total, 1)}
+        rows.append(row)
+        p("%-8d %8d %10.0f %8s %8s %9s %8s %8s %9.1f"
+          % (w, row["items"], row["items_per_s"],
+             *(fmt(per[k], ".1f") for k in COMPONENTS + ("other",)), total))
+    return rows
+
+
 def print_report(meta, results, out=sys.stdout):
     p = lambda s="": print(s, file=out)  # noqa: E731
     m, v, b = meta["machine"], meta["versions"], meta["binary"]
@@ -769,6 +810,9 @@ def print_report(meta, results, out=sys.stdout):
              fmt(ideal, ".0f"), fmt(best.get("ratio"), ".2f"),
              fmt(med / ideal if ideal else None, ".2f"), fmt(ideal_m, ".0f"),
              fmt(best.get("ratio_measured_latency"), ".2f")))
+    scaling = cost_table(results, p)
+    if scaling:
+        summary.append({"cost_per_item": scaling})
     p()
     p("Where the time went (seconds from `nightshift run` start; item = "
       "nightshift_item_duration_seconds;")
@@ -870,6 +914,9 @@ def parse_args(argv):
     p.add_argument("--repeat", type=int, default=None,
                    help="measurements per configuration (default 2; "
                    "--quick: 1)")
+    p.add_argument("--workers", default="1,2",
+                   help="worker processes of the noop runs, comma-separated "
+                        "(default 1,2; the scaling table: 1,2,4)")
     p.add_argument("--only", choices=("noop", "webhook"),
                    help="run only one part")
     p.add_argument("--json", dest="json_path",
@@ -883,6 +930,9 @@ def parse_args(argv):
     if a.repeat is None:
         a.repeat = 1 if a.quick else 2
     a.webhook_mifs = [int(x) for x in a.webhook_max_in_flight.split(",") if x]
+    a.workers = [int(x) for x in a.workers.split(",") if x]
+    if not a.workers or min(a.workers) < 1 or max(a.workers) > a.partitions:
+        p.error("--workers: from 1 to --partitions (%d) each" % a.partitions)
     return a
 
 
@@ -907,13 +957,14 @@ def main(argv=None):
             "partitions": args.partitions, "pg_pool_size": args.pg_pool_size,
             "latency_ms": args.latency_ms, "repeat": args.repeat,
             "noop_items": args.items, "noop_max_in_flight": args.max_in_flight,
+            "noop_workers": args.workers,
             "webhook_max_in_flight": args.webhook_mifs,
             "stack": "reused (--keep-stack)" if args.keep_stack else
             "started by the benchmark in " + args.stack_dir}
         plan = []
         if args.only in (None, "noop"):
-            plan += [("noop", 1, args.max_in_flight, args.items),
-                     ("noop", 2, args.max_in_flight, args.items)]
+            plan += [("noop", w, args.max_in_flight, args.items)
+                     for w in args.workers]
         if args.only in (None, "webhook"):
             variants = ["as-is", "async"] if args.fake == "both" \
                 else [args.fake]
