@@ -109,7 +109,7 @@ static PGconn *connect_or_answer(const ns_ui_t *ui, int *status,
     ns_error_clear(&err);
     PGconn *pg = ns_pg_connect(ui->cfg->pg_dsn, &err);
     if (pg == NULL) {
-        NS_WARN(NULL, "ui: %s", err.msg);
+        NS_WARN(NULL, "%s", err.msg);
         answer_error(503, "the database is unavailable (the ui's log says why)",
                      status, content_type, body);
     }
@@ -216,7 +216,7 @@ static void on_jobs(void *arg, const ns_httpd_request_t *req, int *status,
     cJSON *st = ns_status_json(pg, NULL, &err);
     PQfinish(pg);
     if (st == NULL) {
-        NS_WARN(NULL, "ui: jobs: %s", err.msg);
+        NS_WARN(NULL, "jobs: %s", err.msg);
         answer_error(503,
                      "the database refused the query (the ui's log says "
                      "why)",
@@ -260,7 +260,7 @@ static void runs_answer(const ns_ui_t *ui, const char *arg, int *status,
         return;
     }
     if (st == NULL) {
-        NS_WARN(NULL, "ui: runs: %s", err.msg);
+        NS_WARN(NULL, "runs: %s", err.msg);
         answer_error(503,
                      "the database refused the query (the ui's log says "
                      "why)",
@@ -362,7 +362,7 @@ static int letter_exists(const ns_ui_t *ui, const char *id, int *status,
     PQclear(r);
     PQfinish(pg);
     if (found < 0) {
-        NS_WARN(NULL, "ui: dead letter %s: %s", id, err.msg);
+        NS_WARN(NULL, "dead letter %s: %s", id, err.msg);
         answer_error(503,
                      "the database refused the query (the ui's log says "
                      "why)",
@@ -419,15 +419,15 @@ static void on_dlq_replay(void *arg, const ns_httpd_request_t *req, int *status,
         req->header(req, "Origin"), req->header(req, "Host"),
         req->header(req, "Sec-Fetch-Site"), req->header(req, "Content-Type"));
     if (why != NULL) {
-        NS_WARN(NULL, "ui: replay of dead letter %lld refused: %s",
-                (long long)id, why);
+        NS_WARN(NULL, "replay of dead letter %lld refused: %s", (long long)id,
+                why);
         answer_error(403, why, status, content_type, body);
         return;
     }
     if (!ns_ui_bearer_ok(ui->cfg->ui.token,
                          req->header(req, "Authorization"))) {
         NS_WARN(NULL,
-                "ui: replay of dead letter %lld refused: wrong or "
+                "replay of dead letter %lld refused: wrong or "
                 "missing token",
                 (long long)id);
         answer_error(401,
@@ -458,7 +458,7 @@ static void on_dlq_replay(void *arg, const ns_httpd_request_t *req, int *status,
         answer_error(500, "out of memory", status, content_type, body);
         return;
     }
-    NS_INFO(NULL, "ui: replay of dead letter %s%s", ids,
+    NS_INFO(NULL, "replay of dead letter %s%s", ids,
             dry_run ? " (dry run)" : "");
     ns_dlq_filter_t f = {.id = ids};
     int rc = ns_dlq_replay(ui->cfg, &f, dry_run, c.out);
@@ -560,7 +560,7 @@ int ns_ui_port(const ns_ui_t *ui)
 
 int ns_ui_run(ns_ui_t *ui, volatile sig_atomic_t *running)
 {
-    NS_INFO(NULL, "ui: serving the status page on http://%s:%d/ (%s)", ui->bind,
+    NS_INFO(NULL, "serving the status page on http://%s:%d/ (%s)", ui->bind,
             ns_ui_port(ui),
             ui->replay ? "replay enabled by NS_UI_TOKEN"
                        : "read-only: set NS_UI_TOKEN to enable replay");
@@ -568,7 +568,7 @@ int ns_ui_run(ns_ui_t *ui, volatile sig_atomic_t *running)
         struct timespec ts = {.tv_sec = 0, .tv_nsec = 200 * 1000 * 1000};
         nanosleep(&ts, NULL);
     }
-    NS_INFO(NULL, "ui: stopped");
+    NS_INFO(NULL, "stopped");
     return 0;
 }
 
