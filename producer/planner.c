@@ -291,8 +291,7 @@ static ns_err_t produce_rows(ns_planner_t *p, const char *topic,
     int rows = PQntuples(res);
     for (int r = 0; r < rows; r++) {
         if (produce_one(p, topic, PQgetvalue(res, r, 0), PQgetvalue(res, r, 1),
-                        (size_t)PQgetlength(res, r, 1), tally,
-                        err) != NS_OK)
+                        (size_t)PQgetlength(res, r, 1), tally, err) != NS_OK)
             return err->code;
         if ((r & 255) == 0)
             rd_kafka_poll(p->rk, 0);
