@@ -28,6 +28,23 @@ static int is_terminal(const char *status)
            strcmp(status, "skipped") == 0 || strcmp(status, "cancelled") == 0;
 }
 
+/* Whether the run is recorded as failed (false when that is unknown). */
+static bool run_failed(ns_planner_t *p, int64_t run_id)
+{
+    char id[24];
+    ns_pg_i64str(run_id, id);
+    const char *params[] = {id};
+    ns_error_t err;
+    PGresult *r = ns_pg_query(ns_planner_pg(p),
+                              "SELECT status = 'failed' FROM runs WHERE "
+                              "run_id = $1::bigint",
+                              1, params, &err);
+    bool failed =
+        r != NULL && PQntuples(r) == 1 && PQgetvalue(r, 0, 0)[0] == 't';
+    PQclear(r);
+    return failed;
+}
+
 int ns_ops_run(const ns_config_t *cfg, const ns_run_opts_t *opts, FILE *out,
                volatile sig_atomic_t *running)
 {
@@ -101,9 +118,9 @@ int ns_ops_run(const ns_config_t *cfg, const ns_run_opts_t *opts, FILE *out,
     free(args);
     if (created != NS_OK || ns_planner_emit(p, run_id, &err) != NS_OK) {
         fprintf(stderr, "nightshift run: %s\n", err.msg);
-        /* A permanent error (a broken source query, a key missing) has
-         * failed the run: nothing will resume it. */
-        if (run_id > 0 && err.code == NS_ERR_PERMANENT)
+        /* A broken source query or a missing key has failed the run:
+         * nothing will resume it. */
+        if (run_id > 0 && run_failed(p, run_id))
             fprintf(stderr,
                     "run %lld failed; fix the cause and start a new run\n",
                     (long long)run_id);
