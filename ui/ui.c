@@ -284,19 +284,33 @@ static void on_runs(void *arg, const ns_httpd_request_t *req, int *status,
     runs_answer(arg, job, status, content_type, body);
 }
 
+/* The id in req's path, "<prefix><digits><suffix>", as decimal text in
+ * ids; false (answered 404, naming the shape wanted) otherwise. */
+static bool path_id(const ns_httpd_request_t *req, const char *prefix,
+                    const char *suffix, const char *shape, char ids[24],
+                    int64_t *id, int *status, const char **content_type,
+                    char **body)
+{
+    const char *rest;
+    if (!ns_ui_path_id(req->path, prefix, id, &rest) ||
+        strcmp(rest, suffix) != 0) {
+        char msg[128];
+        snprintf(msg, sizeof(msg), "no such path: want %s", shape);
+        answer_error(404, msg, status, content_type, body);
+        return false;
+    }
+    snprintf(ids, 24, "%lld", (long long)*id);
+    return true;
+}
+
 static void on_run(void *arg, const ns_httpd_request_t *req, int *status,
                    const char **content_type, char **body)
 {
     int64_t id;
-    const char *rest;
-    if (!ns_ui_path_id(req->path, "/api/v1/runs/", &id, &rest) ||
-        rest[0] != '\0') {
-        answer_error(404, "no such path: want /api/v1/runs/{run_id}", status,
-                     content_type, body);
-        return;
-    }
     char ids[24];
-    snprintf(ids, sizeof(ids), "%lld", (long long)id);
+    if (!path_id(req, "/api/v1/runs/", "", "/api/v1/runs/{run_id}", ids, &id,
+                 status, content_type, body))
+        return;
     runs_answer(arg, ids, status, content_type, body);
 }
 
@@ -380,15 +394,10 @@ static void on_dlq_get(void *arg, const ns_httpd_request_t *req, int *status,
 {
     const ns_ui_t *ui = arg;
     int64_t id;
-    const char *rest;
-    if (!ns_ui_path_id(req->path, "/api/v1/dlq/", &id, &rest) ||
-        rest[0] != '\0') {
-        answer_error(404, "no such path: want /api/v1/dlq/{id}", status,
-                     content_type, body);
-        return;
-    }
     char ids[24];
-    snprintf(ids, sizeof(ids), "%lld", (long long)id);
+    if (!path_id(req, "/api/v1/dlq/", "", "/api/v1/dlq/{id}", ids, &id, status,
+                 content_type, body))
+        return;
     if (letter_exists(ui, ids, status, content_type, body) != 1)
         return;
     capture_t c;
@@ -408,13 +417,10 @@ static void on_dlq_replay(void *arg, const ns_httpd_request_t *req, int *status,
 {
     const ns_ui_t *ui = arg;
     int64_t id;
-    const char *rest;
-    if (!ns_ui_path_id(req->path, "/api/v1/dlq/", &id, &rest) ||
-        strcmp(rest, "/replay") != 0) {
-        answer_error(404, "no such path: want /api/v1/dlq/{id}/replay", status,
-                     content_type, body);
+    char ids[24];
+    if (!path_id(req, "/api/v1/dlq/", "/replay", "/api/v1/dlq/{id}/replay", ids,
+                 &id, status, content_type, body))
         return;
-    }
     const char *why = ns_ui_cross_site(
         req->header(req, "Origin"), req->header(req, "Host"),
         req->header(req, "Sec-Fetch-Site"), req->header(req, "Content-Type"));
@@ -449,8 +455,6 @@ static void on_dlq_replay(void *arg, const ns_httpd_request_t *req, int *status,
             return;
         }
     }
-    char ids[24];
-    snprintf(ids, sizeof(ids), "%lld", (long long)id);
     if (letter_exists(ui, ids, status, content_type, body) != 1)
         return;
     capture_t c;
