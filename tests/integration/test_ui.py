@@ -305,6 +305,18 @@ class UiTest(unittest.TestCase):
         self.wait_page(lambda: self.run_row(run_id)[:2] ==
                        ("succeeded", "%d / %d" % (N_ITEMS, N_ITEMS)),
                        "the run to succeed on the page", timeout=120)
+        # The run's messages, apart from its items (rows as the outbox
+        # leaves them once delivered or failed for good).
+        for i, status in enumerate(("sent", "sent", "sent", "failed")):
+            self.env.sql(
+                "INSERT INTO outbox (idempotency_key, run_id, channel, "
+                "target, payload, status, kind, sent_at) VALUES (%s, %s, "
+                "'telegram', 'ui-test', '{}', %s, 'report', CASE WHEN %s = "
+                "'sent' THEN now() END)",
+                ("ui-%d-%d" % (run_id, i), run_id, status, status))
+        self.wait_page(lambda: self.page_text(
+            'tr[data-run-id="%d"] .delivery' % run_id) == ["3 sent, 1 failed"],
+            "the run's messages on the page")
 
     def test_d_hostile_names_are_text(self):
         browser = self.need_browser()

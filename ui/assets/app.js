@@ -87,6 +87,15 @@ function progressCell(r) {
     el('span', { class: 'progress-text' }, r.items_done + ' / ' + total));
 }
 
+// The run's messages (reports, summaries), apart from its items.
+function deliveryText(d) {
+  if (!d) return null;
+  let t = d.sent + ' sent';
+  if (d.pending) t += ', ' + d.pending + ' pending' + (d.eta_s !== undefined && d.eta_s > 0 ? ' (ETA ' + duration(d.eta_s) + ')' : '');
+  if (d.failed) t += ', ' + d.failed + ' failed';
+  return t;
+}
+
 function renderRuns(doc) {
   fill('runs', doc.runs, () => doc.runs.map(r => {
     const open = el('button', { class: 'link', type: 'button', 'data-open-run': r.run_id }, String(r.run_id));
@@ -102,7 +111,8 @@ function renderRuns(doc) {
       cell(r.rate_per_s !== undefined ? r.rate_per_s.toFixed(1) + '/s' : null, 'num rate'),
       cell(r.eta_s !== undefined ? duration(r.eta_s) : null, 'num eta'),
       cell(r.started),
-      cell(duration(r.duration_s), 'num'));
+      cell(duration(r.duration_s), 'num'),
+      cell(deliveryText(r.delivery), 'delivery'));
   }));
 }
 
