@@ -203,26 +203,38 @@ static const cJSON *health_of(const cJSON *health, const char *job)
     return NULL;
 }
 
+/* ns_status_json(arg) on a connection of its own; NULL when it failed,
+ * answered: 404 for an unknown run, 503 when the database failed. */
+static cJSON *status_or_answer(const ns_ui_t *ui, const char *arg, int *status,
+                               const char **content_type, char **body)
+{
+    PGconn *pg = connect_or_answer(ui, status, content_type, body);
+    if (pg == NULL)
+        return NULL;
+    ns_error_t err;
+    ns_error_clear(&err);
+    cJSON *st = ns_status_json(pg, arg, &err);
+    PQfinish(pg);
+    if (st == NULL && err.code == NS_ERR_NOT_FOUND) {
+        answer_error(404, err.msg, status, content_type, body);
+    } else if (st == NULL) {
+        NS_WARN(NULL, "status: %s", err.msg);
+        answer_error(503,
+                     "the database refused the query (the ui's log says "
+                     "why)",
+                     status, content_type, body);
+    }
+    return st;
+}
+
 static void on_jobs(void *arg, const ns_httpd_request_t *req, int *status,
                     const char **content_type, char **body)
 {
     (void)req;
     const ns_ui_t *ui = arg;
-    PGconn *pg = connect_or_answer(ui, status, content_type, body);
-    if (pg == NULL)
+    cJSON *st = status_or_answer(ui, NULL, status, content_type, body);
+    if (st == NULL)
         return;
-    ns_error_t err;
-    ns_error_clear(&err);
-    cJSON *st = ns_status_json(pg, NULL, &err);
-    PQfinish(pg);
-    if (st == NULL) {
-        NS_WARN(NULL, "jobs: %s", err.msg);
-        answer_error(503,
-                     "the database refused the query (the ui's log says "
-                     "why)",
-                     status, content_type, body);
-        return;
-    }
     const cJSON *health = cJSON_GetObjectItem(st, "jobs");
     int64_t now_s = (int64_t)time(NULL);
     cJSON *root = cJSON_CreateObject();
@@ -248,26 +260,9 @@ static void on_jobs(void *arg, const ns_httpd_request_t *req, int *status,
 static void runs_answer(const ns_ui_t *ui, const char *arg, int *status,
                         const char **content_type, char **body)
 {
-    PGconn *pg = connect_or_answer(ui, status, content_type, body);
-    if (pg == NULL)
-        return;
-    ns_error_t err;
-    ns_error_clear(&err);
-    cJSON *st = ns_status_json(pg, arg, &err);
-    PQfinish(pg);
-    if (st == NULL && err.code == NS_ERR_NOT_FOUND) {
-        answer_error(404, err.msg, status, content_type, body);
-        return;
-    }
-    if (st == NULL) {
-        NS_WARN(NULL, "runs: %s", err.msg);
-        answer_error(503,
-                     "the database refused the query (the ui's log says "
-                     "why)",
-                     status, content_type, body);
-        return;
-    }
-    answer_json(st, 200, status, content_type, body);
+    cJSON *st = status_or_answer(ui, arg, status, content_type, body);
+    if (st != NULL)
+        answer_json(st, 200, status, content_type, body);
 }
 
 static void on_runs(void *arg, const ns_httpd_request_t *req, int *status,
