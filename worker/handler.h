@@ -26,8 +26,11 @@ typedef struct ns_handler_def {
     const char *name;
     ns_handler_fn process;
     int is_finalizer;
-    /** 1: the handler does no I/O of its own (microseconds per item), so a
-     *  thread takes many of its items at once and batches the bookkeeping.
+    /** 1: the handler does no I/O and has no effects of its own
+     *  (microseconds per item), so a thread takes many of its items at
+     *  once, runs them, and records them done with one statement, their
+     *  attempts counted then (not before: ns_item_attempt() says 1). A
+     *  failure or a write of its own sends the item down the one-item path.
      *  Never for handlers that wait on HTTP. */
     int batch;
     /** 1: the handler computes (no waiting on I/O): at most one item per

@@ -19,7 +19,7 @@
 
 /* ---- the pool ---------------------------------------------------------- */
 
-#define BATCH_MAX 64
+#define BATCH_MAX 256
 
 /* The ready-queue lane of a job's topic: its index in the config (the last
  * lane for anything else). */

@@ -1,8 +1,12 @@
-"""Fast handlers are processed in batches (one query checks many items,
-one marks them done): a noop job end to end across two workers, a kill -9
-mid-run, and a batch mixing items that are no longer pending."""
+"""Fast handlers are processed in batches (one statement marks many items
+done, their attempts counted): a noop job end to end across two workers, a
+kill -9 mid-run, and batches mixing items that are not pending (finished,
+unknown, of a cancelled run) with ones that are."""
+import json
+import os
 import re
 import signal
+import subprocess
 import unittest
 
 import harness
@@ -60,7 +64,86 @@ class BatchTest(unittest.TestCase):
             1)
 
     def test_2_kill_9_mid_batch(self):
-        self.run_once(kill=True)
+        run_id = self.run_once(kill=True)
+        # Every item counts the attempt that finished it; a redelivered one
+        # (the killed worker's uncommitted offsets) is not run again.
+        self.assertEqual(self.env.scalar(
+            "SELECT count(*) FROM items WHERE run_id = %s AND (attempts <> 1 "
+            "OR started_at IS NULL OR finished_at < started_at)", (run_id,)),
+            0)
+
+    def test_3_batches_mixing_items_not_pending(self):
+        env = self.env
+        finished = env.scalar("SELECT max(run_id) FROM runs WHERE status = "
+                              "'succeeded'")
+        # A cancelled run with pending items and a live run of 300.
+        cancelled, live = (env.scalar(
+            "INSERT INTO runs (job, kind, status, items_total, started_at, "
+            "emitted_at) VALUES (%s, 'manual', %s, %s, now(), now()) "
+            "RETURNING run_id", (self.job, status, n))
+            for status, n in (("cancelled", 50), ("running", 300)))
+        for run_id, n in ((cancelled, 50), (live, 300)):
+            env.sql("INSERT INTO items (run_id, item_key) SELECT %s, g::text "
+                    "FROM generate_series(1, %s) g", (run_id, n))
+
+        def line(run_id, key):
+            return "%s\t%s\n" % (key, json.dumps({
+                "v": 1, "job": self.job, "run_id": run_id, "item_key": key,
+                "attempt": 1, "dry_run": False, "payload": {}}))
+        # Interleaved, all in the topic before a worker starts, so the
+        # worker's batches mix them.
+        lines = []
+        for k in range(1, 301):
+            lines.append(line(live, str(k)))
+            if k <= 200:
+                lines.append(line(finished, str(k)))  # done already
+            if k <= 50:
+                lines.append(line(cancelled, str(k)))
+            if k % 60 == 0:
+                lines.append(line(live, "ghost-%d" % k))  # no such item
+        subprocess.run(["kcat", "-P", "-b", os.environ["NS_KAFKA_BROKERS"],
+                        "-t", "ns.items." + self.job, "-K", "\t"],
+                       input="".join(lines).encode(), check=True, timeout=60)
+        worker = env.start("worker", "-c", self.cfg, log="mixed",
+                           env=dict(env.env, NS_LOG_LEVEL="debug"))
+        status = harness.wait_for(lambda: env.scalar(
+            "SELECT status FROM runs WHERE run_id = %s AND status IN "
+            "('succeeded', 'failed')", (live,)), 120, "live run end")
+        self.assertEqual(status, "succeeded")
+        self.assertEqual(env.scalar(
+            "SELECT count(*) FROM items WHERE run_id = %s AND status = "
+            "'done' AND attempts = 1 AND started_at IS NOT NULL", (live,)),
+            300)
+        # The finished run's items were not run again.
+        self.assertEqual(env.scalar(
+            "SELECT max(attempts) FROM items WHERE run_id = %s",
+            (finished,)), 1)
+        # The cancelled run's items and the unknown keys are dead letters
+        # with their reasons; the cancelled items are failed, not done.
+        harness.wait_for(lambda: env.scalar(
+            "SELECT count(*) FROM dead_letters WHERE run_id IN (%s, %s)",
+            (cancelled, live)) >= 55, 60, "dead letters")
+        reasons = dict(env.sql(
+            "SELECT run_id, count(*) FROM dead_letters WHERE run_id IN "
+            "(%s, %s) GROUP BY run_id", (cancelled, live)))
+        self.assertEqual(reasons, {cancelled: 50, live: 5})
+        self.assertEqual(env.scalar(
+            "SELECT count(*) FROM dead_letters WHERE run_id = %s AND reason "
+            "= %s", (cancelled, "run %d was cancelled" % cancelled)), 50)
+        self.assertEqual(env.scalar(
+            "SELECT count(*) FROM dead_letters WHERE run_id = %s AND reason "
+            "LIKE 'bad input: run %s has no item \"ghost-%%'", (live, live)),
+            5)
+        self.assertEqual(env.scalar(
+            "SELECT count(*) FROM items WHERE run_id = %s AND status = "
+            "'failed'", (cancelled,)), 50)
+        # The batch path ran, and sent what it could not take one by one.
+        with open(worker.log_path, errors="replace") as f:
+            mixed = [tuple(map(int, m.groups())) for m in re.finditer(
+                r"batch of (\d+) items: (\d+) done in one statement, "
+                r"(\d+) one by one", f.read())]
+        self.assertTrue(any(d > 0 and o > 0 for _, d, o in mixed), mixed)
+        self.assertEqual(env.stop(worker), 0)
 
 
 if __name__ == "__main__":
