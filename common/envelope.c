@@ -36,6 +36,44 @@ ns_err_t ns_envelope_encode(const ns_envelope_t *env, char **out,
     return NS_OK;
 }
 
+char *ns_envelope_json_string(const char *s)
+{
+    cJSON *str = cJSON_CreateString(s != NULL ? s : "");
+    char *out = str != NULL ? cJSON_PrintUnformatted(str) : NULL;
+    cJSON_Delete(str);
+    return out;
+}
+
+ns_err_t ns_envelope_format(ns_buf_t *out, const char *job_json, int64_t run_id,
+                            const char *item_key, int attempt, bool dry_run,
+                            const char *payload_json, size_t payload_len)
+{
+    ns_buf_reset(out);
+    /* The key escaped into a stack buffer when it fits (it almost always
+     * does: keys are at most NS_ITEM_KEY_MAX bytes, escaping at most 6x). */
+    cJSON key = {.type = cJSON_String, .valuestring = (char *)item_key};
+    char esc[6 * NS_ITEM_KEY_MAX + 8];
+    char *heap = NULL;
+    const char *key_json = esc;
+    if (!cJSON_PrintPreallocated(&key, esc, (int)sizeof(esc), 0)) {
+        key_json = heap = ns_envelope_json_string(item_key);
+        if (heap == NULL)
+            return NS_ERR_NOMEM;
+    }
+    ns_err_t rc = ns_buf_addf(out,
+                              "{\"v\":%d,\"job\":%s,\"run_id\":%lld,"
+                              "\"item_key\":%s,\"attempt\":%d,"
+                              "\"dry_run\":%s,\"payload\":",
+                              NS_ENVELOPE_VERSION, job_json, (long long)run_id,
+                              key_json, attempt, dry_run ? "true" : "false");
+    free(heap);
+    if (rc == NS_OK)
+        rc = ns_buf_add(out, payload_json, payload_len);
+    if (rc == NS_OK)
+        rc = ns_buf_add(out, "}", 1);
+    return rc;
+}
+
 ns_err_t ns_envelope_compress(const char *json, size_t len, char **out,
                               size_t *out_len, bool *compressed,
                               ns_error_t *err)

@@ -151,6 +151,22 @@ ns_err_t ns_pg_exec(PGconn *conn, const char *sql, int n_params,
     return NS_OK;
 }
 
+ns_err_t ns_pg_array_add(ns_buf_t *b, const char *s)
+{
+    ns_err_t rc = b->len > 1 ? ns_buf_add(b, ",", 1) : NS_OK;
+    if (s == NULL)
+        return rc == NS_OK ? ns_buf_add(b, "NULL", 4) : rc;
+    if (rc == NS_OK)
+        rc = ns_buf_add(b, "\"", 1);
+    for (const char *c = s; *c && rc == NS_OK; c++) {
+        if (*c == '"' || *c == '\\')
+            rc = ns_buf_add(b, "\\", 1);
+        if (rc == NS_OK)
+            rc = ns_buf_add(b, c, 1);
+    }
+    return rc == NS_OK ? ns_buf_add(b, "\"", 1) : rc;
+}
+
 void ns_pg_rollback(PGconn *conn)
 {
     if (conn == NULL || PQstatus(conn) != CONNECTION_OK)

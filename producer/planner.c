@@ -283,15 +283,32 @@ static ns_err_t produce_one(ns_planner_t *p, const char *topic, const char *key,
  * when full). */
 #define EMIT_FETCH 20000
 
-/* Produces the rows of one FETCH. */
-static ns_err_t produce_rows(ns_planner_t *p, const char *topic,
-                             const PGresult *res, emit_tally_t *tally,
-                             ns_error_t *err)
+/* What every item message of one run shares. */
+typedef struct emit_run {
+    const char *topic;
+    char *job_json; /* the job name as a JSON string */
+    int64_t run_id;
+    bool dry_run;
+    ns_buf_t envelope; /* reused for each item */
+    emit_tally_t tally;
+} emit_run_t;
+
+/* Produces the rows of one FETCH: (Kafka key, item key, attempt,
+ * payload). */
+static ns_err_t produce_rows(ns_planner_t *p, emit_run_t *run,
+                             const PGresult *res, ns_error_t *err)
 {
     int rows = PQntuples(res);
     for (int r = 0; r < rows; r++) {
-        if (produce_one(p, topic, PQgetvalue(res, r, 0), PQgetvalue(res, r, 1),
-                        (size_t)PQgetlength(res, r, 1), tally, err) != NS_OK)
+        if (ns_envelope_format(&run->envelope, run->job_json, run->run_id,
+                               PQgetvalue(res, r, 1),
+                               (int)strtol(PQgetvalue(res, r, 2), NULL, 10),
+                               run->dry_run, PQgetvalue(res, r, 3),
+                               (size_t)PQgetlength(res, r, 3)) != NS_OK)
+            return ns_error_set(err, NS_ERR_NOMEM, "out of memory");
+        if (produce_one(p, run->topic, PQgetvalue(res, r, 0),
+                        run->envelope.data, run->envelope.len, &run->tally,
+                        err) != NS_OK)
             return err->code;
         if ((r & 255) == 0)
             rd_kafka_poll(p->rk, 0);
@@ -306,26 +323,32 @@ static ns_err_t produce_items(ns_planner_t *p, const ns_job_t *job,
                               const char *id, int64_t run_id, bool dry_run,
                               ns_error_t *err)
 {
-    (void)run_id;
     char topic[NS_TOPIC_MAX];
     ns_topic_items(job->name, topic);
-    const char *params[] = {id, job->name, dry_run ? "true" : "false",
-                            job->source.order_column};
-    if (ns_pg_exec(p->pg, "BEGIN", 0, NULL, err) != NS_OK)
-        return err->code;
-    /* Postgres writes the envelopes (schemas/json/item-envelope.v1.json):
-     * no parse and re-print of every payload here. The Kafka key is the
-     * order key's value (source.order_key), else the item key. */
-    ns_err_t rc = ns_pg_exec(
-        p->pg,
-        "DECLARE ns_emit NO SCROLL CURSOR FOR "
-        "SELECT coalesce(payload->>$4::text, item_key), json_build_object("
-        "'v', 1, 'job', $2::text, 'run_id', run_id, 'item_key', item_key, "
-        "'attempt', attempts + 1, 'dry_run', $3::boolean, 'payload', "
-        "payload)::text FROM items WHERE run_id = $1::bigint AND status = "
-        "'pending'",
-        4, params, err);
-    emit_tally_t tally = {0};
+    emit_run_t run = {.topic = topic,
+                      .job_json = ns_envelope_json_string(job->name),
+                      .run_id = run_id,
+                      .dry_run = dry_run};
+    /* Unbounded here: an oversized item is produced as before and dead-
+     * lettered by the worker with its reason (or refused by the broker). */
+    ns_buf_init(&run.envelope, SIZE_MAX / 2);
+    const char *params[] = {id, job->source.order_column};
+    if (run.job_json == NULL) {
+        ns_buf_free(&run.envelope);
+        return ns_error_set(err, NS_ERR_NOMEM, "out of memory");
+    }
+    ns_err_t rc = ns_pg_exec(p->pg, "BEGIN", 0, NULL, err);
+    /* Postgres gives the payloads as text, the envelope is written around
+     * them here (schemas/json/item-envelope.v1.json): no parse and re-print
+     * of any payload. The Kafka key is the order key's value
+     * (source.order_key), else the item key. */
+    if (rc == NS_OK)
+        rc = ns_pg_exec(p->pg,
+                        "DECLARE ns_emit NO SCROLL CURSOR FOR "
+                        "SELECT coalesce(payload->>$2::text, item_key), "
+                        "item_key, attempts + 1, payload::text FROM items "
+                        "WHERE run_id = $1::bigint AND status = 'pending'",
+                        2, params, err);
     int64_t produced = 0;
     while (rc == NS_OK) {
         PGresult *res = ns_pg_query(
@@ -335,12 +358,14 @@ static ns_err_t produce_items(ns_planner_t *p, const ns_job_t *job,
             break;
         }
         int rows = PQntuples(res);
-        rc = produce_rows(p, topic, res, &tally, err);
+        rc = produce_rows(p, &run, res, err);
         PQclear(res);
         produced += rows;
         if (rows < EMIT_FETCH)
             break;
     }
+    free(run.job_json);
+    ns_buf_free(&run.envelope);
     if (rc == NS_OK)
         rc = ns_pg_exec(p->pg, "COMMIT", 0, NULL, err);
     else
@@ -349,10 +374,11 @@ static ns_err_t produce_items(ns_planner_t *p, const ns_job_t *job,
         rc == NS_OK)
         rc = ns_error_set(err, NS_ERR_TRANSIENT,
                           "run %s: items not delivered within 60 s", id);
-    if (rc == NS_OK && tally.failed > 0)
+    /* (The delivery reports of the flush counted into run.tally.) */
+    if (rc == NS_OK && run.tally.failed > 0)
         rc = ns_error_set(err, NS_ERR_TRANSIENT,
                           "run %s: %ld items not delivered: %s", id,
-                          tally.failed, tally.last_error);
+                          run.tally.failed, run.tally.last_error);
     if (rc == NS_OK)
         rc = ns_pg_exec(p->pg,
                         "UPDATE runs SET emitted_at = now() "

@@ -33,15 +33,15 @@ typedef struct batch_item {
     ns_envelope_t env;
     const ns_job_t *job;
     int decoded;
-    int ran;  /* the handler succeeded without writing: in the statement */
-    int done; /* the statement marked it done */
+    int ran;       /* the handler succeeded without writing */
+    cJSON *report; /* its report, if any */
+    int seen;      /* taken into its run's statement */
+    int done;      /* the statement marked it done */
 } batch_item_t;
 
-/* Runs the handlers; returns the items for the statement (idx, run_id,
- * item_key, report) as a JSON array. */
-static cJSON *batch_run(ns_item_res_t *res, batch_item_t *items, size_t n)
+/* Runs the handlers; marks ran the items for the statement. */
+static void batch_run(ns_item_res_t *res, batch_item_t *items, size_t n)
 {
-    cJSON *arr = cJSON_CreateArray();
     for (size_t i = 0; i < n; i++) {
         batch_item_t *it = &items[i];
         const ns_handler_def_t *h =
@@ -59,46 +59,66 @@ static cJSON *batch_run(ns_item_res_t *res, batch_item_t *items, size_t n)
             rc = NS_ERR_TRANSIENT; /* writes: the one-item path */
         }
         if (rc == NS_OK) {
-            cJSON *o = cJSON_CreateObject();
-            cJSON_AddNumberToObject(o, "idx", (double)i);
-            cJSON_AddNumberToObject(o, "run_id", (double)it->env.run_id);
-            cJSON_AddStringToObject(o, "item_key", it->env.item_key);
-            if (ctx.report != NULL)
-                cJSON_AddItemToObject(o, "report",
-                                      cJSON_Duplicate(ctx.report, 1));
-            cJSON_AddItemToArray(arr, o);
             it->ran = 1;
+            it->report = ctx.report; /* kept for the statement */
+            ctx.report = NULL;
         }
         cJSON_Delete(ctx.report);
         ns_item_pg_release(res);
     }
-    return arr;
 }
 
-/* One statement: marks done every item of arr still pending in a live run
- * and returns their indexes. 0 when it failed (nothing was written). */
-static int batch_record(ns_item_res_t *res, batch_item_t *items, size_t n,
-                        cJSON *arr)
+static int by_key(const void *a, const void *b)
 {
-    char *json = cJSON_PrintUnformatted(arr);
-    const char *params[] = {json};
+    const batch_item_t *x = *(batch_item_t *const *)a,
+                       *y = *(batch_item_t *const *)b;
+    return strcmp(x->env.item_key, y->env.item_key);
+}
+
+/* The statement for the ran items of one run (sorted by key): every one
+ * still pending, in a run neither cancelled nor failed, becomes done, its
+ * attempt counted. It finds them by `run_id = $1 AND item_key = ANY($2)`,
+ * an index condition whatever the statistics say (a join with the batch
+ * as a set lets the planner hash every pending item of the table, once per
+ * batch). 0 when it failed (nothing was written). */
+static int batch_record_run(ns_item_res_t *res, batch_item_t **run, size_t n)
+{
+    char id[24];
+    ns_pg_i64str(run[0]->env.run_id, id);
+    ns_buf_t keys;
+    ns_buf_init(&keys, 64u << 20);
+    cJSON *reports = NULL;
+    ns_err_t rc = ns_buf_add(&keys, "{", 1);
+    for (size_t i = 0; i < n && rc == NS_OK; i++) {
+        rc = ns_pg_array_add(&keys, run[i]->env.item_key);
+        if (run[i]->report != NULL) {
+            if (reports == NULL)
+                reports = cJSON_CreateObject();
+            cJSON_AddItemToObject(reports, run[i]->env.item_key,
+                                  cJSON_Duplicate(run[i]->report, 1));
+        }
+    }
+    if (rc == NS_OK)
+        rc = ns_buf_add(&keys, "}", 1);
+    char *json = reports != NULL ? cJSON_PrintUnformatted(reports) : NULL;
+    cJSON_Delete(reports);
+    const char *params[] = {id, keys.data, json};
     ns_error_t err;
     ns_error_clear(&err);
     PGresult *r =
-        json != NULL && ns_item_pg_wait(res)
-            ? ns_pg_query(
-                  res->pg,
-                  "UPDATE items i SET status = 'done', attempts = "
-                  "i.attempts + 1, started_at = coalesce(i.started_at, "
-                  "now()), finished_at = now(), error = NULL, report = "
-                  "x.report FROM jsonb_to_recordset($1::jsonb) AS x(idx "
-                  "int, run_id bigint, item_key text, report jsonb) WHERE "
-                  "i.run_id = x.run_id AND i.item_key = x.item_key AND "
-                  "i.status = 'pending' AND EXISTS (SELECT 1 FROM runs r "
-                  "WHERE r.run_id = x.run_id AND r.status NOT IN "
-                  "('cancelled', 'failed')) RETURNING x.idx",
-                  1, params, &err)
+        rc == NS_OK && (reports == NULL || json != NULL) && ns_item_pg_wait(res)
+            ? ns_pg_query_prepared(
+                  res->pg, "ns_batch_done",
+                  "UPDATE items SET status = 'done', attempts = attempts + "
+                  "1, started_at = coalesce(started_at, now()), finished_at "
+                  "= now(), error = NULL, report = ($3::jsonb -> item_key) "
+                  "WHERE run_id = $1::bigint AND item_key = ANY($2::text[]) "
+                  "AND status = 'pending' AND EXISTS (SELECT 1 FROM runs "
+                  "WHERE run_id = $1::bigint AND status NOT IN "
+                  "('cancelled', 'failed')) RETURNING item_key",
+                  3, params, &err)
             : NULL;
+    ns_buf_free(&keys);
     free(json);
     if (r == NULL) {
         if (err.msg[0] != '\0')
@@ -106,13 +126,39 @@ static int batch_record(ns_item_res_t *res, batch_item_t *items, size_t n,
                     err.msg);
         return 0;
     }
+    /* Each key returned is done once: its first item here (a repeat of the
+     * key in the batch goes one by one, and finds it finished). */
     for (int row = 0; row < PQntuples(r); row++) {
-        size_t idx = (size_t)ns_pg_int64(r, row, 0);
-        if (idx < n)
-            items[idx].done = 1;
+        batch_item_t probe = {.env = {.item_key = PQgetvalue(r, row, 0)}};
+        const batch_item_t *key = &probe;
+        batch_item_t **hit = bsearch(&key, run, n, sizeof(run[0]), by_key);
+        while (hit != NULL && hit > run && by_key(hit - 1, &key) == 0)
+            hit--;
+        if (hit != NULL)
+            (*hit)->done = 1;
     }
     PQclear(r);
     return 1;
+}
+
+/* Records the ran items, one statement per run among them. */
+static void batch_record(ns_item_res_t *res, batch_item_t *items, size_t n)
+{
+    batch_item_t **run = malloc(n * sizeof(*run));
+    for (size_t i = 0; run != NULL && i < n; i++) {
+        if (!items[i].ran || items[i].seen)
+            continue;
+        size_t m = 0;
+        for (size_t k = i; k < n; k++)
+            if (items[k].ran && !items[k].seen &&
+                items[k].env.run_id == items[i].env.run_id) {
+                items[k].seen = 1;
+                run[m++] = &items[k];
+            }
+        qsort(run, m, sizeof(run[0]), by_key);
+        batch_record_run(res, run, m);
+    }
+    free(run);
 }
 
 void ns_item_process_batch(ns_item_res_t *res, const ns_msg_t *msgs,
@@ -134,12 +180,11 @@ void ns_item_process_batch(ns_item_res_t *res, const ns_msg_t *msgs,
             items[i].job = ns_config_job(res->cfg, items[i].env.job);
     }
     int64_t t0 = ns_clock_mono_ms();
-    cJSON *arr = batch_run(res, items, n);
+    batch_run(res, items, n);
+    batch_record(res, items, n);
     size_t n_done = 0;
-    if (cJSON_GetArraySize(arr) > 0 && batch_record(res, items, n, arr))
-        for (size_t i = 0; i < n; i++)
-            n_done += (size_t)items[i].done;
-    cJSON_Delete(arr);
+    for (size_t i = 0; i < n; i++)
+        n_done += (size_t)items[i].done;
     NS_DEBUG(NULL,
              "batch of %zu items: %zu done in one statement, %zu one by one", n,
              n_done, n - n_done);
@@ -173,7 +218,9 @@ void ns_item_process_batch(ns_item_res_t *res, const ns_msg_t *msgs,
             ns_finalize_if_complete(res, items[i].env.run_id);
     }
     ns_item_pg_release(res);
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < n; i++) {
+        cJSON_Delete(items[i].report);
         ns_envelope_free(&items[i].env);
+    }
     free(items);
 }

@@ -16,6 +16,8 @@
 /* A statement that failed on a live connection (a deadlock with another
  * worker's batch, say) is tried this often before callers fall back. */
 #define BK_TRIES 3
+/* Bound of a statement's array parameter (keys are at most a few KiB). */
+#define BK_LITERAL_MAX (64u << 20)
 
 typedef enum bk_op { OP_START, OP_DONE, OP_CHECK } bk_op_t;
 
@@ -40,8 +42,24 @@ typedef struct bk_conn {
     bool started;
 } bk_conn_t;
 
+/* Runs remembered with a pending item ("witness") each: while it is still
+ * pending the run cannot be complete, which one primary-key lookup shows.
+ * Without one, finding the run's first pending item walks the pending
+ * index from the start of the run, over the entries of every item already
+ * done (they stay until vacuum): a cost that grew with the run and was
+ * paid for every batch. */
+#define BK_WITNESSES 64
+
+typedef struct bk_witness {
+    int64_t run_id;
+    char *key; /* NULL: slot free */
+    uint64_t used;
+} bk_witness_t;
+
 struct ns_bookkeeper {
     char *dsn;
+    bk_witness_t witnesses[BK_WITNESSES]; /* under lock */
+    uint64_t witness_clock;
     volatile sig_atomic_t *running;
     bk_conn_t conns[NS_BK_MAX_CONNECTIONS];
     int n_conns;
@@ -155,31 +173,22 @@ static size_t find_key(bk_req_t **reqs, size_t n, const char *key,
     return end - lo;
 }
 
-/* The run id and the keys of reqs as text parameters: "{k1,k2,...}" with
- * every key quoted (a Postgres array literal). */
+/* The keys of reqs as a text parameter: "{"k1","k2",...}" (a Postgres
+ * array literal); NULL when out of memory. */
 static char *keys_literal(bk_req_t **reqs, size_t n)
 {
-    size_t cap = 3;
-    for (size_t i = 0; i < n; i++)
-        cap += 2 * strlen(reqs[i]->item_key) + 3;
-    char *out = malloc(cap), *p = out;
-    if (out == NULL)
+    ns_buf_t b;
+    ns_buf_init(&b, BK_LITERAL_MAX);
+    ns_err_t rc = ns_buf_add(&b, "{", 1);
+    for (size_t i = 0; i < n && rc == NS_OK; i++)
+        rc = ns_pg_array_add(&b, reqs[i]->item_key);
+    if (rc == NS_OK)
+        rc = ns_buf_add(&b, "}", 1);
+    if (rc != NS_OK) {
+        ns_buf_free(&b);
         return NULL;
-    *p++ = '{';
-    for (size_t i = 0; i < n; i++) {
-        if (i > 0)
-            *p++ = ',';
-        *p++ = '"';
-        for (const char *c = reqs[i]->item_key; *c; c++) {
-            if (*c == '"' || *c == '\\')
-                *p++ = '\\';
-            *p++ = *c;
-        }
-        *p++ = '"';
     }
-    *p++ = '}';
-    *p = '\0';
-    return out;
+    return ns_buf_take(&b);
 }
 
 /* Starts of one run (reqs sorted by key). */
@@ -276,35 +285,93 @@ static void run_dones(bk_conn_t *c, bk_req_t **reqs, size_t n)
     PQclear(r);
 }
 
+/* The run's witness (a copy, or NULL); bk->lock held. */
+static char *witness_get(ns_bookkeeper_t *bk, int64_t run_id)
+{
+    for (int i = 0; i < BK_WITNESSES; i++)
+        if (bk->witnesses[i].key != NULL && bk->witnesses[i].run_id == run_id) {
+            bk->witnesses[i].used = ++bk->witness_clock;
+            return strdup(bk->witnesses[i].key);
+        }
+    return NULL;
+}
+
+/* Remembers key (NULL: forgets) as the run's witness, in its slot, a free
+ * one, or the least recently used; bk->lock held. */
+static void witness_set(ns_bookkeeper_t *bk, int64_t run_id, const char *key)
+{
+    bk_witness_t *slot = NULL;
+    for (int i = 0; i < BK_WITNESSES && slot == NULL; i++)
+        if (bk->witnesses[i].key != NULL && bk->witnesses[i].run_id == run_id)
+            slot = &bk->witnesses[i];
+    if (slot == NULL && key == NULL)
+        return;
+    for (int i = 0; i < BK_WITNESSES && slot == NULL; i++)
+        if (bk->witnesses[i].key == NULL)
+            slot = &bk->witnesses[i];
+    if (slot == NULL) {
+        slot = &bk->witnesses[0];
+        for (int i = 1; i < BK_WITNESSES; i++)
+            if (bk->witnesses[i].used < slot->used)
+                slot = &bk->witnesses[i];
+    }
+    free(slot->key);
+    slot->key = key != NULL ? strdup(key) : NULL;
+    slot->run_id = run_id;
+    slot->used = ++bk->witness_clock;
+}
+
 /* One query for every run with a finished item in the batch; the first
- * request of each complete run is told so. */
+ * request of each complete run is told so. A run's remembered witness
+ * still pending answers for it; else the query finds the run's first
+ * pending item, the next witness. */
 static void run_checks(bk_conn_t *c, bk_req_t **reqs, size_t n)
 {
-    size_t cap = 16 + 24 * n, len = 0;
-    char *arr = malloc(cap);
-    if (arr == NULL)
-        return;
-    arr[len++] = '{';
-    for (size_t i = 0; i < n; i++) {
+    ns_bookkeeper_t *bk = c->bk;
+    ns_buf_t runs, keys;
+    ns_buf_init(&runs, BK_LITERAL_MAX);
+    ns_buf_init(&keys, BK_LITERAL_MAX);
+    ns_err_t rc = ns_buf_add(&runs, "{", 1);
+    if (rc == NS_OK)
+        rc = ns_buf_add(&keys, "{", 1);
+    for (size_t i = 0; i < n && rc == NS_OK; i++) {
         bool seen = false;
         for (size_t k = 0; k < i && !seen; k++)
             seen = reqs[k]->run_id == reqs[i]->run_id;
-        if (!seen)
-            len += (size_t)snprintf(arr + len, cap - len, "%s%lld",
-                                    len > 1 ? "," : "",
-                                    (long long)reqs[i]->run_id);
+        if (seen)
+            continue;
+        char id[24];
+        ns_pg_i64str(reqs[i]->run_id, id);
+        pthread_mutex_lock(&bk->lock);
+        char *w = witness_get(bk, reqs[i]->run_id);
+        pthread_mutex_unlock(&bk->lock);
+        rc = ns_pg_array_add(&runs, id);
+        if (rc == NS_OK)
+            rc = ns_pg_array_add(&keys, w);
+        free(w);
     }
-    snprintf(arr + len, cap - len, "}");
+    if (rc == NS_OK)
+        rc = ns_buf_add(&runs, "}", 1);
+    if (rc == NS_OK)
+        rc = ns_buf_add(&keys, "}", 1);
     ns_bk_result_t fail = NS_BK_ERROR;
-    const char *params[] = {arr};
-    /* A subquery per run (the index's first pending entry), never a join
-     * over every pending item. */
-    PGresult *r = bk_query(c, "ns_bk_check",
-                           "SELECT r FROM unnest($1::bigint[]) AS r WHERE "
-                           "NOT (SELECT EXISTS (SELECT 1 FROM items i WHERE "
-                           "i.run_id = r AND i.status = 'pending'))",
-                           1, params, &fail);
-    free(arr);
+    const char *params[] = {runs.data, keys.data};
+    /* Per run: the witness if it is still pending (a primary-key lookup),
+     * else the index's first pending entry; never a join over every
+     * pending item. */
+    PGresult *r =
+        rc == NS_OK
+            ? bk_query(c, "ns_bk_check",
+                       "SELECT x.r, CASE WHEN EXISTS (SELECT 1 FROM items i "
+                       "WHERE i.run_id = x.r AND i.item_key = x.w AND "
+                       "i.status = 'pending') THEN x.w ELSE (SELECT "
+                       "i.item_key FROM items i WHERE i.run_id = x.r AND "
+                       "i.status = 'pending' LIMIT 1) END FROM "
+                       "unnest($1::bigint[], $2::text[]) AS x(r, w)",
+                       2, params, &fail)
+            : NULL;
+    ns_buf_free(&runs);
+    ns_buf_free(&keys);
     if (r == NULL) {
         /* The callers claim the run themselves (one statement each). */
         for (size_t i = 0; i < n; i++)
@@ -313,7 +380,11 @@ static void run_checks(bk_conn_t *c, bk_req_t **reqs, size_t n)
     }
     for (int row = 0; row < PQntuples(r); row++) {
         int64_t run = ns_pg_int64(r, row, 0);
-        for (size_t i = 0; i < n; i++)
+        bool pending = !PQgetisnull(r, row, 1);
+        pthread_mutex_lock(&bk->lock);
+        witness_set(bk, run, pending ? PQgetvalue(r, row, 1) : NULL);
+        pthread_mutex_unlock(&bk->lock);
+        for (size_t i = 0; i < n && !pending; i++)
             if (reqs[i]->run_id == run) {
                 reqs[i]->maybe_complete = true;
                 break;
@@ -462,6 +533,8 @@ void ns_bookkeeper_destroy(ns_bookkeeper_t *bk)
             pthread_join(bk->conns[i].thread, NULL);
     pthread_cond_destroy(&bk->cond);
     pthread_mutex_destroy(&bk->lock);
+    for (int i = 0; i < BK_WITNESSES; i++)
+        free(bk->witnesses[i].key);
     free(bk->dsn);
     free(bk);
 }

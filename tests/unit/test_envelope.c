@@ -500,4 +500,77 @@ TEST(rejects_garbage_marked_compressed)
     free(plain);
 }
 
+/* The planner's envelope (payload spliced in as text) is the document
+ * ns_envelope_encode writes, and decodes to the same fields, whatever the
+ * key and the job name hold. */
+TEST(format_matches_encode_for_hostile_keys)
+{
+    static const char *const keys[] = {
+        "plain-1",
+        "quote\"back\\slash",
+        "tab\tnl\ncr\r",
+        "ctl\x01\x1f",
+        "</script><img src=x onerror=alert(1)>",
+        "=HYPERLINK(\"x\")",
+        "\xc3\xa9t\xc3\xa9 \xe2\x80\xa8 \xf0\x9f\x98\x80",
+        "' OR 1=1 --"};
+    const char *job = "job \"with\" quotes\\";
+    const char *payload = "{\"id\": 7, \"name\": \"a\\\"b\", \"n\": [1, 2]}";
+    char *job_json = ns_envelope_json_string(job);
+    ASSERT(job_json != NULL);
+    ns_buf_t b;
+    ns_buf_init(&b, MiB);
+    for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+        ASSERT_EQ(ns_envelope_format(&b, job_json, 123456789012LL, keys[i], 3,
+                                     i % 2 == 0, payload, strlen(payload)),
+                  NS_OK);
+        ns_envelope_t env;
+        ns_error_t err;
+        ns_error_clear(&err);
+        if (ns_envelope_decode(b.data, b.len, false, MiB, &env, &err) != NS_OK)
+            NSTEST_FAIL("key %zu: %s in %s", i, err.msg, b.data);
+        ASSERT_STREQ(env.job, job);
+        ASSERT_STREQ(env.item_key, keys[i]);
+        ASSERT_EQ(env.run_id, 123456789012LL);
+        ASSERT_EQ(env.attempt, 3);
+        ASSERT_EQ(env.dry_run, i % 2 == 0);
+        ASSERT_EQ(cJSON_GetObjectItem(env.payload, "id")->valueint, 7);
+        ASSERT_STREQ(cJSON_GetObjectItem(env.payload, "name")->valuestring,
+                     "a\"b");
+        /* Byte for byte what the encoder writes (payload printed alike). */
+        char *enc = NULL;
+        size_t enc_len = 0;
+        bool compressed = true;
+        ASSERT_EQ(ns_envelope_encode(&env, &enc, &enc_len, &compressed, &err),
+                  NS_OK);
+        ASSERT(!compressed);
+        char *printed = cJSON_PrintUnformatted(env.payload);
+        ns_buf_t again;
+        ns_buf_init(&again, MiB);
+        ASSERT_EQ(ns_envelope_format(&again, job_json, env.run_id, keys[i], 3,
+                                     i % 2 == 0, printed, strlen(printed)),
+                  NS_OK);
+        ASSERT_EQ(again.len, enc_len);
+        ASSERT(memcmp(again.data, enc, enc_len) == 0);
+        ns_buf_free(&again);
+        free(printed);
+        free(enc);
+        ns_envelope_free(&env);
+    }
+    /* A key too long for the stack buffer's escape still comes out right. */
+    char long_key[NS_ITEM_KEY_MAX + 1];
+    memset(long_key, '\x01', NS_ITEM_KEY_MAX);
+    long_key[NS_ITEM_KEY_MAX] = '\0';
+    ASSERT_EQ(ns_envelope_format(&b, job_json, 1, long_key, 1, false, "{}", 2),
+              NS_OK);
+    ns_envelope_t env;
+    ns_error_t err;
+    ns_error_clear(&err);
+    ASSERT_EQ(ns_envelope_decode(b.data, b.len, false, MiB, &env, &err), NS_OK);
+    ASSERT_STREQ(env.item_key, long_key);
+    ns_envelope_free(&env);
+    ns_buf_free(&b);
+    free(job_json);
+}
+
 NSTEST_MAIN

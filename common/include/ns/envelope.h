@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "ns/buf.h"
 #include "ns/err.h"
 
 #define NS_ENVELOPE_VERSION 1
@@ -32,6 +33,18 @@ typedef struct ns_envelope {
  *  *compressed says whether they are zstd (set the header then). */
 ns_err_t ns_envelope_encode(const ns_envelope_t *env, char **out,
                             size_t *out_len, bool *compressed, ns_error_t *err);
+
+/** @brief Writes the envelope of one item into out (reset first) with the
+ *  payload spliced in as it is: for the planner, whose payloads are
+ *  Postgres' own jsonb output (valid JSON objects), so no parse and re-print
+ *  per item. job_json is the job name already as a JSON string (quoted,
+ *  escaped; see ns_envelope_json_string); the key is escaped here. Same
+ *  document as ns_envelope_encode's. */
+ns_err_t ns_envelope_format(ns_buf_t *out, const char *job_json, int64_t run_id,
+                            const char *item_key, int attempt, bool dry_run,
+                            const char *payload_json, size_t payload_len);
+/** @brief s as a JSON string (quoted, escaped; malloc'd), or NULL. */
+char *ns_envelope_json_string(const char *s);
 
 /** @brief zstd-compresses an encoded envelope (JSON text) when it is at
  *  least NS_ENVELOPE_COMPRESS_AT bytes: *out is then malloc'd and

@@ -7,6 +7,7 @@
 #include <libpq-fe.h>
 #include <stdint.h>
 
+#include "ns/buf.h"
 #include "ns/err.h"
 
 /** @brief Connects (application_name=nightshift-<component>, 10 s timeout).
@@ -49,5 +50,9 @@ int64_t ns_pg_int64(const PGresult *res, int r, int c);
 
 /** @brief Formats an int64 for use as a text parameter. */
 void ns_pg_i64str(int64_t v, char out[24]);
+/** @brief Appends s (NULL: SQL NULL) as one quoted element to the array
+ *  literal being built in b, after "{" and before "}", which the caller
+ *  adds: "{" + elements + "}" is a text[] (or bigint[]) parameter. */
+ns_err_t ns_pg_array_add(ns_buf_t *b, const char *s);
 
 #endif
