@@ -211,7 +211,7 @@ static void refresh_stats(ns_planner_t *p, int64_t added)
 /* Caller holds the run's advisory lock. Records the items and marks the run
  * running in one transaction. */
 static ns_err_t enumerate(ns_planner_t *p, const ns_job_t *job, const char *id,
-                          int64_t run_id, ns_error_t *err)
+                          int64_t run_id, int64_t *added, ns_error_t *err)
 {
     int64_t count = 0;
     const char *params[] = {id, NULL};
@@ -244,7 +244,7 @@ static ns_err_t enumerate(ns_planner_t *p, const ns_job_t *job, const char *id,
     }
     NS_INFO(&(ns_log_ctx_t){.job = job->name, .run_id = run_id},
             "run started with %lld items", (long long)count);
-    refresh_stats(p, count);
+    *added = count;
     return NS_OK;
 }
 
@@ -316,12 +316,33 @@ static ns_err_t produce_rows(ns_planner_t *p, emit_run_t *run,
     return NS_OK;
 }
 
+#define EMIT_FETCH_SQL "FETCH " NS_STR(EMIT_FETCH) " FROM ns_emit"
+
+/* The result of a query sent with PQsendQuery (every result read, so the
+ * connection is ready again), or NULL with err set (when err is not NULL). */
+static PGresult *fetch_result(PGconn *pg, ns_error_t *err)
+{
+    PGresult *last = NULL, *r;
+    while ((r = PQgetResult(pg)) != NULL) {
+        PQclear(last);
+        last = r;
+    }
+    if (last != NULL && PQresultStatus(last) == PGRES_TUPLES_OK)
+        return last;
+    if (err != NULL)
+        ns_error_set(err, NS_ERR_TRANSIENT, "postgres: %s",
+                     last != NULL ? PQresultErrorMessage(last)
+                                  : PQerrorMessage(pg));
+    PQclear(last);
+    return NULL;
+}
+
 /* Produces every pending item of the run, then waits for all deliveries.
  * The items come through a cursor, EMIT_FETCH at a time, so a run of
  * millions is never all in memory. */
 static ns_err_t produce_items(ns_planner_t *p, const ns_job_t *job,
                               const char *id, int64_t run_id, bool dry_run,
-                              ns_error_t *err)
+                              int64_t added, ns_error_t *err)
 {
     char topic[NS_TOPIC_MAX];
     ns_topic_items(job->name, topic);
@@ -350,19 +371,30 @@ static ns_err_t produce_items(ns_planner_t *p, const ns_job_t *job,
                         "WHERE run_id = $1::bigint AND status = 'pending'",
                         2, params, err);
     int64_t produced = 0;
-    while (rc == NS_OK) {
-        PGresult *res = ns_pg_query(
-            p->pg, "FETCH " NS_STR(EMIT_FETCH) " FROM ns_emit", 0, NULL, err);
-        if (res == NULL) {
-            rc = err->code;
-            break;
-        }
+    PGresult *res =
+        rc == NS_OK ? ns_pg_query(p->pg, EMIT_FETCH_SQL, 0, NULL, err) : NULL;
+    if (rc == NS_OK && res == NULL)
+        rc = err->code;
+    while (res != NULL) {
+        /* The next FETCH is computed by Postgres while these rows are
+         * produced. */
         int rows = PQntuples(res);
-        rc = produce_rows(p, &run, res, err);
+        bool more =
+            rows == EMIT_FETCH && PQsendQuery(p->pg, EMIT_FETCH_SQL) == 1;
+        if (rows == EMIT_FETCH && !more)
+            rc = ns_error_set(err, NS_ERR_TRANSIENT, "postgres: %s",
+                              PQerrorMessage(p->pg));
+        if (rc == NS_OK)
+            rc = produce_rows(p, &run, res, err);
         PQclear(res);
         produced += rows;
-        if (rows < EMIT_FETCH)
-            break;
+        res = more ? fetch_result(p->pg, rc == NS_OK ? err : NULL) : NULL;
+        if (more && res == NULL && rc == NS_OK)
+            rc = err->code;
+        if (rc != NS_OK) {
+            PQclear(res);
+            res = NULL;
+        }
     }
     free(run.job_json);
     ns_buf_free(&run.envelope);
@@ -370,6 +402,11 @@ static ns_err_t produce_items(ns_planner_t *p, const ns_job_t *job,
         rc = ns_pg_exec(p->pg, "COMMIT", 0, NULL, err);
     else
         ns_pg_rollback(p->pg);
+    /* While the last deliveries are acknowledged, not before the first
+     * item goes out (the workers' lookups are index conditions whatever
+     * the statistics say; the refresh serves everything else). */
+    if (added > 0)
+        refresh_stats(p, added);
     if (rd_kafka_flush(p->rk, 60000) != RD_KAFKA_RESP_ERR_NO_ERROR &&
         rc == NS_OK)
         rc = ns_error_set(err, NS_ERR_TRANSIENT,
@@ -431,6 +468,7 @@ ns_err_t ns_planner_emit(ns_planner_t *p, int64_t run_id, ns_error_t *err)
     snprintf(status, sizeof(status), "%s", PQgetvalue(res, 0, 1));
     bool dry_run = strcmp(PQgetvalue(res, 0, 2), "t") == 0;
     bool emitted = strcmp(PQgetvalue(res, 0, 3), "t") == 0;
+    int64_t added = 0; /* items enumerated here (a resumed run: none) */
     if (job == NULL) {
         rc = ns_error_set(err, NS_ERR_PERMANENT,
                           "run %s: job \"%s\" is not in the config", id,
@@ -440,13 +478,13 @@ ns_err_t ns_planner_emit(ns_planner_t *p, int64_t run_id, ns_error_t *err)
     }
     PQclear(res);
     if (strcmp(status, "pending") == 0) {
-        rc = enumerate(p, job, id, run_id, err);
+        rc = enumerate(p, job, id, run_id, &added, err);
         if (rc == NS_OK)
             snprintf(status, sizeof(status), "running");
     }
     if (rc == NS_OK && !emitted &&
         (strcmp(status, "running") == 0 || strcmp(status, "finalizing") == 0))
-        rc = produce_items(p, job, id, run_id, dry_run, err);
+        rc = produce_items(p, job, id, run_id, dry_run, added, err);
 unlock:
     ns_pg_exec(p->pg, "SELECT pg_advisory_unlock($1::bigint)", 1, params, NULL);
     return rc;
