@@ -29,6 +29,17 @@ class BatchTest(unittest.TestCase):
     def tearDownClass(cls):
         cls.env.close()
 
+    def assert_run_done(self, run_id, n, timeout):
+        """The run ends succeeded with its n items done."""
+        env = self.env
+        status = harness.wait_for(lambda: env.scalar(
+            "SELECT status FROM runs WHERE run_id = %s AND status IN "
+            "('succeeded', 'failed')", (run_id,)), timeout, "run end")
+        self.assertEqual(status, "succeeded")
+        self.assertEqual(env.scalar(
+            "SELECT count(*) FROM items WHERE run_id = %s AND status = "
+            "'done'", (run_id,)), n)
+
     def run_once(self, kill=False):
         env = self.env
         workers = [env.start("worker", "-c", self.cfg, log="w%d" % i)
@@ -43,13 +54,7 @@ class BatchTest(unittest.TestCase):
                 "'done'", (run_id,)) >= N // 10, 120, "progress")
             workers[0].send_signal(signal.SIGKILL)
             workers[0].wait(10)
-        status = harness.wait_for(lambda: env.scalar(
-            "SELECT status FROM runs WHERE run_id = %s AND status IN "
-            "('succeeded', 'failed')", (run_id,)), 300, "run end")
-        self.assertEqual(status, "succeeded")
-        self.assertEqual(env.scalar(
-            "SELECT count(*) FROM items WHERE run_id = %s AND status = "
-            "'done'", (run_id,)), N)
+        self.assert_run_done(run_id, N, 300)
         self.assertEqual(env.scalar(
             "SELECT items_done FROM runs WHERE run_id = %s", (run_id,)), N)
         for w in workers[1 if kill else 0:]:
@@ -106,14 +111,10 @@ class BatchTest(unittest.TestCase):
                        input="".join(lines).encode(), check=True, timeout=60)
         worker = env.start("worker", "-c", self.cfg, log="mixed",
                            env=dict(env.env, NS_LOG_LEVEL="debug"))
-        status = harness.wait_for(lambda: env.scalar(
-            "SELECT status FROM runs WHERE run_id = %s AND status IN "
-            "('succeeded', 'failed')", (live,)), 120, "live run end")
-        self.assertEqual(status, "succeeded")
+        self.assert_run_done(live, 300, 120)
         self.assertEqual(env.scalar(
-            "SELECT count(*) FROM items WHERE run_id = %s AND status = "
-            "'done' AND attempts = 1 AND started_at IS NOT NULL", (live,)),
-            300)
+            "SELECT count(*) FROM items WHERE run_id = %s AND attempts = 1 "
+            "AND started_at IS NOT NULL", (live,)), 300)
         # The finished run's items were not run again.
         self.assertEqual(env.scalar(
             "SELECT max(attempts) FROM items WHERE run_id = %s",
