@@ -211,7 +211,7 @@ static void refresh_stats(ns_planner_t *p, int64_t added)
 /* Caller holds the run's advisory lock. Records the items and marks the run
  * running in one transaction. */
 static ns_err_t enumerate(ns_planner_t *p, const ns_job_t *job, const char *id,
-                          int64_t run_id, int64_t *added, ns_error_t *err)
+                          int64_t run_id, ns_error_t *err)
 {
     int64_t count = 0;
     const char *params[] = {id, NULL};
@@ -244,7 +244,11 @@ static ns_err_t enumerate(ns_planner_t *p, const ns_job_t *job, const char *id,
     }
     NS_INFO(&(ns_log_ctx_t){.job = job->name, .run_id = run_id},
             "run started with %lld items", (long long)count);
-    *added = count;
+    /* Before the first item goes out: with the statistics of the table
+     * without the run, the workers' statements are planned as for a tiny
+     * table (a scan of it per batch; measured: a 50,000-item run twice as
+     * slow when the refresh came after the produce). */
+    refresh_stats(p, count);
     return NS_OK;
 }
 
@@ -342,7 +346,7 @@ static PGresult *fetch_result(PGconn *pg, ns_error_t *err)
  * millions is never all in memory. */
 static ns_err_t produce_items(ns_planner_t *p, const ns_job_t *job,
                               const char *id, int64_t run_id, bool dry_run,
-                              int64_t added, ns_error_t *err)
+                              ns_error_t *err)
 {
     char topic[NS_TOPIC_MAX];
     ns_topic_items(job->name, topic);
@@ -402,11 +406,6 @@ static ns_err_t produce_items(ns_planner_t *p, const ns_job_t *job,
         rc = ns_pg_exec(p->pg, "COMMIT", 0, NULL, err);
     else
         ns_pg_rollback(p->pg);
-    /* While the last deliveries are acknowledged, not before the first
-     * item goes out (the workers' lookups are index conditions whatever
-     * the statistics say; the refresh serves everything else). */
-    if (added > 0)
-        refresh_stats(p, added);
     if (rd_kafka_flush(p->rk, 60000) != RD_KAFKA_RESP_ERR_NO_ERROR &&
         rc == NS_OK)
         rc = ns_error_set(err, NS_ERR_TRANSIENT,
@@ -468,7 +467,6 @@ ns_err_t ns_planner_emit(ns_planner_t *p, int64_t run_id, ns_error_t *err)
     snprintf(status, sizeof(status), "%s", PQgetvalue(res, 0, 1));
     bool dry_run = strcmp(PQgetvalue(res, 0, 2), "t") == 0;
     bool emitted = strcmp(PQgetvalue(res, 0, 3), "t") == 0;
-    int64_t added = 0; /* items enumerated here (a resumed run: none) */
     if (job == NULL) {
         rc = ns_error_set(err, NS_ERR_PERMANENT,
                           "run %s: job \"%s\" is not in the config", id,
@@ -478,13 +476,13 @@ ns_err_t ns_planner_emit(ns_planner_t *p, int64_t run_id, ns_error_t *err)
     }
     PQclear(res);
     if (strcmp(status, "pending") == 0) {
-        rc = enumerate(p, job, id, run_id, &added, err);
+        rc = enumerate(p, job, id, run_id, err);
         if (rc == NS_OK)
             snprintf(status, sizeof(status), "running");
     }
     if (rc == NS_OK && !emitted &&
         (strcmp(status, "running") == 0 || strcmp(status, "finalizing") == 0))
-        rc = produce_items(p, job, id, run_id, dry_run, added, err);
+        rc = produce_items(p, job, id, run_id, dry_run, err);
 unlock:
     ns_pg_exec(p->pg, "SELECT pg_advisory_unlock($1::bigint)", 1, params, NULL);
     return rc;
