@@ -15,7 +15,7 @@
 
 /* ---- batches ------------------------------------------------------------
  * Fast handlers (no I/O of their own, e.g. noop) spend their time on
- * bookkeeping, so a thread takes up to 64 of their items at once, runs the
+ * bookkeeping, so a thread takes up to 256 of their items at once, runs the
  * handler on each, and records the lot with one statement: every item
  * still pending, of a run neither cancelled nor failed, becomes done with
  * its attempt counted, one row version per item. Nothing is written before
@@ -100,13 +100,14 @@ static int batch_record_run(ns_item_res_t *res, batch_item_t **run, size_t n)
     }
     if (rc == NS_OK)
         rc = ns_buf_add(&keys, "}", 1);
-    char *json = reports != NULL ? cJSON_PrintUnformatted(reports) : NULL;
+    bool with_reports = reports != NULL;
+    char *json = with_reports ? cJSON_PrintUnformatted(reports) : NULL;
     cJSON_Delete(reports);
     const char *params[] = {id, keys.data, json};
     ns_error_t err;
     ns_error_clear(&err);
     PGresult *r =
-        rc == NS_OK && (reports == NULL || json != NULL) && ns_item_pg_wait(res)
+        rc == NS_OK && (!with_reports || json != NULL) && ns_item_pg_wait(res)
             ? ns_pg_query_prepared(
                   res->pg, "ns_batch_done",
                   "UPDATE items SET status = 'done', attempts = attempts + "

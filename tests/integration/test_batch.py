@@ -77,6 +77,24 @@ class BatchTest(unittest.TestCase):
             "OR started_at IS NULL OR finished_at < started_at)", (run_id,)),
             0)
 
+    def test_4_dry_run_reports_each_item(self):
+        # A dry run's reports go into the batch statement keyed by item:
+        # each item gets its own.
+        env = self.env
+        workers = [env.start("worker", "-c", self.cfg, log="dry%d" % i)
+                   for i in range(2)]
+        for w in workers:
+            env.wait_log(w, "assigned")
+        res = env.nightshift("run", self.job, "-c", self.cfg, "--dry-run")
+        run_id = int(re.search(r"run (\d+) of", res.stdout).group(1))
+        self.assert_run_done(run_id, N, 300)
+        self.assertEqual(env.scalar(
+            "SELECT count(*) FROM items WHERE run_id = %s AND report = "
+            "jsonb_build_array(jsonb_build_object('item_key', item_key, "
+            "'action', 'noop'))", (run_id,)), N)
+        for w in workers:
+            self.assertEqual(env.stop(w), 0)
+
     def test_3_batches_mixing_items_not_pending(self):
         env = self.env
         finished = env.scalar("SELECT max(run_id) FROM runs WHERE status = "

@@ -1,7 +1,7 @@
-/* Generic handlers: `noop` (does nothing; for plumbing tests and the
- * throughput benchmark) and `webhook.post` (POSTs the item's payload as JSON
- * to params.url; 2xx is done, 408/429/5xx and timeouts are retried, other
- * 4xx fail the item). */
+/* Generic handlers: `noop` (does nothing, and says so in a dry run's
+ * report; for plumbing tests and the throughput benchmark) and `webhook.post`
+ * (POSTs the item's payload as JSON to params.url; 2xx is done, 408/429/5xx and
+ * timeouts are retried, other 4xx fail the item). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,8 +11,13 @@
 
 ns_err_t ns_noop(ns_item_ctx_t *ctx, ns_error_t *err)
 {
-    (void)ctx;
     (void)err;
+    if (ns_item_dry_run(ctx)) {
+        /* What a run would do: nothing, for this item. */
+        cJSON *d = cJSON_CreateObject();
+        cJSON_AddStringToObject(d, "item_key", ns_item_key(ctx));
+        ns_item_report(ctx, "noop", d);
+    }
     return NS_OK;
 }
 
