@@ -32,7 +32,6 @@ typedef struct batch_item {
     const ns_msg_t *msg;
     ns_envelope_t env;
     const ns_job_t *job;
-    int decoded;
     int ran;       /* the handler succeeded without writing */
     cJSON *report; /* its report, if any */
     int seen;      /* taken into its run's statement */
@@ -173,11 +172,9 @@ void ns_item_process_batch(ns_item_res_t *res, const ns_msg_t *msgs,
     }
     for (size_t i = 0; i < n; i++) {
         items[i].msg = &msgs[i];
-        items[i].decoded =
-            ns_envelope_decode(msgs[i].value, msgs[i].len, msgs[i].compressed,
+        if (ns_envelope_decode(msgs[i].value, msgs[i].len, msgs[i].compressed,
                                res->cfg->max_payload_bytes, &items[i].env,
-                               NULL) == NS_OK;
-        if (items[i].decoded)
+                               NULL) == NS_OK)
             items[i].job = ns_config_job(res->cfg, items[i].env.job);
     }
     int64_t t0 = ns_clock_mono_ms();
