@@ -153,7 +153,7 @@ ns_err_t ns_pg_exec(PGconn *conn, const char *sql, int n_params,
 
 ns_err_t ns_pg_array_add(ns_buf_t *b, const char *s)
 {
-    ns_err_t rc = b->len > 1 ? ns_buf_add(b, ",", 1) : NS_OK;
+    ns_err_t rc = ns_buf_add(b, b->len > 0 ? "," : "{", 1);
     if (s == NULL)
         return rc == NS_OK ? ns_buf_add(b, "NULL", 4) : rc;
     if (rc == NS_OK)
@@ -165,6 +165,11 @@ ns_err_t ns_pg_array_add(ns_buf_t *b, const char *s)
             rc = ns_buf_add(b, c, 1);
     }
     return rc == NS_OK ? ns_buf_add(b, "\"", 1) : rc;
+}
+
+ns_err_t ns_pg_array_end(ns_buf_t *b)
+{
+    return b->len > 0 ? ns_buf_add(b, "}", 1) : ns_buf_add(b, "{}", 2);
 }
 
 void ns_pg_rollback(PGconn *conn)

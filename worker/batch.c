@@ -85,9 +85,9 @@ static int batch_record_run(ns_item_res_t *res, batch_item_t **run, size_t n)
     char id[24];
     ns_pg_i64str(run[0]->env.run_id, id);
     ns_buf_t keys;
-    ns_buf_init(&keys, 64u << 20);
+    ns_buf_init(&keys, NS_PG_ARRAY_MAX);
     cJSON *reports = NULL;
-    ns_err_t rc = ns_buf_add(&keys, "{", 1);
+    ns_err_t rc = NS_OK;
     for (size_t i = 0; i < n && rc == NS_OK; i++) {
         rc = ns_pg_array_add(&keys, run[i]->env.item_key);
         if (run[i]->report != NULL) {
@@ -98,7 +98,7 @@ static int batch_record_run(ns_item_res_t *res, batch_item_t **run, size_t n)
         }
     }
     if (rc == NS_OK)
-        rc = ns_buf_add(&keys, "}", 1);
+        rc = ns_pg_array_end(&keys);
     bool with_reports = reports != NULL;
     char *json = with_reports ? cJSON_PrintUnformatted(reports) : NULL;
     cJSON_Delete(reports);

@@ -16,8 +16,6 @@
 /* A statement that failed on a live connection (a deadlock with another
  * worker's batch, say) is tried this often before callers fall back. */
 #define BK_TRIES 3
-/* Bound of a statement's array parameter (keys are at most a few KiB). */
-#define BK_LITERAL_MAX (64u << 20)
 
 typedef enum bk_op { OP_START, OP_DONE, OP_CHECK } bk_op_t;
 
@@ -178,12 +176,12 @@ static size_t find_key(bk_req_t **reqs, size_t n, const char *key,
 static char *keys_literal(bk_req_t **reqs, size_t n)
 {
     ns_buf_t b;
-    ns_buf_init(&b, BK_LITERAL_MAX);
-    ns_err_t rc = ns_buf_add(&b, "{", 1);
+    ns_buf_init(&b, NS_PG_ARRAY_MAX);
+    ns_err_t rc = NS_OK;
     for (size_t i = 0; i < n && rc == NS_OK; i++)
         rc = ns_pg_array_add(&b, reqs[i]->item_key);
     if (rc == NS_OK)
-        rc = ns_buf_add(&b, "}", 1);
+        rc = ns_pg_array_end(&b);
     if (rc != NS_OK) {
         ns_buf_free(&b);
         return NULL;
@@ -329,11 +327,9 @@ static void run_checks(bk_conn_t *c, bk_req_t **reqs, size_t n)
 {
     ns_bookkeeper_t *bk = c->bk;
     ns_buf_t runs, keys;
-    ns_buf_init(&runs, BK_LITERAL_MAX);
-    ns_buf_init(&keys, BK_LITERAL_MAX);
-    ns_err_t rc = ns_buf_add(&runs, "{", 1);
-    if (rc == NS_OK)
-        rc = ns_buf_add(&keys, "{", 1);
+    ns_buf_init(&runs, NS_PG_ARRAY_MAX);
+    ns_buf_init(&keys, NS_PG_ARRAY_MAX);
+    ns_err_t rc = NS_OK;
     for (size_t i = 0; i < n && rc == NS_OK; i++) {
         bool seen = false;
         for (size_t k = 0; k < i && !seen; k++)
@@ -351,9 +347,9 @@ static void run_checks(bk_conn_t *c, bk_req_t **reqs, size_t n)
         free(w);
     }
     if (rc == NS_OK)
-        rc = ns_buf_add(&runs, "}", 1);
+        rc = ns_pg_array_end(&runs);
     if (rc == NS_OK)
-        rc = ns_buf_add(&keys, "}", 1);
+        rc = ns_pg_array_end(&keys);
     ns_bk_result_t fail = NS_BK_ERROR;
     const char *params[] = {runs.data, keys.data};
     /* Per run: the witness if it is still pending (a primary-key lookup),

@@ -6,6 +6,7 @@
 #include "ns/buf.h"
 #include "ns/clock.h"
 #include "ns/log.h"
+#include "ns/pg.h"
 #include "ns/retry.h"
 #include "ns/utf8.h"
 #include "nstest.h"
@@ -109,6 +110,28 @@ TEST(backoff_huge_values_do_not_overflow)
 }
 
 /* ---- ns_buf ---- */
+
+TEST(pg_array_literal_quotes_every_element)
+{
+    ns_buf_t b;
+    ns_buf_init(&b, 1 << 10);
+    ASSERT_EQ(ns_pg_array_end(&b), NS_OK);
+    ASSERT_STREQ(b.data, "{}");
+    ns_buf_free(&b);
+    ns_buf_init(&b, 1 << 10);
+    ASSERT_EQ(ns_pg_array_add(&b, "plain"), NS_OK);
+    ASSERT_EQ(ns_pg_array_add(&b, "q\"b\\s,{x}"), NS_OK);
+    ASSERT_EQ(ns_pg_array_add(&b, NULL), NS_OK);
+    ASSERT_EQ(ns_pg_array_add(&b, "NULL"), NS_OK);
+    ASSERT_EQ(ns_pg_array_end(&b), NS_OK);
+    ASSERT_STREQ(b.data, "{\"plain\",\"q\\\"b\\\\s,{x}\",NULL,\"NULL\"}");
+    ns_buf_free(&b);
+    /* Past the buffer's bound: an error, never a cut literal. */
+    ns_buf_init(&b, 8);
+    ASSERT_EQ(ns_pg_array_add(&b, "abc"), NS_OK);
+    ASSERT(ns_pg_array_add(&b, "defgh") != NS_OK);
+    ns_buf_free(&b);
+}
 
 TEST(buf_append_within_max)
 {

@@ -50,9 +50,14 @@ int64_t ns_pg_int64(const PGresult *res, int r, int c);
 
 /** @brief Formats an int64 for use as a text parameter. */
 void ns_pg_i64str(int64_t v, char out[24]);
+/** Bound for an array parameter built with ns_pg_array_add (keys are at
+ *  most a few KiB, batches a few hundred). */
+#define NS_PG_ARRAY_MAX ((size_t)64 << 20)
 /** @brief Appends s (NULL: SQL NULL) as one quoted element to the array
- *  literal being built in b, after "{" and before "}", which the caller
- *  adds: "{" + elements + "}" is a text[] (or bigint[]) parameter. */
+ *  literal being built in b (empty at first; ns_pg_array_end closes it):
+ *  a text[] (or bigint[]) parameter. */
 ns_err_t ns_pg_array_add(ns_buf_t *b, const char *s);
+/** @brief Closes the array literal in b ("{}" when nothing was added). */
+ns_err_t ns_pg_array_end(ns_buf_t *b);
 
 #endif
