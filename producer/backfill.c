@@ -154,10 +154,20 @@ int ns_ops_backfill(const ns_config_t *cfg, const ns_backfill_opts_t *opts,
          t = ns_cron_next(job->cron, job->timezone, t))
         slots[n++] = t * 1000;
     int64_t now_ms = ns_clock_now_ms();
-    while (n > 0 && slots[n - 1] > now_ms)
+    int future = 0;
+    while (n > 0 && slots[n - 1] > now_ms) {
         n--; /* the future is the scheduler's */
+        future++;
+    }
     fprintf(out, "backfill of %s: %d slot%s%s\n", job->name, n,
             n == 1 ? "" : "s", opts->dry_run ? " (dry runs)" : "");
+    if (future > 0) {
+        char when[32];
+        ns_clock_format_utc(slots[n], when, sizeof(when));
+        fprintf(out,
+                "  %d slot%s from %s still to come: left to the scheduler\n",
+                future, future == 1 ? "" : "s", when);
+    }
     int max = opts->max_concurrent > 0 ? opts->max_concurrent : 1;
     active_t *act = calloc((size_t)max, sizeof(*act));
     int n_act = 0, failed = 0, done = 0, skipped = 0;

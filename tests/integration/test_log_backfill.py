@@ -51,7 +51,11 @@ class LogBackfillTest(unittest.TestCase):
             " known_errors: \"102\", known_peaks: \"103\"}}\n"
             "    notify: {teams: {webhook: ops}}\n"
             % (cls.teams.url, cls.conf.url, cls.job, WINDOW, cls.topic))
-        cls.day = int(time.time() // 86400) * 86400 - 86400  # yesterday
+        # The day before yesterday: its run's slot (09:00 the day after it)
+        # is in the past at any time of day, so `backfill` takes it (a slot
+        # still to come is the scheduler's). With yesterday, test 3 failed
+        # whenever the suite ran before 09:00 UTC.
+        cls.day = int(time.time() // 86400) * 86400 - 2 * 86400
         cls.produce()
         cls.wenv = dict(env.env, NS_CONFLUENCE_TOKEN=TOKEN)
         cls.worker = env.start("worker", "-c", cls.cfg, log="worker",
@@ -188,6 +192,15 @@ class LogBackfillTest(unittest.TestCase):
         self.assertEqual(env.scalar(
             "SELECT count(*) FROM log_windows w JOIN runs r USING (run_id) "
             "WHERE r.kind = 'backfill'"), 24)
+        # A day whose run is still to come (today's, at 09:00 tomorrow) is
+        # left to the scheduler, and said so.
+        today = time.strftime("%Y-%m-%d", time.gmtime(time.time()))
+        res = env.nightshift("backfill", self.job, "--from", today, "--to",
+                             today, "-c", self.cfg, env=self.wenv)
+        self.assertIn("0 slots", res.stdout)
+        self.assertIn("1 slot from %sT09:00" % time.strftime(
+            "%Y-%m-%d", time.gmtime(time.time() + 86400)), res.stdout)
+        self.assertIn("still to come: left to the scheduler", res.stdout)
         bad = env.nightshift("backfill", self.job, "--from", day, "-c",
                              self.cfg, check=False, env=self.wenv)
         self.assertEqual(bad.returncode, 2)
