@@ -1,12 +1,17 @@
 #include "ns/http.h"
 
 #include <curl/curl.h>
+#include <errno.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "ns/buf.h"
 #include "ns/clock.h"
@@ -307,6 +312,90 @@ static void set_common_options(CURL *curl, const ns_http_req_t *req,
     curl_easy_setopt(curl, CURLOPT_TCP_KEEPALIVE, 1L);
 }
 
+/* What one request needs while it is on its easy handle: set up by
+ * xfer_setup, torn down (and judged) by xfer_finish, on the same thread. */
+typedef struct xfer_state {
+    http_call_t call;
+    char errbuf[CURL_ERROR_SIZE];
+    struct curl_slist *headers;
+    curl_mime *mime;
+    long timeout_ms;
+    const char *method;
+    int64_t started;
+} xfer_state_t;
+
+static ns_err_t xfer_setup(CURL *curl, const ns_http_req_t *req,
+                           xfer_state_t *st, ns_error_t *err)
+{
+    memset(st, 0, sizeof(*st));
+    if (req == NULL || req->url == NULL)
+        return ns_error_set(err, NS_ERR_INVALID, "http: no url");
+    st->timeout_ms =
+        req->timeout_ms > 0 ? req->timeout_ms : HTTP_DEFAULT_TIMEOUT_MS;
+    st->method = request_method(req);
+    st->call.retry_after_s = -1;
+    ns_buf_init(&st->call.body, req->max_response > 0
+                                    ? req->max_response
+                                    : HTTP_DEFAULT_MAX_RESPONSE);
+    int headers_ok = 1;
+    st->headers = build_headers(req, &headers_ok);
+    st->mime = req->n_parts > 0 ? build_mime(curl, req) : NULL;
+    if (!headers_ok || (req->n_parts > 0 && st->mime == NULL)) {
+        curl_slist_free_all(st->headers);
+        curl_mime_free(st->mime);
+        st->headers = NULL;
+        st->mime = NULL;
+        return ns_error_set(err, NS_ERR_NOMEM, "http: out of memory");
+    }
+    set_common_options(curl, req, &st->call, st->errbuf, st->timeout_ms);
+    curl_easy_setopt(curl, CURLOPT_HTTPHEADER, st->headers);
+    set_method_and_body(curl, req, st->method, st->mime);
+    st->started = ns_clock_mono_ms();
+    return NS_OK;
+}
+
+/* The outcome of a finished transfer (rc: curl's), as ns_http_do
+ * returns it; frees what xfer_setup made. */
+static ns_err_t xfer_finish(CURL *curl, CURLcode rc, const ns_http_req_t *req,
+                            xfer_state_t *st, ns_http_resp_t *resp,
+                            ns_error_t *err)
+{
+    resp->elapsed_ms = (long)(ns_clock_mono_ms() - st->started);
+    /* The handle outlives the call: drop pointers into the state. */
+    curl_easy_setopt(curl, CURLOPT_HTTPHEADER, NULL);
+    curl_easy_setopt(curl, CURLOPT_MIMEPOST, NULL);
+    curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, NULL);
+    curl_slist_free_all(st->headers);
+    curl_mime_free(st->mime);
+    st->headers = NULL;
+    st->mime = NULL;
+
+    ns_err_t code = NS_OK;
+    if (st->call.too_large) {
+        char where[512];
+        safe_url(req->url, where, sizeof(where));
+        code = ns_error_set(err, NS_ERR_PERMANENT,
+                            "%s %s: response too large (over %zu bytes)",
+                            st->method, where, st->call.body.max);
+    } else if (rc != CURLE_OK) {
+        code = transport_error(rc, st->method, req->url, st->errbuf,
+                               st->timeout_ms, err);
+    }
+    if (code != NS_OK) {
+        ns_buf_free(&st->call.body);
+        return code;
+    }
+    curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &resp->status);
+    resp->body_len = st->call.body.len;
+    resp->body = ns_buf_take(&st->call.body);
+    resp->retry_after_s = st->call.retry_after_s;
+    if (err != NULL)
+        err->http_status = resp->status;
+    if (resp->body == NULL)
+        return ns_error_set(err, NS_ERR_NOMEM, "http: out of memory");
+    return NS_OK;
+}
+
 ns_err_t ns_http_do(const ns_http_req_t *req, ns_http_resp_t *resp,
                     ns_error_t *err)
 {
@@ -317,60 +406,11 @@ ns_err_t ns_http_do(const ns_http_req_t *req, ns_http_resp_t *resp,
     CURL *curl = thread_handle();
     if (curl == NULL)
         return ns_error_set(err, NS_ERR_NOMEM, "http: curl_easy_init failed");
-
-    long timeout_ms =
-        req->timeout_ms > 0 ? req->timeout_ms : HTTP_DEFAULT_TIMEOUT_MS;
-    const char *method = request_method(req);
-    http_call_t call = {.too_large = 0, .retry_after_s = -1};
-    ns_buf_init(&call.body, req->max_response > 0 ? req->max_response
-                                                  : HTTP_DEFAULT_MAX_RESPONSE);
-    char errbuf[CURL_ERROR_SIZE] = "";
-    int headers_ok = 1;
-    struct curl_slist *headers = build_headers(req, &headers_ok);
-    curl_mime *mime = req->n_parts > 0 ? build_mime(curl, req) : NULL;
-    if (!headers_ok || (req->n_parts > 0 && mime == NULL)) {
-        curl_slist_free_all(headers);
-        curl_mime_free(mime);
-        return ns_error_set(err, NS_ERR_NOMEM, "http: out of memory");
-    }
-
-    set_common_options(curl, req, &call, errbuf, timeout_ms);
-    curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
-    set_method_and_body(curl, req, method, mime);
-
-    int64_t started = ns_clock_mono_ms();
+    xfer_state_t st;
+    if (xfer_setup(curl, req, &st, err) != NS_OK)
+        return err->code;
     CURLcode rc = curl_easy_perform(curl);
-    resp->elapsed_ms = (long)(ns_clock_mono_ms() - started);
-    /* The handle outlives this call: drop pointers into our stack frame. */
-    curl_easy_setopt(curl, CURLOPT_HTTPHEADER, NULL);
-    curl_easy_setopt(curl, CURLOPT_MIMEPOST, NULL);
-    curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, NULL);
-    curl_slist_free_all(headers);
-    curl_mime_free(mime);
-
-    ns_err_t code = NS_OK;
-    if (call.too_large) {
-        char where[512];
-        safe_url(req->url, where, sizeof(where));
-        code = ns_error_set(err, NS_ERR_PERMANENT,
-                            "%s %s: response too large (over %zu bytes)",
-                            method, where, call.body.max);
-    } else if (rc != CURLE_OK) {
-        code = transport_error(rc, method, req->url, errbuf, timeout_ms, err);
-    }
-    if (code != NS_OK) {
-        ns_buf_free(&call.body);
-        return code;
-    }
-    curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &resp->status);
-    resp->body_len = call.body.len;
-    resp->body = ns_buf_take(&call.body);
-    resp->retry_after_s = call.retry_after_s;
-    if (err != NULL)
-        err->http_status = resp->status;
-    if (resp->body == NULL)
-        return ns_error_set(err, NS_ERR_NOMEM, "http: out of memory");
-    return NS_OK;
+    return xfer_finish(curl, rc, req, &st, resp, err);
 }
 
 void ns_http_resp_free(ns_http_resp_t *resp)
@@ -380,4 +420,360 @@ void ns_http_resp_free(ns_http_resp_t *resp)
     free(resp->body);
     resp->body = NULL;
     resp->body_len = 0;
+}
+
+/* ---- many requests on one thread --------------------------------------- */
+
+/* Easy handles kept for reuse between transfers (curl_easy_reset keeps
+ * nothing of the last request but is cheaper than a new handle). */
+#define ASYNC_IDLE_MAX 256
+
+/* A transfer's state while it is on an easy handle. */
+typedef struct async_xfer {
+    CURL *curl;
+    xfer_state_t st;
+    struct async_xfer *prev, *next; /* the running list */
+} async_xfer_t;
+
+struct ns_http_async {
+    CURLM *multi;
+    int epfd;    /* the transfers' sockets, and wake_fd */
+    int wake_fd; /* eventfd: something was queued, or stop */
+    pthread_t thread;
+    ns_http_done_fn done;
+    void *arg;
+    pthread_mutex_t lock;
+    ns_http_xfer_t *queued, **queued_tail; /* under lock */
+    bool stop;                             /* under lock */
+    size_t in_flight;                      /* under lock */
+    /* The loop's thread only: */
+    CURL *idle[ASYNC_IDLE_MAX];
+    size_t n_idle;
+    async_xfer_t *running; /* on the multi handle */
+    int64_t deadline_ms;   /* curl's timer (monotonic), -1: none */
+};
+
+static void running_add(ns_http_async_t *a, async_xfer_t *ax)
+{
+    ax->prev = NULL;
+    ax->next = a->running;
+    if (a->running != NULL)
+        a->running->prev = ax;
+    a->running = ax;
+}
+
+static void running_remove(ns_http_async_t *a, async_xfer_t *ax)
+{
+    if (ax->prev != NULL)
+        ax->prev->next = ax->next;
+    else
+        a->running = ax->next;
+    if (ax->next != NULL)
+        ax->next->prev = ax->prev;
+}
+
+static CURL *async_handle(ns_http_async_t *a)
+{
+    if (a->n_idle > 0) {
+        CURL *curl = a->idle[--a->n_idle];
+        curl_easy_reset(curl);
+        return curl;
+    }
+    return curl_easy_init();
+}
+
+static void async_keep(ns_http_async_t *a, CURL *curl)
+{
+    if (a->n_idle < ASYNC_IDLE_MAX)
+        a->idle[a->n_idle++] = curl;
+    else
+        curl_easy_cleanup(curl);
+}
+
+/* Puts x on the done list with its outcome. */
+static void async_back(ns_http_xfer_t *x, ns_http_xfer_t **done)
+{
+    free(x->priv);
+    x->priv = NULL;
+    x->next = *done;
+    *done = x;
+}
+
+/* Moves the queued transfers onto easy handles in the multi handle. */
+static void async_start(ns_http_async_t *a, ns_http_xfer_t *list,
+                        ns_http_xfer_t **done)
+{
+    while (list != NULL) {
+        ns_http_xfer_t *x = list;
+        list = x->next;
+        ns_error_clear(&x->err);
+        resp_init(&x->resp);
+        async_xfer_t *ax = calloc(1, sizeof(*ax));
+        x->priv = ax;
+        if (ax == NULL || (ax->curl = async_handle(a)) == NULL) {
+            x->rc = ns_error_set(&x->err, NS_ERR_NOMEM, "http: out of memory");
+            async_back(x, done);
+            continue;
+        }
+        x->rc = xfer_setup(ax->curl, x->req, &ax->st, &x->err);
+        if (x->rc == NS_OK) {
+            curl_easy_setopt(ax->curl, CURLOPT_PRIVATE, x);
+            if (curl_multi_add_handle(a->multi, ax->curl) == CURLM_OK)
+                running_add(a, ax);
+            else
+                x->rc = xfer_finish(ax->curl, CURLE_OUT_OF_MEMORY, x->req,
+                                    &ax->st, &x->resp, &x->err);
+        }
+        if (x->rc != NS_OK) {
+            async_keep(a, ax->curl);
+            async_back(x, done);
+        }
+    }
+}
+
+/* Takes the finished transfers off the multi handle. */
+static void async_collect(ns_http_async_t *a, ns_http_xfer_t **done)
+{
+    CURLMsg *m;
+    int left = 0;
+    while ((m = curl_multi_info_read(a->multi, &left)) != NULL) {
+        if (m->msg != CURLMSG_DONE)
+            continue;
+        ns_http_xfer_t *x = NULL;
+        curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&x);
+        CURL *curl = m->easy_handle;
+        CURLcode rc = m->data.result;
+        curl_multi_remove_handle(a->multi, curl); /* m is gone after it */
+        async_xfer_t *ax = x->priv;
+        running_remove(a, ax);
+        x->rc = xfer_finish(curl, rc, x->req, &ax->st, &x->resp, &x->err);
+        async_keep(a, curl);
+        async_back(x, done);
+    }
+}
+
+/* Ends every transfer still running (stopping). */
+static void async_abort(ns_http_async_t *a, ns_http_xfer_t **done)
+{
+    while (a->running != NULL) {
+        async_xfer_t *ax = a->running;
+        running_remove(a, ax);
+        ns_http_xfer_t *x = NULL;
+        curl_easy_getinfo(ax->curl, CURLINFO_PRIVATE, (char **)&x);
+        curl_multi_remove_handle(a->multi, ax->curl);
+        xfer_finish(ax->curl, CURLE_ABORTED_BY_CALLBACK, x->req, &ax->st,
+                    &x->resp, NULL);
+        ns_http_resp_free(&x->resp);
+        x->rc = ns_error_set(&x->err, NS_ERR_TRANSIENT, "http: stopped");
+        async_keep(a, ax->curl);
+        async_back(x, done);
+    }
+}
+
+static size_t count_list(const ns_http_xfer_t *x)
+{
+    size_t n = 0;
+    for (; x != NULL; x = x->next)
+        n++;
+    return n;
+}
+
+/* curl's socket callback: which of a transfer's sockets to watch for
+ * what. (curl_multi_perform would walk every transfer on each call;
+ * socket_action touches only those whose sockets are ready, which is what
+ * keeps a thousand transfers on one thread cheap.) */
+static int on_socket(CURL *easy, curl_socket_t fd, int what, void *arg,
+                     void *socketp)
+{
+    (void)easy;
+    ns_http_async_t *a = arg;
+    if (what == CURL_POLL_REMOVE) {
+        epoll_ctl(a->epfd, EPOLL_CTL_DEL, fd, NULL);
+        return 0;
+    }
+    struct epoll_event ev = {
+        .events = (what & CURL_POLL_IN ? EPOLLIN : 0u) |
+                  (what & CURL_POLL_OUT ? EPOLLOUT : 0u),
+        .data.fd = fd,
+    };
+    if (socketp == NULL) {
+        /* New to us (or its number reused after a close we were not told
+         * of): added, or changed when epoll has it already. */
+        if (epoll_ctl(a->epfd, EPOLL_CTL_ADD, fd, &ev) != 0 && errno == EEXIST)
+            epoll_ctl(a->epfd, EPOLL_CTL_MOD, fd, &ev);
+        curl_multi_assign(a->multi, fd, a);
+    } else {
+        epoll_ctl(a->epfd, EPOLL_CTL_MOD, fd, &ev);
+    }
+    return 0;
+}
+
+/* curl's timer callback: when to call it with CURL_SOCKET_TIMEOUT. */
+static int on_timer(CURLM *multi, long timeout_ms, void *arg)
+{
+    (void)multi;
+    ns_http_async_t *a = arg;
+    a->deadline_ms = timeout_ms < 0 ? -1 : ns_clock_mono_ms() + timeout_ms;
+    return 0;
+}
+
+#define ASYNC_EVENTS 256
+
+/* Waits for ready sockets (or curl's timer, or a wake-up) and lets curl
+ * act on them. */
+static void async_wait(ns_http_async_t *a)
+{
+    int64_t now = ns_clock_mono_ms();
+    int wait = 1000;
+    if (a->deadline_ms >= 0)
+        wait = a->deadline_ms <= now         ? 0
+               : a->deadline_ms - now < 1000 ? (int)(a->deadline_ms - now)
+                                             : 1000;
+    struct epoll_event evs[ASYNC_EVENTS];
+    int n = epoll_wait(a->epfd, evs, ASYNC_EVENTS, wait);
+    int running = 0;
+    for (int i = 0; i < n; i++) {
+        if (evs[i].data.fd == a->wake_fd) {
+            uint64_t sink;
+            ssize_t rd = read(a->wake_fd, &sink, sizeof(sink));
+            (void)rd;
+            continue;
+        }
+        int flags =
+            (evs[i].events & EPOLLIN ? CURL_CSELECT_IN : 0) |
+            (evs[i].events & EPOLLOUT ? CURL_CSELECT_OUT : 0) |
+            (evs[i].events & (EPOLLERR | EPOLLHUP) ? CURL_CSELECT_ERR : 0);
+        curl_multi_socket_action(a->multi, evs[i].data.fd, flags, &running);
+    }
+    if (a->deadline_ms >= 0 && a->deadline_ms <= ns_clock_mono_ms()) {
+        a->deadline_ms = -1; /* (the action may set it again) */
+        curl_multi_socket_action(a->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+    }
+}
+
+static void *async_main(void *arg)
+{
+    ns_http_async_t *a = arg;
+    for (;;) {
+        pthread_mutex_lock(&a->lock);
+        ns_http_xfer_t *queued = a->queued;
+        a->queued = NULL;
+        a->queued_tail = &a->queued;
+        bool stop = a->stop;
+        pthread_mutex_unlock(&a->lock);
+
+        ns_http_xfer_t *done = NULL;
+        async_start(a, queued, &done);
+        if (stop)
+            async_abort(a, &done);
+        else
+            async_wait(a);
+        async_collect(a, &done);
+        if (done != NULL) {
+            size_t n = count_list(done);
+            pthread_mutex_lock(&a->lock);
+            a->in_flight -= n;
+            pthread_mutex_unlock(&a->lock);
+            a->done(a->arg, done);
+        }
+        if (stop)
+            break;
+    }
+    return NULL;
+}
+
+static void async_wake(ns_http_async_t *a)
+{
+    uint64_t one = 1;
+    ssize_t wr = write(a->wake_fd, &one, sizeof(one));
+    (void)wr;
+}
+
+ns_http_async_t *ns_http_async_new(ns_http_done_fn done, void *arg,
+                                   ns_error_t *err)
+{
+    ns_http_global_init();
+    ns_http_async_t *a = calloc(1, sizeof(*a));
+    if (a == NULL || (a->multi = curl_multi_init()) == NULL) {
+        free(a);
+        ns_error_set(err, NS_ERR_NOMEM, "http: out of memory");
+        return NULL;
+    }
+    a->done = done;
+    a->arg = arg;
+    a->queued_tail = &a->queued;
+    a->deadline_ms = -1;
+    a->epfd = epoll_create1(EPOLL_CLOEXEC);
+    a->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    struct epoll_event ev = {.events = EPOLLIN, .data.fd = a->wake_fd};
+    if (a->epfd < 0 || a->wake_fd < 0 ||
+        epoll_ctl(a->epfd, EPOLL_CTL_ADD, a->wake_fd, &ev) != 0) {
+        ns_error_set(err, NS_ERR_IO, "http: %s", strerror(errno));
+        goto fail;
+    }
+    curl_multi_setopt(a->multi, CURLMOPT_SOCKETFUNCTION, on_socket);
+    curl_multi_setopt(a->multi, CURLMOPT_SOCKETDATA, a);
+    curl_multi_setopt(a->multi, CURLMOPT_TIMERFUNCTION, on_timer);
+    curl_multi_setopt(a->multi, CURLMOPT_TIMERDATA, a);
+    pthread_mutex_init(&a->lock, NULL);
+    if (pthread_create(&a->thread, NULL, async_main, a) != 0) {
+        pthread_mutex_destroy(&a->lock);
+        ns_error_set(err, NS_ERR_IO, "http: cannot start its thread");
+        goto fail;
+    }
+    return a;
+fail:
+    if (a->epfd >= 0)
+        close(a->epfd);
+    if (a->wake_fd >= 0)
+        close(a->wake_fd);
+    curl_multi_cleanup(a->multi);
+    free(a);
+    return NULL;
+}
+
+void ns_http_async_submit(ns_http_async_t *a, ns_http_xfer_t *list)
+{
+    if (list == NULL)
+        return;
+    size_t n = 0;
+    ns_http_xfer_t *last = list;
+    for (ns_http_xfer_t *x = list; x != NULL; x = x->next) {
+        n++;
+        last = x;
+    }
+    pthread_mutex_lock(&a->lock);
+    bool idle = a->queued == NULL; /* else a wake-up is on its way */
+    *a->queued_tail = list;
+    a->queued_tail = &last->next;
+    a->in_flight += n;
+    pthread_mutex_unlock(&a->lock);
+    if (idle)
+        async_wake(a);
+}
+
+size_t ns_http_async_in_flight(ns_http_async_t *a)
+{
+    pthread_mutex_lock(&a->lock);
+    size_t n = a->in_flight;
+    pthread_mutex_unlock(&a->lock);
+    return n;
+}
+
+void ns_http_async_destroy(ns_http_async_t *a)
+{
+    if (a == NULL)
+        return;
+    pthread_mutex_lock(&a->lock);
+    a->stop = true;
+    pthread_mutex_unlock(&a->lock);
+    async_wake(a);
+    pthread_join(a->thread, NULL);
+    for (size_t i = 0; i < a->n_idle; i++)
+        curl_easy_cleanup(a->idle[i]);
+    curl_multi_cleanup(a->multi);
+    close(a->epfd);
+    close(a->wake_fd);
+    pthread_mutex_destroy(&a->lock);
+    free(a);
 }

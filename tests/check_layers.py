@@ -41,7 +41,7 @@ WORKER_LAYERS = [
      ["handler", "res", "bookkeeper", "tracker", "readyq", "pacing", "ctx"]),
     ("the failure paths and fan-in", ["deadletter", "finalize"]),
     ("stream items", ["stream"]),
-    ("item processing", ["item", "item_internal", "batch"]),
+    ("item processing", ["item", "item_internal", "batch", "calls"]),
     ("the consume loop and delivery",
      ["pool", "dispatch", "worker", "worker_internal", "outbox", "retrier"]),
 ]

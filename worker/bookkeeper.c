@@ -465,25 +465,74 @@ static void *bk_main(void *arg)
     return NULL;
 }
 
-/* Queues the request and waits for its batch. */
-static void submit(ns_bookkeeper_t *bk, bk_req_t *q)
+/* Queues n requests and waits until their batches are through. */
+static void submit_n(ns_bookkeeper_t *bk, bk_req_t *q, size_t n)
 {
-    pthread_cond_init(&q->cond, NULL);
-    q->finished = false;
-    q->maybe_complete = false;
-    q->next = NULL;
+    for (size_t i = 0; i < n; i++) {
+        pthread_cond_init(&q[i].cond, NULL);
+        q[i].finished = false;
+        q[i].maybe_complete = false;
+        q[i].next = i + 1 < n ? &q[i + 1] : NULL;
+    }
     pthread_mutex_lock(&bk->lock);
     if (bk->tail != NULL)
-        bk->tail->next = q;
+        bk->tail->next = &q[0];
     else
-        bk->head = q;
-    bk->tail = q;
-    bk->stats.queued++;
-    pthread_cond_signal(&bk->cond);
-    while (!q->finished)
-        pthread_cond_wait(&q->cond, &bk->lock);
+        bk->head = &q[0];
+    bk->tail = &q[n - 1];
+    bk->stats.queued += n;
+    if (n > BK_BATCH_MAX)
+        pthread_cond_broadcast(&bk->cond); /* more than one batch's worth */
+    else
+        pthread_cond_signal(&bk->cond);
+    for (size_t i = 0; i < n; i++)
+        while (!q[i].finished)
+            pthread_cond_wait(&q[i].cond, &bk->lock);
     pthread_mutex_unlock(&bk->lock);
-    pthread_cond_destroy(&q->cond);
+    for (size_t i = 0; i < n; i++)
+        pthread_cond_destroy(&q[i].cond);
+}
+
+static void submit(ns_bookkeeper_t *bk, bk_req_t *q)
+{
+    submit_n(bk, q, 1);
+}
+
+/* Requests for items, queued together (one by one when out of memory). */
+static void submit_items(ns_bookkeeper_t *bk, bk_op_t op, ns_bk_item_t *items,
+                         size_t n)
+{
+    if (n == 0)
+        return;
+    bk_req_t one, *q = n > 1 ? calloc(n, sizeof(*q)) : NULL;
+    size_t per = q != NULL ? n : 1;
+    if (q == NULL)
+        q = &one;
+    for (size_t i = 0; i < n; i += per) {
+        for (size_t k = 0; k < per; k++)
+            q[k] = (bk_req_t){.op = op,
+                              .run_id = items[i + k].run_id,
+                              .item_key = items[i + k].item_key,
+                              .report = items[i + k].report};
+        submit_n(bk, q, per);
+        for (size_t k = 0; k < per; k++) {
+            items[i + k].result = q[k].result;
+            items[i + k].attempt = q[k].attempt;
+            items[i + k].maybe_complete = q[k].maybe_complete;
+        }
+    }
+    if (q != &one)
+        free(q);
+}
+
+void ns_bookkeeper_start_n(ns_bookkeeper_t *bk, ns_bk_item_t *items, size_t n)
+{
+    submit_items(bk, OP_START, items, n);
+}
+
+void ns_bookkeeper_done_n(ns_bookkeeper_t *bk, ns_bk_item_t *items, size_t n)
+{
+    submit_items(bk, OP_DONE, items, n);
 }
 
 ns_bookkeeper_t *ns_bookkeeper_new(const char *dsn, int connections,

@@ -18,6 +18,7 @@
 
 #include <signal.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "ns/err.h"
@@ -67,6 +68,23 @@ ns_bk_result_t ns_bookkeeper_done(ns_bookkeeper_t *bk, int64_t run_id,
  *  committed an item in its own transaction); see ns_bookkeeper_done. */
 ns_bk_result_t ns_bookkeeper_check(ns_bookkeeper_t *bk, int64_t run_id,
                                    bool *maybe_complete);
+
+/** One item of a batch of requests (ns_bookkeeper_start_n / _done_n). */
+typedef struct ns_bk_item {
+    int64_t run_id;        /**< in */
+    const char *item_key;  /**< in */
+    const char *report;    /**< in, done: JSON text or NULL */
+    ns_bk_result_t result; /**< out, as the one-item call returns */
+    int attempt;           /**< out, start: as ns_bookkeeper_start's */
+    bool maybe_complete;   /**< out, done: as ns_bookkeeper_done's */
+} ns_bk_item_t;
+
+/** @brief ns_bookkeeper_start for each of n items, queued at once (one
+ *  wait for all of them instead of one per item). */
+void ns_bookkeeper_start_n(ns_bookkeeper_t *bk, ns_bk_item_t *items, size_t n);
+
+/** @brief ns_bookkeeper_done for each of n items, likewise. */
+void ns_bookkeeper_done_n(ns_bookkeeper_t *bk, ns_bk_item_t *items, size_t n);
 
 typedef struct ns_bk_stats {
     uint64_t statements; /**< run (including failed tries) */

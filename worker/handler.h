@@ -13,6 +13,7 @@
 
 #include "ns/config.h"
 #include "ns/err.h"
+#include "ns/http.h"
 #include "ns/log.h"
 
 typedef struct ns_item_ctx ns_item_ctx_t;
@@ -21,6 +22,19 @@ typedef struct ns_item_ctx ns_item_ctx_t;
  *  @returns NS_OK, NS_ERR_TRANSIENT (retried with backoff, honouring
  *  err->retry_after_s) or NS_ERR_PERMANENT (failed at once). */
 typedef ns_err_t (*ns_handler_fn)(ns_item_ctx_t *ctx, ns_error_t *err);
+
+/** The first half of an attempt that is one HTTP request: fills *req for
+ *  the item. *state owns req's strings until the response half frees it.
+ *  @returns NS_OK (send it), or a failure of the attempt (nothing sent,
+ *  *state NULL). */
+typedef ns_err_t (*ns_http_request_fn)(ns_item_ctx_t *ctx, ns_http_req_t *req,
+                                       void **state, ns_error_t *err);
+/** The second half: judges the transport's outcome (rc, and err filled
+ *  when rc != NS_OK) and resp (when rc == NS_OK); frees state.
+ *  @returns the attempt's outcome, as ns_handler_fn does. */
+typedef ns_err_t (*ns_http_response_fn)(ns_item_ctx_t *ctx, void *state,
+                                        ns_err_t rc, const ns_http_resp_t *resp,
+                                        ns_error_t *err);
 
 typedef struct ns_handler_def {
     const char *name;
@@ -36,6 +50,14 @@ typedef struct ns_handler_def {
     /** 1: the handler computes (no waiting on I/O): at most one item per
      *  core at once, whatever the job's max_in_flight. */
     int cpu_bound;
+    /** Set for a handler whose attempt is one HTTP request and nothing
+     *  else (no transaction, no outbox, no rate limit): its items wait on
+     *  the worker's HTTP loop (hundreds on one thread) instead of a pool
+     *  thread each, and their starts and ends are recorded in batches.
+     *  process stays the one-item form of the same (dry runs, fallbacks):
+     *  http_request, ns_http_do, http_response. */
+    ns_http_request_fn http_request;
+    ns_http_response_fn http_response;
 } ns_handler_def_t;
 
 /** @brief The handler or finalizer called name, or NULL. */

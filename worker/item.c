@@ -228,6 +228,31 @@ ns_item_outcome_t item_run(ns_item_res_t *res, const ns_msg_t *msg,
     }
 }
 
+ns_item_outcome_t item_after_attempt(ns_item_res_t *res, const ns_msg_t *msg,
+                                     ns_envelope_t *env, const ns_job_t *job,
+                                     const ns_handler_def_t *h, int attempts,
+                                     ns_err_t rc, const ns_error_t *err,
+                                     int64_t t0)
+{
+    ns_log_ctx_t lc = {
+        .job = env->job, .run_id = env->run_id, .item_key = env->item_key};
+    int next =
+        item_after_failure(res, msg, env, job, &lc, attempts, rc, err, t0);
+    if (next != ITEM_RETRY_HERE)
+        return (ns_item_outcome_t)next;
+    if (rc == NS_ERR_DEFERRED)
+        attempts--; /* a rate-limit wait is not an attempt */
+    return item_run(res, msg, env, job, h, attempts, false);
+}
+
+void item_finalize_check(ns_item_res_t *res, int64_t run_id, bool ask)
+{
+    if ((!ask || run_may_be_complete(res, run_id, false)) &&
+        ns_item_pg_wait(res))
+        ns_finalize_if_complete(res, run_id);
+    ns_item_pg_release(res);
+}
+
 ns_item_outcome_t ns_item_process(ns_item_res_t *res, const ns_msg_t *msg)
 {
     const ns_job_t *stream = ns_stream_job(res->cfg, msg->topic);

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "calls.h"
 #include "handler.h"
 #include "item.h"
 #include "ns/clock.h"
@@ -38,6 +39,25 @@ static size_t lane_of(const ns_config_t *cfg, const char *topic)
     return cfg->n_jobs;
 }
 
+/* Threads for a lane of HTTP calls: they only begin and end batches of
+ * calls (the waiting is on the HTTP loop), plus the one-item path of the
+ * failures (retries go to the retry tiers, or wait here without them). */
+#define HTTP_LANE_THREADS 16
+
+bool pool_http_handler(const ns_handler_def_t *h)
+{
+    return h != NULL && h->http_request != NULL && h->http_response != NULL;
+}
+
+/* The job's items at once: its max_in_flight, else the worker's. */
+static size_t job_in_flight(const ns_config_t *cfg, const ns_job_t *job)
+{
+    if (job->max_in_flight > 0)
+        return (size_t)job->max_in_flight;
+    return cfg->worker_max_in_flight > 0 ? (size_t)cfg->worker_max_in_flight
+                                         : 8;
+}
+
 ns_readyq_t *pool_ready_new(const ns_config_t *cfg, size_t n_threads)
 {
     ns_readyq_t *q = ns_readyq_new(cfg->n_jobs + 1);
@@ -51,6 +71,12 @@ ns_readyq_t *pool_ready_new(const ns_config_t *cfg, size_t n_threads)
             job->max_in_flight > 0 ? (size_t)job->max_in_flight : n_threads;
         if (h != NULL && h->cpu_bound && cores > 0 && limit > (size_t)cores)
             limit = (size_t)cores;
+        if (pool_http_handler(h)) {
+            /* Calls in flight, not threads, count against its limit. */
+            ns_readyq_set_lane(q, i, job_in_flight(cfg, job), BATCH_MAX);
+            ns_readyq_count_tasks(q, i);
+            continue;
+        }
         ns_readyq_set_lane(q, i, limit, h != NULL && h->batch ? BATCH_MAX : 1);
     }
     return q;
@@ -60,10 +86,67 @@ size_t pool_threads_needed(const ns_config_t *cfg)
 {
     size_t n =
         cfg->worker_max_in_flight > 0 ? (size_t)cfg->worker_max_in_flight : 8;
-    for (size_t i = 0; i < cfg->n_jobs; i++)
-        if ((size_t)cfg->jobs[i].max_in_flight > n)
-            n = (size_t)cfg->jobs[i].max_in_flight;
+    bool other = cfg->n_jobs == 0;
+    for (size_t i = 0; i < cfg->n_jobs; i++) {
+        const ns_job_t *job = &cfg->jobs[i];
+        if (!pool_http_handler(ns_handler_find(job->handler, 0)))
+            other = true;
+        if ((size_t)job->max_in_flight > n)
+            n = (size_t)job->max_in_flight;
+    }
+    /* Only HTTP lanes (the stream lane aside): their calls wait on the
+     * loop, not on threads. */
+    if (!other && n > HTTP_LANE_THREADS)
+        n = HTTP_LANE_THREADS;
     return n;
+}
+
+size_t pool_in_flight_max(const ns_config_t *cfg)
+{
+    size_t n = pool_threads_needed(cfg);
+    for (size_t i = 0; i < cfg->n_jobs; i++)
+        if (job_in_flight(cfg, &cfg->jobs[i]) > n)
+            n = job_in_flight(cfg, &cfg->jobs[i]);
+    return n;
+}
+
+bool pool_needs_http(const ns_config_t *cfg)
+{
+    for (size_t i = 0; i < cfg->n_jobs; i++)
+        if (pool_http_handler(ns_handler_find(cfg->jobs[i].handler, 0)))
+            return true;
+    return false;
+}
+
+/* The HTTP loop's done callback: calls back for the pool to end. */
+void pool_calls_back(void *arg, ns_http_xfer_t *list)
+{
+    ns_worker_t *w = arg;
+    size_t n = 0;
+    ns_http_xfer_t *last = list;
+    for (ns_http_xfer_t *x = list; x != NULL; x = x->next) {
+        n++;
+        last = x;
+    }
+    pthread_mutex_lock(&w->lock);
+    /* A call answered 2xx is no longer in flight at its API: its slot is
+     * free for the next item now, while its end is recorded. (A failed one
+     * keeps it: without retry tiers its next attempts are made in place.) */
+    for (ns_http_xfer_t *x = list; x != NULL; x = x->next) {
+        ns_task_t *task = ns_call_tag(ns_call_of(x));
+        task->slot_free =
+            x->rc == NS_OK && x->resp.status >= 200 && x->resp.status < 300;
+        if (task->slot_free)
+            ns_readyq_release(w->ready, task->lane);
+    }
+    last->next = w->calls_back;
+    w->calls_back = list;
+    w->n_calls_back += n;
+    if (n > BATCH_MAX)
+        pthread_cond_broadcast(&w->work_cond);
+    else
+        pthread_cond_signal(&w->work_cond);
+    pthread_mutex_unlock(&w->lock);
 }
 
 static void message_of(const rd_kafka_message_t *m, ns_msg_t *msg, char *origin,
@@ -87,6 +170,50 @@ static void message_of(const rd_kafka_message_t *m, ns_msg_t *msg, char *origin,
         msg->first_failure = first;
 }
 
+/* Hands a finished task to the consumer thread; caller holds the lock. */
+static void finished(ns_worker_t *w, ns_task_t *task)
+{
+    task->next = w->done_head;
+    w->done_head = task;
+}
+
+static void wake_consumer(ns_worker_t *w)
+{
+    uint64_t one = 1;
+    ssize_t wr = write(w->done_fd, &one, sizeof(one));
+    (void)wr;
+}
+
+/* Ends up to BATCH_MAX calls that are back (the lock held on entry and
+ * on return). */
+static void end_calls(pool_thread_t *pt)
+{
+    ns_worker_t *w = pt->w;
+    ns_call_t *calls[BATCH_MAX];
+    ns_item_outcome_t outcomes[BATCH_MAX];
+    size_t n = 0;
+    while (w->calls_back != NULL && n < BATCH_MAX) {
+        calls[n++] = ns_call_of(w->calls_back);
+        w->calls_back = w->calls_back->next;
+    }
+    w->n_calls_back -= n;
+    pthread_mutex_unlock(&w->lock);
+    ns_task_t *tasks[BATCH_MAX];
+    for (size_t i = 0; i < n; i++)
+        tasks[i] = ns_call_tag(calls[i]);
+    ns_calls_end(&pt->res, calls, n, outcomes);
+    pthread_mutex_lock(&w->lock);
+    for (size_t i = 0; i < n; i++) {
+        if (!tasks[i]->slot_free)
+            ns_readyq_release(w->ready, tasks[i]->lane);
+        tasks[i]->outcome = outcomes[i];
+        finished(w, tasks[i]);
+    }
+    pthread_mutex_unlock(&w->lock);
+    wake_consumer(w);
+    pthread_mutex_lock(&w->lock);
+}
+
 void *pool_main(void *arg)
 {
     pool_thread_t *pt = arg;
@@ -94,12 +221,20 @@ void *pool_main(void *arg)
     ns_task_t *tasks[BATCH_MAX];
     ns_msg_t msgs[BATCH_MAX];
     ns_item_outcome_t outcomes[BATCH_MAX];
+    ns_call_t *calls[BATCH_MAX];
     static _Thread_local char origins[BATCH_MAX][NS_TOPIC_MAX];
     static _Thread_local char firsts[BATCH_MAX][40];
     for (;;) {
         pthread_mutex_lock(&w->lock);
-        while (!ns_readyq_runnable(w->ready) && !w->pool_stop)
+        while (!ns_readyq_runnable(w->ready) && w->calls_back == NULL &&
+               !w->pool_stop)
             pthread_cond_wait(&w->work_cond, &w->lock);
+        /* Calls that are back first: they free slots of their lanes. */
+        if (w->calls_back != NULL) {
+            end_calls(pt);
+            pthread_mutex_unlock(&w->lock);
+            continue;
+        }
         size_t lane = 0;
         size_t n = ns_readyq_take(w->ready, tasks, BATCH_MAX, &lane);
         pthread_mutex_unlock(&w->lock);
@@ -109,22 +244,33 @@ void *pool_main(void *arg)
         for (size_t i = 0; i < n; i++)
             message_of(tasks[i]->rkm, &msgs[i], origins[i], sizeof(origins[i]),
                        firsts[i], sizeof(firsts[i]));
-        if (n == 1)
+        bool http =
+            w->http != NULL && lane < w->cfg->n_jobs &&
+            pool_http_handler(ns_handler_find(w->cfg->jobs[lane].handler, 0));
+        if (http)
+            ns_calls_begin(&pt->res, w->http, msgs, (void *const *)tasks, n,
+                           calls, outcomes);
+        else if (n == 1)
             outcomes[0] = ns_item_process(&pt->res, &msgs[0]);
         else
             ns_item_process_batch(&pt->res, msgs, outcomes, n);
 
         pthread_mutex_lock(&w->lock);
-        ns_readyq_release(w->ready, lane);
+        size_t ended = 0;
         for (size_t i = 0; i < n; i++) {
+            if (http && calls[i] != NULL)
+                continue; /* in flight: released when it is back */
+            if (http)
+                ns_readyq_release(w->ready, lane);
             tasks[i]->outcome = outcomes[i];
-            tasks[i]->next = w->done_head;
-            w->done_head = tasks[i];
+            finished(w, tasks[i]);
+            ended++;
         }
+        if (!http)
+            ns_readyq_release(w->ready, lane);
         pthread_mutex_unlock(&w->lock);
-        uint64_t one = 1;
-        ssize_t wr = write(w->done_fd, &one, sizeof(one));
-        (void)wr;
+        if (ended > 0)
+            wake_consumer(w);
     }
     ns_item_pg_release(&pt->res);
     return NULL;

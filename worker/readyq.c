@@ -6,8 +6,9 @@
 typedef struct lane {
     ns_task_t *head, *tail;
     size_t len;
-    size_t running; /* threads working on it */
+    size_t running; /* threads working on it (tasks, if per_task) */
     size_t limit, batch;
+    bool per_task;
 } lane_t;
 
 struct ns_readyq {
@@ -49,6 +50,12 @@ void ns_readyq_set_lane(ns_readyq_t *q, size_t lane, size_t limit, size_t batch)
     q->lanes[lane].batch = batch > 0 ? batch : 1;
 }
 
+void ns_readyq_count_tasks(ns_readyq_t *q, size_t lane)
+{
+    if (lane < q->n_lanes)
+        q->lanes[lane].per_task = true;
+}
+
 void ns_readyq_push(ns_readyq_t *q, size_t lane, ns_task_t *task)
 {
     lane_t *l = &q->lanes[lane < q->n_lanes ? lane : q->n_lanes - 1];
@@ -74,8 +81,10 @@ size_t ns_readyq_take(ns_readyq_t *q, ns_task_t **out, size_t max, size_t *lane)
         lane_t *l = &q->lanes[i];
         if (!can_start(l))
             continue;
-        size_t n = 0;
-        while (l->head != NULL && n < l->batch && n < max) {
+        size_t n = 0, most = l->batch < max ? l->batch : max;
+        if (l->per_task && l->limit - l->running < most)
+            most = l->limit - l->running;
+        while (l->head != NULL && n < most) {
             ns_task_t *t = l->head;
             l->head = t->next;
             t->next = NULL;
@@ -85,7 +94,7 @@ size_t ns_readyq_take(ns_readyq_t *q, ns_task_t **out, size_t max, size_t *lane)
             l->tail = NULL;
         l->len -= n;
         q->len -= n;
-        l->running++;
+        l->running += l->per_task ? n : 1;
         q->next = (i + 1) % q->n_lanes;
         *lane = i;
         return n;

@@ -25,6 +25,11 @@ void ns_readyq_destroy(ns_readyq_t *q);
 void ns_readyq_set_lane(ns_readyq_t *q, size_t lane, size_t limit,
                         size_t batch);
 
+/** @brief The lane's limit counts tasks, not threads: for tasks that wait
+ *  outside a thread (HTTP calls on the worker's loop), each released on
+ *  its own when it ends. */
+void ns_readyq_count_tasks(ns_readyq_t *q, size_t lane);
+
 void ns_readyq_push(ns_readyq_t *q, size_t lane, ns_task_t *task);
 
 /** @brief Takes up to the lane's batch of tasks from the next lane (in
@@ -33,7 +38,8 @@ void ns_readyq_push(ns_readyq_t *q, size_t lane, ns_task_t *task);
 size_t ns_readyq_take(ns_readyq_t *q, ns_task_t **out, size_t max,
                       size_t *lane);
 
-/** @brief A thread finished what it took from lane. */
+/** @brief A thread finished what it took from lane (a per-task lane: one
+ *  task ended). */
 void ns_readyq_release(ns_readyq_t *q, size_t lane);
 
 /** @brief Whether ns_readyq_take would return something. */

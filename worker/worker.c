@@ -109,11 +109,18 @@ int ns_worker_run(ns_worker_t *w, volatile sig_atomic_t *running)
     /* Hundreds of I/O-bound threads: keep their stacks modest. */
     /* While one batch is in the database the next gathers; with hundreds
      * of items in flight, a second connection keeps their wait short. */
-    int bk_conns = w->n_threads >= 128 ? 2 : 1;
+    int bk_conns = pool_in_flight_max(w->cfg) >= 128 ? 2 : 1;
     w->bk = ns_bookkeeper_new(w->cfg->pg_dsn, bk_conns, running, &err);
     if (w->bk == NULL) {
         NS_ERROR(NULL, "%s", err.msg);
         return 1;
+    }
+    if (pool_needs_http(w->cfg)) {
+        w->http = ns_http_async_new(pool_calls_back, w, &err);
+        if (w->http == NULL) {
+            NS_ERROR(NULL, "%s", err.msg);
+            return 1;
+        }
     }
     pthread_attr_t attr;
     pthread_attr_init(&attr);
@@ -321,7 +328,13 @@ ns_worker_t *ns_worker_new(const ns_config_t *cfg, ns_error_t *err)
     w->tracker = ns_tracker_new();
     w->n_threads = pool_threads_needed(cfg);
     w->ready = pool_ready_new(cfg, w->n_threads);
-    w->max_outstanding = w->n_threads * 8 < 1024 ? 1024 : w->n_threads * 8;
+    /* Room for every item in flight and as many again waiting. */
+    size_t in_flight = pool_in_flight_max(cfg);
+    w->max_outstanding = w->n_threads * 8;
+    if (w->max_outstanding < 2 * in_flight)
+        w->max_outstanding = 2 * in_flight;
+    if (w->max_outstanding < 1024)
+        w->max_outstanding = 1024;
     if (w->done_fd < 0 || w->tracker == NULL || w->ready == NULL ||
         pipe(w->kafka_pipe) != 0 ||
         fcntl(w->kafka_pipe[0], F_SETFL, O_NONBLOCK) != 0 ||
@@ -388,6 +401,8 @@ void ns_worker_destroy(ns_worker_t *w)
     for (size_t i = 0; i < w->n_started; i++)
         pthread_join(w->threads[i].thread, NULL);
     free(w->threads);
+    /* Drained: no call is in flight any more. */
+    ns_http_async_destroy(w->http);
     if (w->bk != NULL) {
         ns_bk_stats_t s = ns_bookkeeper_stats(w->bk);
         NS_INFO(NULL,

@@ -10,7 +10,9 @@
 #include <stdbool.h>
 
 #include "bookkeeper.h"
+#include "handler.h"
 #include "item.h"
+#include "ns/http.h"
 #include "ns/httpd.h"
 #include "ns/kafka.h"
 #include "ns/pgpool.h"
@@ -47,8 +49,11 @@ struct ns_worker {
 
     pthread_mutex_t lock;
     pthread_cond_t work_cond;
-    ns_readyq_t *ready;   /* to start, one lane per job, under lock */
-    ns_task_t *done_head; /* finished, under lock */
+    ns_readyq_t *ready;         /* to start, one lane per job, under lock */
+    ns_task_t *done_head;       /* finished, under lock */
+    ns_http_async_t *http;      /* the HTTP loop, when a job needs it */
+    ns_http_xfer_t *calls_back; /* back from it, to end; under lock */
+    size_t n_calls_back;        /* under lock */
     int pool_stop;
     size_t n_threads;
     pool_thread_t *threads;
@@ -69,8 +74,17 @@ struct ns_worker {
 /** The ready queue: a lane per job with its max_in_flight (one per core
  *  for CPU-bound handlers) and batch size. */
 ns_readyq_t *pool_ready_new(const ns_config_t *cfg, size_t n_threads);
-/** Pool threads: worker.max_in_flight, or a job's larger max_in_flight. */
+/** Pool threads: worker.max_in_flight, or a job's larger max_in_flight;
+ *  a few when every job's handler is one HTTP request. */
 size_t pool_threads_needed(const ns_config_t *cfg);
+/** Items in flight at most (any lane). */
+size_t pool_in_flight_max(const ns_config_t *cfg);
+/** Whether h's items are calls on the HTTP loop (calls.h). */
+bool pool_http_handler(const ns_handler_def_t *h);
+/** Whether a job of cfg has such a handler. */
+bool pool_needs_http(const ns_config_t *cfg);
+/** The HTTP loop's done callback (arg: the worker). */
+void pool_calls_back(void *arg, ns_http_xfer_t *list);
 void *pool_main(void *arg);
 /** Queues a task for the pool (consumer thread). */
 void start_task(ns_worker_t *w, ns_task_t *task);

@@ -366,4 +366,174 @@ TEST(threads_have_their_own_handle)
     free(url);
 }
 
+/* ---- many requests on one thread ------------------------------------- */
+
+/* Accepts n connections and reads a request from each before answering
+ * any: a client that waited for one answer before sending the next
+ * request would never get one. Each answer's body is its request's path. */
+static void server_start_together(server_t *s, int n)
+{
+    int fd = listen_any(&s->port);
+    s->log_path[0] = '\0';
+    s->pid = fork();
+    ASSERT(s->pid >= 0);
+    if (s->pid > 0) {
+        close(fd);
+        return;
+    }
+    int conns[64];
+    char paths[64][64];
+    for (int i = 0; i < n; i++) {
+        conns[i] = accept(fd, NULL, NULL);
+        if (conns[i] < 0)
+            _exit(1);
+        ns_buf_t req;
+        ns_buf_init(&req, (size_t)1 << 20);
+        read_request(conns[i], &req);
+        if (req.data == NULL || sscanf(req.data, "POST %63s ", paths[i]) != 1)
+            _exit(2);
+        ns_buf_free(&req);
+    }
+    for (int i = 0; i < n; i++) {
+        char out[256];
+        int len = snprintf(out, sizeof(out),
+                           "HTTP/1.1 200 OK\r\nConnection: close\r\n"
+                           "Content-Length: %zu\r\n\r\n%s",
+                           strlen(paths[i]), paths[i]);
+        if (write(conns[i], out, (size_t)len) < 0)
+            _exit(1);
+        close(conns[i]);
+    }
+    _exit(0);
+}
+
+typedef struct back {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    ns_http_xfer_t *list;
+    int n;
+} back_t;
+
+static void on_back(void *arg, ns_http_xfer_t *done)
+{
+    back_t *b = arg;
+    pthread_mutex_lock(&b->lock);
+    while (done != NULL) {
+        ns_http_xfer_t *x = done;
+        done = x->next;
+        x->next = b->list;
+        b->list = x;
+        b->n++;
+    }
+    pthread_cond_broadcast(&b->cond);
+    pthread_mutex_unlock(&b->lock);
+}
+
+static void wait_back(back_t *b, int n)
+{
+    pthread_mutex_lock(&b->lock);
+    while (b->n < n)
+        pthread_cond_wait(&b->cond, &b->lock);
+    pthread_mutex_unlock(&b->lock);
+}
+
+TEST(async_requests_are_in_flight_together)
+{
+    enum { N = 40 };
+    server_t s;
+    server_start_together(&s, N);
+    back_t b = {.lock = PTHREAD_MUTEX_INITIALIZER,
+                .cond = PTHREAD_COND_INITIALIZER};
+    ns_error_t err;
+    ns_http_async_t *a = ns_http_async_new(on_back, &b, &err);
+    ASSERT(a != NULL);
+    static ns_http_xfer_t xfers[N];
+    static ns_http_req_t reqs[N];
+    static char *urls[N];
+    ns_http_xfer_t *list = NULL;
+    for (int i = 0; i < N; i++) {
+        char path[32];
+        snprintf(path, sizeof(path), "/call/%d", i);
+        urls[i] = url_of(&s, path);
+        reqs[i] = (ns_http_req_t){
+            .url = urls[i], .body = "{}", .body_len = 2, .timeout_ms = 20000};
+        xfers[i] = (ns_http_xfer_t){.req = &reqs[i], .next = list};
+        list = &xfers[i];
+    }
+    /* Half in one list, the rest one by one from here. */
+    ns_http_xfer_t *rest = xfers[N / 2].next;
+    xfers[N / 2].next = NULL;
+    ns_http_async_submit(a, list);
+    while (rest != NULL) {
+        ns_http_xfer_t *x = rest;
+        rest = x->next;
+        x->next = NULL;
+        ns_http_async_submit(a, x);
+    }
+    wait_back(&b, N);
+    ASSERT_EQ(ns_http_async_in_flight(a), 0);
+    for (int i = 0; i < N; i++) {
+        char path[32];
+        snprintf(path, sizeof(path), "/call/%d", i);
+        ASSERT_EQ(xfers[i].rc, NS_OK);
+        ASSERT_EQ(xfers[i].resp.status, 200);
+        ASSERT_STREQ(xfers[i].resp.body, path);
+        ns_http_resp_free(&xfers[i].resp);
+        free(urls[i]);
+    }
+    ns_http_async_destroy(a);
+    waitpid(s.pid, NULL, 0);
+}
+
+TEST(async_failures_come_back_classified)
+{
+    int closed;
+    close(listen_any(&closed));
+    int silent_port;
+    int silent = listen_any(&silent_port); /* accepts, never answers */
+    char refused[128], hang[128], stuck[128];
+    snprintf(refused, sizeof(refused), "http://127.0.0.1:%d/botSECRET7/x",
+             closed);
+    snprintf(hang, sizeof(hang), "http://127.0.0.1:%d/slow", silent_port);
+    snprintf(stuck, sizeof(stuck), "http://127.0.0.1:%d/stuck", silent_port);
+    ns_http_req_t reqs[4] = {
+        {.url = refused, .timeout_ms = 5000},
+        {.url = "ftp://127.0.0.1/file"},
+        {.url = hang, .timeout_ms = 200},
+        {.url = NULL},
+    };
+    back_t b = {.lock = PTHREAD_MUTEX_INITIALIZER,
+                .cond = PTHREAD_COND_INITIALIZER};
+    ns_error_t err;
+    ns_http_async_t *a = ns_http_async_new(on_back, &b, &err);
+    ASSERT(a != NULL);
+    ns_http_xfer_t x[5];
+    for (int i = 0; i < 4; i++) {
+        x[i] = (ns_http_xfer_t){.req = &reqs[i]};
+        ns_http_async_submit(a, &x[i]);
+    }
+    wait_back(&b, 4);
+    ASSERT_EQ(x[0].rc, NS_ERR_TRANSIENT);
+    ASSERT(strstr(x[0].err.msg, "/bot***/x: ") != NULL);
+    ASSERT(strstr(x[0].err.msg, "SECRET7") == NULL);
+    ASSERT_EQ(x[1].rc, NS_ERR_INVALID);
+    ASSERT_EQ(x[2].rc, NS_ERR_TRANSIENT);
+    char want[160];
+    snprintf(want, sizeof(want),
+             "GET http://127.0.0.1:%d/slow: timeout after 200 ms", silent_port);
+    ASSERT_STREQ(x[2].err.msg, want);
+    ASSERT_EQ(x[3].rc, NS_ERR_INVALID);
+
+    /* One still waiting when the loop stops comes back "stopped". */
+    ns_http_req_t long_req = {.url = stuck, .timeout_ms = 60000};
+    x[4] = (ns_http_xfer_t){.req = &long_req};
+    ns_http_async_submit(a, &x[4]);
+    ASSERT_EQ(ns_http_async_in_flight(a), 1);
+    ns_http_async_destroy(a);
+    ASSERT_EQ(b.n, 5);
+    ASSERT_EQ(x[4].rc, NS_ERR_TRANSIENT);
+    ASSERT_STREQ(x[4].err.msg, "http: stopped");
+    close(silent);
+}
+
 NSTEST_MAIN

@@ -59,6 +59,33 @@ TEST(batches_take_several_and_count_one_thread)
     ns_readyq_destroy(q);
 }
 
+TEST(a_per_task_lane_counts_tasks_against_its_limit)
+{
+    ns_readyq_t *q = ns_readyq_new(1);
+    ns_readyq_set_lane(q, 0, 5, 4);
+    ns_readyq_count_tasks(q, 0);
+    for (int i = 0; i < 10; i++)
+        ns_readyq_push(q, 0, task(i));
+    ns_task_t *out[8];
+    size_t lane;
+    ASSERT_EQ(ns_readyq_take(q, out, 8, &lane), 4);
+    ASSERT_EQ(ns_readyq_running(q, 0), 4);
+    /* One slot of five is left: a take gets one task, not a batch. */
+    ASSERT_EQ(ns_readyq_take(q, out, 8, &lane), 1);
+    ASSERT_EQ(out[0]->outcome, 4);
+    ASSERT(!ns_readyq_runnable(q));
+    ASSERT_EQ(ns_readyq_take(q, out, 8, &lane), 0);
+    /* Each task ends on its own. */
+    ns_readyq_release(q, 0);
+    ns_readyq_release(q, 0);
+    ASSERT_EQ(ns_readyq_running(q, 0), 3);
+    ASSERT_EQ(ns_readyq_take(q, out, 8, &lane), 2);
+    ASSERT_EQ(out[0]->outcome, 5);
+    ASSERT_EQ(out[1]->outcome, 6);
+    ASSERT_EQ(ns_readyq_running(q, 0), 5);
+    ns_readyq_destroy(q);
+}
+
 TEST(lanes_take_turns_and_a_full_lane_does_not_block_others)
 {
     ns_readyq_t *q = ns_readyq_new(3);

@@ -5,20 +5,22 @@
 #include "handler.h"
 #include "handlers.h"
 
-/* name, function, is_finalizer, batch, cpu_bound (see handler.h) */
+/* name, function, is_finalizer, batch, cpu_bound, and for handlers that are
+ * one HTTP request its two halves (see handler.h) */
 static const ns_handler_def_t handlers[] = {
-    {"analyzer.project", ns_analyzer_project, 0, 0, 0},
-    {"analyzer.summary", ns_analyzer_summary, 1, 0, 0},
-    {"noop", ns_noop, 0, 1, 0},
-    {"webhook.post", ns_webhook_post, 0, 0, 0},
-    {"stopwords.count", ns_stopwords_count, 0, 0, 1},
-    {"stopwords.merge", ns_stopwords_merge, 1, 0, 0},
-    {"reports.hourly", ns_reports_hourly, 0, 0, 0},
-    {"reports.alert", ns_reports_alert, 1, 0, 0},
-    {"ingest.telegram", ns_ingest_telegram, 0, 0, 0},
-    {"structure.message", ns_structure_message, 0, 0, 0},
-    {"logs.window", ns_logs_window, 0, 0, 1},
-    {"logs.daily_report", ns_logs_daily_report, 1, 0, 0},
+    {"analyzer.project", ns_analyzer_project, 0, 0, 0, NULL, NULL},
+    {"analyzer.summary", ns_analyzer_summary, 1, 0, 0, NULL, NULL},
+    {"noop", ns_noop, 0, 1, 0, NULL, NULL},
+    {"webhook.post", ns_webhook_post, 0, 0, 0, ns_webhook_request,
+     ns_webhook_response},
+    {"stopwords.count", ns_stopwords_count, 0, 0, 1, NULL, NULL},
+    {"stopwords.merge", ns_stopwords_merge, 1, 0, 0, NULL, NULL},
+    {"reports.hourly", ns_reports_hourly, 0, 0, 0, NULL, NULL},
+    {"reports.alert", ns_reports_alert, 1, 0, 0, NULL, NULL},
+    {"ingest.telegram", ns_ingest_telegram, 0, 0, 0, NULL, NULL},
+    {"structure.message", ns_structure_message, 0, 0, 0, NULL, NULL},
+    {"logs.window", ns_logs_window, 0, 0, 1, NULL, NULL},
+    {"logs.daily_report", ns_logs_daily_report, 1, 0, 0, NULL, NULL},
 };
 
 const ns_handler_def_t *ns_handler_find(const char *name, int is_finalizer)

@@ -11,6 +11,10 @@ ns_err_t ns_analyzer_summary(ns_item_ctx_t *ctx, ns_error_t *err);
 /* webhook.c: generic handlers. */
 ns_err_t ns_noop(ns_item_ctx_t *ctx, ns_error_t *err);
 ns_err_t ns_webhook_post(ns_item_ctx_t *ctx, ns_error_t *err);
+ns_err_t ns_webhook_request(ns_item_ctx_t *ctx, ns_http_req_t *req,
+                            void **state, ns_error_t *err);
+ns_err_t ns_webhook_response(ns_item_ctx_t *ctx, void *state, ns_err_t rc,
+                             const ns_http_resp_t *resp, ns_error_t *err);
 
 /* stopwords.c: the stopword refresh (seed 004). */
 ns_err_t ns_stopwords_count(ns_item_ctx_t *ctx, ns_error_t *err);

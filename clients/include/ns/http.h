@@ -47,6 +47,47 @@ void ns_http_resp_free(ns_http_resp_t *resp);
  *  other 4xx NS_ERR_PERMANENT. */
 ns_err_t ns_http_classify(long status);
 
+/* ---- many requests on one thread -------------------------------------
+ * A thread waiting on each request costs a thread's wakeups and stack per
+ * call; at hundreds of calls in flight that is most of the CPU. An
+ * ns_http_async_t drives any number of requests from one thread with
+ * curl's multi interface (connections are kept between them). */
+
+typedef struct ns_http_async ns_http_async_t;
+
+/** One request in flight: the caller's, untouched by it from
+ *  ns_http_async_submit until it comes back through the done callback. */
+typedef struct ns_http_xfer {
+    const ns_http_req_t *req;  /**< in: it and what it points at live until
+                                    the transfer comes back */
+    ns_err_t rc;               /**< out: as ns_http_do returns */
+    ns_error_t err;            /**< out: the cause when rc != NS_OK */
+    ns_http_resp_t resp;       /**< out: when rc == NS_OK; the caller frees */
+    struct ns_http_xfer *next; /**< the done list; free for the caller's
+                                    lists once it is back */
+    void *priv;                /**< the loop's; do not touch */
+} ns_http_xfer_t;
+
+/** Called on the loop's thread with the transfers that finished together,
+ *  linked through ->next; they are the callee's again. */
+typedef void (*ns_http_done_fn)(void *arg, ns_http_xfer_t *done);
+
+/** @brief Starts the loop's thread. @returns NULL with err set. */
+ns_http_async_t *ns_http_async_new(ns_http_done_fn done, void *arg,
+                                   ns_error_t *err);
+
+/** @brief Queues a list of transfers (linked through ->next) from any
+ *  thread; each comes back exactly once through the done callback, a
+ *  failure to start it included. */
+void ns_http_async_submit(ns_http_async_t *a, ns_http_xfer_t *list);
+
+/** @brief Transfers submitted and not yet back. */
+size_t ns_http_async_in_flight(ns_http_async_t *a);
+
+/** @brief Stops the thread. Transfers still running come back through the
+ *  callback first, with NS_ERR_TRANSIENT "stopped". NULL: no-op. */
+void ns_http_async_destroy(ns_http_async_t *a);
+
 /** @brief curl_global_init once per process (call from main). */
 void ns_http_global_init(void);
 
