@@ -435,7 +435,21 @@ typedef struct async_xfer {
     struct async_xfer *prev, *next; /* the running list */
 } async_xfer_t;
 
+/* Groups of transfers with a limit on those running (set before the
+ * thread starts; then the loop's thread only, but for released, under the
+ * lock). */
+#define ASYNC_GROUPS NS_HTTP_GROUPS_MAX
+
+typedef struct async_group {
+    size_t limit;
+    size_t running; /* started and holding a slot */
+    ns_http_xfer_t *wait_head, **wait_tail;
+} async_group_t;
+
 struct ns_http_async {
+    async_group_t groups[ASYNC_GROUPS + 1]; /* [0]: no group */
+    int n_groups;
+    size_t released[ASYNC_GROUPS + 1]; /* under lock */
     CURLM *multi;
     int epfd;    /* the transfers' sockets, and wake_fd */
     int wake_fd; /* eventfd: something was queued, or stop */
@@ -499,35 +513,100 @@ static void async_back(ns_http_xfer_t *x, ns_http_xfer_t **done)
     *done = x;
 }
 
-/* Moves the queued transfers onto easy handles in the multi handle. */
+static async_group_t *group_of(ns_http_async_t *a, const ns_http_xfer_t *x)
+{
+    return x->group > 0 && x->group <= a->n_groups ? &a->groups[x->group]
+                                                   : NULL;
+}
+
+static void async_end(ns_http_async_t *a, ns_http_xfer_t *x,
+                      ns_http_xfer_t **done);
+
+/* Puts x on an easy handle in the multi handle (or, failing that, on the
+ * done list). */
+static void async_launch(ns_http_async_t *a, ns_http_xfer_t *x,
+                         ns_http_xfer_t **done)
+{
+    ns_error_clear(&x->err);
+    resp_init(&x->resp);
+    async_xfer_t *ax = calloc(1, sizeof(*ax));
+    x->priv = ax;
+    if (ax == NULL || (ax->curl = async_handle(a)) == NULL) {
+        x->rc = ns_error_set(&x->err, NS_ERR_NOMEM, "http: out of memory");
+        async_end(a, x, done);
+        return;
+    }
+    x->rc = xfer_setup(ax->curl, x->req, &ax->st, &x->err);
+    if (x->rc == NS_OK) {
+        curl_easy_setopt(ax->curl, CURLOPT_PRIVATE, x);
+        if (curl_multi_add_handle(a->multi, ax->curl) == CURLM_OK) {
+            running_add(a, ax);
+            return;
+        }
+        x->rc = xfer_finish(ax->curl, CURLE_OUT_OF_MEMORY, x->req, &ax->st,
+                            &x->resp, &x->err);
+    }
+    async_keep(a, ax->curl);
+    async_end(a, x, done);
+}
+
+/* Starts what waits in g while it has free slots. */
+static void group_pump(ns_http_async_t *a, async_group_t *g,
+                       ns_http_xfer_t **done)
+{
+    while (g->running < g->limit && g->wait_head != NULL) {
+        ns_http_xfer_t *x = g->wait_head;
+        g->wait_head = x->next;
+        if (g->wait_head == NULL)
+            g->wait_tail = &g->wait_head;
+        g->running++;
+        async_launch(a, x, done);
+    }
+}
+
+/* A transfer is back: on the done list, its slot free unless it failed. */
+static void async_end(ns_http_async_t *a, ns_http_xfer_t *x,
+                      ns_http_xfer_t **done)
+{
+    async_group_t *g = group_of(a, x);
+    x->slot_kept = g != NULL && !(x->rc == NS_OK && x->resp.status >= 200 &&
+                                  x->resp.status < 300);
+    async_back(x, done);
+    if (g != NULL && !x->slot_kept) {
+        g->running--;
+        group_pump(a, g, done);
+    }
+}
+
+/* Moves the queued transfers onto easy handles in the multi handle, or
+ * behind their group's running ones. */
 static void async_start(ns_http_async_t *a, ns_http_xfer_t *list,
                         ns_http_xfer_t **done)
 {
     while (list != NULL) {
         ns_http_xfer_t *x = list;
         list = x->next;
-        ns_error_clear(&x->err);
-        resp_init(&x->resp);
-        async_xfer_t *ax = calloc(1, sizeof(*ax));
-        x->priv = ax;
-        if (ax == NULL || (ax->curl = async_handle(a)) == NULL) {
-            x->rc = ns_error_set(&x->err, NS_ERR_NOMEM, "http: out of memory");
-            async_back(x, done);
+        x->next = NULL;
+        async_group_t *g = group_of(a, x);
+        if (g != NULL && g->running >= g->limit) {
+            *g->wait_tail = x;
+            g->wait_tail = &x->next;
             continue;
         }
-        x->rc = xfer_setup(ax->curl, x->req, &ax->st, &x->err);
-        if (x->rc == NS_OK) {
-            curl_easy_setopt(ax->curl, CURLOPT_PRIVATE, x);
-            if (curl_multi_add_handle(a->multi, ax->curl) == CURLM_OK)
-                running_add(a, ax);
-            else
-                x->rc = xfer_finish(ax->curl, CURLE_OUT_OF_MEMORY, x->req,
-                                    &ax->st, &x->resp, &x->err);
-        }
-        if (x->rc != NS_OK) {
-            async_keep(a, ax->curl);
-            async_back(x, done);
-        }
+        if (g != NULL)
+            g->running++;
+        async_launch(a, x, done);
+    }
+}
+
+/* Slots given back by ns_http_async_release. */
+static void async_released(ns_http_async_t *a, const size_t *released,
+                           ns_http_xfer_t **done)
+{
+    for (int i = 1; i <= a->n_groups; i++) {
+        async_group_t *g = &a->groups[i];
+        g->running -= released[i] < g->running ? released[i] : g->running;
+        group_pump(a, g, done);
     }
 }
 
@@ -548,13 +627,25 @@ static void async_collect(ns_http_async_t *a, ns_http_xfer_t **done)
         running_remove(a, ax);
         x->rc = xfer_finish(curl, rc, x->req, &ax->st, &x->resp, &x->err);
         async_keep(a, curl);
-        async_back(x, done);
+        async_end(a, x, done);
     }
 }
 
-/* Ends every transfer still running (stopping). */
+/* Ends every transfer still running or waiting (stopping). */
 static void async_abort(ns_http_async_t *a, ns_http_xfer_t **done)
 {
+    for (int i = 1; i <= a->n_groups; i++) {
+        async_group_t *g = &a->groups[i];
+        while (g->wait_head != NULL) {
+            ns_http_xfer_t *x = g->wait_head;
+            g->wait_head = x->next;
+            resp_init(&x->resp);
+            x->rc = ns_error_set(&x->err, NS_ERR_TRANSIENT, "http: stopped");
+            x->slot_kept = false;
+            async_back(x, done);
+        }
+        g->wait_tail = &g->wait_head;
+    }
     while (a->running != NULL) {
         async_xfer_t *ax = a->running;
         running_remove(a, ax);
@@ -565,6 +656,7 @@ static void async_abort(ns_http_async_t *a, ns_http_xfer_t **done)
                     &x->resp, NULL);
         ns_http_resp_free(&x->resp);
         x->rc = ns_error_set(&x->err, NS_ERR_TRANSIENT, "http: stopped");
+        x->slot_kept = false;
         async_keep(a, ax->curl);
         async_back(x, done);
     }
@@ -660,9 +752,13 @@ static void *async_main(void *arg)
         a->queued = NULL;
         a->queued_tail = &a->queued;
         bool stop = a->stop;
+        size_t released[ASYNC_GROUPS + 1];
+        memcpy(released, a->released, sizeof(released));
+        memset(a->released, 0, sizeof(a->released));
         pthread_mutex_unlock(&a->lock);
 
         ns_http_xfer_t *done = NULL;
+        async_released(a, released, &done);
         async_start(a, queued, &done);
         if (stop)
             async_abort(a, &done);
@@ -689,15 +785,26 @@ static void async_wake(ns_http_async_t *a)
     (void)wr;
 }
 
-ns_http_async_t *ns_http_async_new(ns_http_done_fn done, void *arg,
+ns_http_async_t *ns_http_async_new(const size_t *limits, int n_groups,
+                                   ns_http_done_fn done, void *arg,
                                    ns_error_t *err)
 {
     ns_http_global_init();
+    if (n_groups < 0 || n_groups > ASYNC_GROUPS) {
+        ns_error_set(err, NS_ERR_INVALID, "http: at most %d groups",
+                     ASYNC_GROUPS);
+        return NULL;
+    }
     ns_http_async_t *a = calloc(1, sizeof(*a));
     if (a == NULL || (a->multi = curl_multi_init()) == NULL) {
         free(a);
         ns_error_set(err, NS_ERR_NOMEM, "http: out of memory");
         return NULL;
+    }
+    a->n_groups = n_groups;
+    for (int i = 1; i <= n_groups; i++) {
+        a->groups[i].limit = limits[i - 1] > 0 ? limits[i - 1] : 1;
+        a->groups[i].wait_tail = &a->groups[i].wait_head;
     }
     a->done = done;
     a->arg = arg;
@@ -750,6 +857,16 @@ void ns_http_async_submit(ns_http_async_t *a, ns_http_xfer_t *list)
     pthread_mutex_unlock(&a->lock);
     if (idle)
         async_wake(a);
+}
+
+void ns_http_async_release(ns_http_async_t *a, int group)
+{
+    if (group <= 0 || group > a->n_groups)
+        return;
+    pthread_mutex_lock(&a->lock);
+    a->released[group]++;
+    pthread_mutex_unlock(&a->lock);
+    async_wake(a);
 }
 
 size_t ns_http_async_in_flight(ns_http_async_t *a)

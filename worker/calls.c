@@ -64,6 +64,11 @@ ns_call_t *ns_call_of(ns_http_xfer_t *x)
     return (ns_call_t *)((char *)x - offsetof(ns_call_t, xfer));
 }
 
+const ns_http_xfer_t *ns_call_xfer(const ns_call_t *call)
+{
+    return &call->xfer;
+}
+
 void *ns_call_tag(const ns_call_t *call)
 {
     return call->tag;
@@ -117,7 +122,7 @@ static bool call_request(ns_item_res_t *res, ns_call_t *c,
     return false;
 }
 
-void ns_calls_begin(ns_item_res_t *res, ns_http_async_t *http,
+void ns_calls_begin(ns_item_res_t *res, ns_http_async_t *http, int group,
                     const ns_msg_t *msgs, void *const *tags, size_t n,
                     ns_call_t **calls, ns_item_outcome_t *outcomes)
 {
@@ -150,6 +155,7 @@ void ns_calls_begin(ns_item_res_t *res, ns_http_async_t *http,
         if (bk[k].result == NS_BK_OK) {
             c->attempt = bk[k].attempt;
             if (call_request(res, c, &outcomes[i])) {
+                c->xfer.group = group;
                 calls[i] = c;
                 c->xfer.next = list;
                 list = &c->xfer;

@@ -20,13 +20,17 @@ typedef struct ns_call ns_call_t;
 /** @brief Begins n items (msgs[i], with the caller's tags[i]). Each either
  *  ended here (calls[i] NULL, outcomes[i] set) or is in flight (calls[i]
  *  set; do not touch it: it comes back through http's done callback,
- *  ns_call_of gives it back from the transfer). */
-void ns_calls_begin(ns_item_res_t *res, ns_http_async_t *http,
+ *  ns_call_of gives it back from the transfer). group: the HTTP loop's
+ *  group of the job's calls. */
+void ns_calls_begin(ns_item_res_t *res, ns_http_async_t *http, int group,
                     const ns_msg_t *msgs, void *const *tags, size_t n,
                     ns_call_t **calls, ns_item_outcome_t *outcomes);
 
 /** @brief The call a transfer of ns_calls_begin belongs to. */
 ns_call_t *ns_call_of(ns_http_xfer_t *x);
+
+/** @brief Its transfer (slot_kept: see ns_http_async_release). */
+const ns_http_xfer_t *ns_call_xfer(const ns_call_t *call);
 
 /** @brief The tag its item was begun with. */
 void *ns_call_tag(const ns_call_t *call);

@@ -58,6 +58,12 @@ static size_t job_in_flight(const ns_config_t *cfg, const ns_job_t *job)
                                          : 8;
 }
 
+size_t pool_http_lane_limit(const ns_config_t *cfg, const ns_job_t *job)
+{
+    size_t n = job_in_flight(cfg, job);
+    return n + (n < BATCH_MAX ? n : BATCH_MAX);
+}
+
 ns_readyq_t *pool_ready_new(const ns_config_t *cfg, size_t n_threads)
 {
     ns_readyq_t *q = ns_readyq_new(cfg->n_jobs + 1);
@@ -72,8 +78,11 @@ ns_readyq_t *pool_ready_new(const ns_config_t *cfg, size_t n_threads)
         if (h != NULL && h->cpu_bound && cores > 0 && limit > (size_t)cores)
             limit = (size_t)cores;
         if (pool_http_handler(h)) {
-            /* Calls in flight, not threads, count against its limit. */
-            ns_readyq_set_lane(q, i, job_in_flight(cfg, job), BATCH_MAX);
+            /* Items, not threads, count against the lane's limit: the
+             * calls at the API (the HTTP loop keeps to max_in_flight) and
+             * as many again begun, waiting behind them, so that the next
+             * call goes out the moment one is answered. */
+            ns_readyq_set_lane(q, i, pool_http_lane_limit(cfg, job), BATCH_MAX);
             ns_readyq_count_tasks(q, i);
             continue;
         }
@@ -104,9 +113,28 @@ size_t pool_threads_needed(const ns_config_t *cfg)
 size_t pool_in_flight_max(const ns_config_t *cfg)
 {
     size_t n = pool_threads_needed(cfg);
-    for (size_t i = 0; i < cfg->n_jobs; i++)
-        if (job_in_flight(cfg, &cfg->jobs[i]) > n)
-            n = job_in_flight(cfg, &cfg->jobs[i]);
+    for (size_t i = 0; i < cfg->n_jobs; i++) {
+        const ns_job_t *job = &cfg->jobs[i];
+        size_t m = pool_http_handler(ns_handler_find(job->handler, 0))
+                       ? pool_http_lane_limit(cfg, job)
+                       : job_in_flight(cfg, job);
+        if (m > n)
+            n = m;
+    }
+    return n;
+}
+
+size_t pool_http_limits(const ns_config_t *cfg, size_t *limits, int *groups)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < cfg->n_jobs; i++) {
+        groups[i] = 0;
+        if (pool_http_handler(ns_handler_find(cfg->jobs[i].handler, 0)) &&
+            n < NS_HTTP_GROUPS_MAX) {
+            limits[n++] = job_in_flight(cfg, &cfg->jobs[i]);
+            groups[i] = (int)n;
+        }
+    }
     return n;
 }
 
@@ -129,16 +157,6 @@ void pool_calls_back(void *arg, ns_http_xfer_t *list)
         last = x;
     }
     pthread_mutex_lock(&w->lock);
-    /* A call answered 2xx is no longer in flight at its API: its slot is
-     * free for the next item now, while its end is recorded. (A failed one
-     * keeps it: without retry tiers its next attempts are made in place.) */
-    for (ns_http_xfer_t *x = list; x != NULL; x = x->next) {
-        ns_task_t *task = ns_call_tag(ns_call_of(x));
-        task->slot_free =
-            x->rc == NS_OK && x->resp.status >= 200 && x->resp.status < 300;
-        if (task->slot_free)
-            ns_readyq_release(w->ready, task->lane);
-    }
     last->next = w->calls_back;
     w->calls_back = list;
     w->n_calls_back += n;
@@ -199,13 +217,20 @@ static void end_calls(pool_thread_t *pt)
     w->n_calls_back -= n;
     pthread_mutex_unlock(&w->lock);
     ns_task_t *tasks[BATCH_MAX];
-    for (size_t i = 0; i < n; i++)
+    bool kept[BATCH_MAX];
+    for (size_t i = 0; i < n; i++) {
         tasks[i] = ns_call_tag(calls[i]);
+        kept[i] = ns_call_xfer(calls[i])->slot_kept;
+    }
     ns_calls_end(&pt->res, calls, n, outcomes);
+    /* A failed call's slot at its API was kept through its failure path
+     * (retries in place among it). */
+    for (size_t i = 0; i < n; i++)
+        if (kept[i])
+            ns_http_async_release(w->http, w->http_groups[tasks[i]->lane]);
     pthread_mutex_lock(&w->lock);
     for (size_t i = 0; i < n; i++) {
-        if (!tasks[i]->slot_free)
-            ns_readyq_release(w->ready, tasks[i]->lane);
+        ns_readyq_release(w->ready, tasks[i]->lane);
         tasks[i]->outcome = outcomes[i];
         finished(w, tasks[i]);
     }
@@ -248,8 +273,8 @@ void *pool_main(void *arg)
             w->http != NULL && lane < w->cfg->n_jobs &&
             pool_http_handler(ns_handler_find(w->cfg->jobs[lane].handler, 0));
         if (http)
-            ns_calls_begin(&pt->res, w->http, msgs, (void *const *)tasks, n,
-                           calls, outcomes);
+            ns_calls_begin(&pt->res, w->http, w->http_groups[lane], msgs,
+                           (void *const *)tasks, n, calls, outcomes);
         else if (n == 1)
             outcomes[0] = ns_item_process(&pt->res, &msgs[0]);
         else

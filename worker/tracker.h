@@ -17,7 +17,6 @@ struct ns_task {
     ns_keyq_t *kq;           /* NULL: no key, no ordering needed */
     int outcome;             /* ns_item_outcome_t once finished */
     size_t lane;             /* its job's lane in the ready queue */
-    bool slot_free;          /* an HTTP call's slot given back early */
     ns_task_t *next;
 };
 

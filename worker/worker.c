@@ -116,7 +116,10 @@ int ns_worker_run(ns_worker_t *w, volatile sig_atomic_t *running)
         return 1;
     }
     if (pool_needs_http(w->cfg)) {
-        w->http = ns_http_async_new(pool_calls_back, w, &err);
+        /* One group per HTTP-call job: its max_in_flight at the API. */
+        size_t limits[NS_HTTP_GROUPS_MAX];
+        size_t n = pool_http_limits(w->cfg, limits, w->http_groups);
+        w->http = ns_http_async_new(limits, (int)n, pool_calls_back, w, &err);
         if (w->http == NULL) {
             NS_ERROR(NULL, "%s", err.msg);
             return 1;
@@ -377,7 +380,8 @@ ns_worker_t *ns_worker_new(const ns_config_t *cfg, ns_error_t *err)
                         : cfg->worker_pg_pool_size;
     w->pool = ns_pgpool_new(cfg->pg_dsn, pool_size, err);
     w->threads = calloc(w->n_threads, sizeof(*w->threads));
-    if (w->threads == NULL || w->pool == NULL)
+    w->http_groups = calloc(cfg->n_jobs + 1, sizeof(*w->http_groups));
+    if (w->threads == NULL || w->pool == NULL || w->http_groups == NULL)
         goto fail;
     return w;
 fail:
@@ -403,6 +407,7 @@ void ns_worker_destroy(ns_worker_t *w)
     free(w->threads);
     /* Drained: no call is in flight any more. */
     ns_http_async_destroy(w->http);
+    free(w->http_groups);
     if (w->bk != NULL) {
         ns_bk_stats_t s = ns_bookkeeper_stats(w->bk);
         NS_INFO(NULL,

@@ -52,6 +52,7 @@ struct ns_worker {
     ns_readyq_t *ready;         /* to start, one lane per job, under lock */
     ns_task_t *done_head;       /* finished, under lock */
     ns_http_async_t *http;      /* the HTTP loop, when a job needs it */
+    int *http_groups;           /* its group per lane (0: none) */
     ns_http_xfer_t *calls_back; /* back from it, to end; under lock */
     size_t n_calls_back;        /* under lock */
     int pool_stop;
@@ -79,6 +80,12 @@ ns_readyq_t *pool_ready_new(const ns_config_t *cfg, size_t n_threads);
 size_t pool_threads_needed(const ns_config_t *cfg);
 /** Items in flight at most (any lane). */
 size_t pool_in_flight_max(const ns_config_t *cfg);
+/** An HTTP-call job's lane limit: max_in_flight calls, and as many again
+ *  (up to a batch) begun behind them. */
+size_t pool_http_lane_limit(const ns_config_t *cfg, const ns_job_t *job);
+/** The HTTP loop's groups: limits[k] for each HTTP-call job (at most
+ *  NS_HTTP_GROUPS_MAX), groups[lane] its id (0: none). @returns how many. */
+size_t pool_http_limits(const ns_config_t *cfg, size_t *limits, int *groups);
 /** Whether h's items are calls on the HTTP loop (calls.h). */
 bool pool_http_handler(const ns_handler_def_t *h);
 /** Whether a job of cfg has such a handler. */

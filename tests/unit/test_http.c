@@ -445,7 +445,8 @@ TEST(async_requests_are_in_flight_together)
     back_t b = {.lock = PTHREAD_MUTEX_INITIALIZER,
                 .cond = PTHREAD_COND_INITIALIZER};
     ns_error_t err;
-    ns_http_async_t *a = ns_http_async_new(on_back, &b, &err);
+    size_t limit = N; /* a group's limit lets that many run together */
+    ns_http_async_t *a = ns_http_async_new(&limit, 1, on_back, &b, &err);
     ASSERT(a != NULL);
     static ns_http_xfer_t xfers[N];
     static ns_http_req_t reqs[N];
@@ -457,7 +458,7 @@ TEST(async_requests_are_in_flight_together)
         urls[i] = url_of(&s, path);
         reqs[i] = (ns_http_req_t){
             .url = urls[i], .body = "{}", .body_len = 2, .timeout_ms = 20000};
-        xfers[i] = (ns_http_xfer_t){.req = &reqs[i], .next = list};
+        xfers[i] = (ns_http_xfer_t){.req = &reqs[i], .group = 1, .next = list};
         list = &xfers[i];
     }
     /* Half in one list, the rest one by one from here. */
@@ -505,7 +506,7 @@ TEST(async_failures_come_back_classified)
     back_t b = {.lock = PTHREAD_MUTEX_INITIALIZER,
                 .cond = PTHREAD_COND_INITIALIZER};
     ns_error_t err;
-    ns_http_async_t *a = ns_http_async_new(on_back, &b, &err);
+    ns_http_async_t *a = ns_http_async_new(NULL, 0, on_back, &b, &err);
     ASSERT(a != NULL);
     ns_http_xfer_t x[5];
     for (int i = 0; i < 4; i++) {
@@ -534,6 +535,45 @@ TEST(async_failures_come_back_classified)
     ASSERT_EQ(x[4].rc, NS_ERR_TRANSIENT);
     ASSERT_STREQ(x[4].err.msg, "http: stopped");
     close(silent);
+}
+
+TEST(async_group_limits_running_transfers)
+{
+    int closed;
+    close(listen_any(&closed));
+    char refused[128];
+    snprintf(refused, sizeof(refused), "http://127.0.0.1:%d/x", closed);
+    ns_http_req_t req = {.url = refused, .timeout_ms = 5000};
+    back_t b = {.lock = PTHREAD_MUTEX_INITIALIZER,
+                .cond = PTHREAD_COND_INITIALIZER};
+    ns_error_t err;
+    size_t limit = 1;
+    ns_http_async_t *a = ns_http_async_new(&limit, 1, on_back, &b, &err);
+    ASSERT(a != NULL);
+    ns_http_xfer_t x[3];
+    for (int i = 0; i < 3; i++) {
+        x[i] = (ns_http_xfer_t){.req = &req, .group = 1};
+        ns_http_async_submit(a, &x[i]);
+    }
+    /* The first fails at once and keeps the group's only slot: the others
+     * wait for it to be given back. */
+    wait_back(&b, 1);
+    ASSERT(b.list == &x[0]);
+    ASSERT(x[0].slot_kept);
+    ASSERT_EQ(x[0].rc, NS_ERR_TRANSIENT);
+    usleep(200 * 1000); /* time for a wrong second start to show */
+    ASSERT_EQ(b.n, 1);
+    ASSERT_EQ(ns_http_async_in_flight(a), 2);
+    ns_http_async_release(a, 1);
+    wait_back(&b, 2);
+    ASSERT(b.list == &x[1]);
+    ASSERT(x[1].slot_kept);
+    /* Stopping: the one still waiting comes back too. */
+    ns_http_async_destroy(a);
+    ASSERT_EQ(b.n, 3);
+    ASSERT(b.list == &x[2]);
+    ASSERT_STREQ(x[2].err.msg, "http: stopped");
+    ASSERT(!x[2].slot_kept);
 }
 
 NSTEST_MAIN

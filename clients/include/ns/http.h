@@ -4,6 +4,7 @@
 #ifndef NS_HTTP_H
 #define NS_HTTP_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "ns/err.h"
@@ -55,13 +56,19 @@ ns_err_t ns_http_classify(long status);
 
 typedef struct ns_http_async ns_http_async_t;
 
+/** Groups an ns_http_async_t can have. */
+#define NS_HTTP_GROUPS_MAX 64
+
 /** One request in flight: the caller's, untouched by it from
  *  ns_http_async_submit until it comes back through the done callback. */
 typedef struct ns_http_xfer {
-    const ns_http_req_t *req;  /**< in: it and what it points at live until
-                                    the transfer comes back */
-    ns_err_t rc;               /**< out: as ns_http_do returns */
-    ns_error_t err;            /**< out: the cause when rc != NS_OK */
+    const ns_http_req_t *req; /**< in: it and what it points at live until
+                                   the transfer comes back */
+    int group;                /**< in: ns_http_async_group's id, 0: none */
+    bool slot_kept; /**< out: it failed (no answer, or not 2xx) and keeps its
+                         group's slot until ns_http_async_release */
+    ns_err_t rc;    /**< out: as ns_http_do returns */
+    ns_error_t err; /**< out: the cause when rc != NS_OK */
     ns_http_resp_t resp;       /**< out: when rc == NS_OK; the caller frees */
     struct ns_http_xfer *next; /**< the done list; free for the caller's
                                     lists once it is back */
@@ -72,14 +79,24 @@ typedef struct ns_http_xfer {
  *  linked through ->next; they are the callee's again. */
 typedef void (*ns_http_done_fn)(void *arg, ns_http_xfer_t *done);
 
-/** @brief Starts the loop's thread. @returns NULL with err set. */
-ns_http_async_t *ns_http_async_new(ns_http_done_fn done, void *arg,
+/** @brief Starts the loop's thread, with n_groups groups of transfers
+ *  (ids 1..n_groups, at most NS_HTTP_GROUPS_MAX): of group i at most
+ * limits[i-1] (>= 1) run at once, the others wait in order. A slot is free
+ * again when a transfer is answered 2xx, or when the caller releases a failed
+ * one (so that its retries, made elsewhere, count against the limit too).
+ *  @returns NULL with err set. */
+ns_http_async_t *ns_http_async_new(const size_t *limits, int n_groups,
+                                   ns_http_done_fn done, void *arg,
                                    ns_error_t *err);
 
 /** @brief Queues a list of transfers (linked through ->next) from any
  *  thread; each comes back exactly once through the done callback, a
  *  failure to start it included. */
 void ns_http_async_submit(ns_http_async_t *a, ns_http_xfer_t *list);
+
+/** @brief Gives back the slot of a transfer that came back with
+ *  slot_kept (any thread). */
+void ns_http_async_release(ns_http_async_t *a, int group);
 
 /** @brief Transfers submitted and not yet back. */
 size_t ns_http_async_in_flight(ns_http_async_t *a);
