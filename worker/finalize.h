@@ -8,9 +8,6 @@
 
 #include "res.h"
 
-/** @brief Claims and runs the finalizer of runs whose items are all
- *  terminal. */
-void ns_finalize_run(ns_item_res_t *res, int64_t run_id);
 /** @brief One sweep: claims complete runs nobody finalized (crashes,
  *  zero-item runs) and finalizes due ones. */
 void ns_finalize_sweep(ns_item_res_t *res);
