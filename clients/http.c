@@ -662,11 +662,14 @@ static void async_abort(ns_http_async_t *a, ns_http_xfer_t **done)
     }
 }
 
-static size_t count_list(const ns_http_xfer_t *x)
+size_t ns_http_xfers_count(ns_http_xfer_t *list, ns_http_xfer_t **last)
 {
     size_t n = 0;
-    for (; x != NULL; x = x->next)
+    for (ns_http_xfer_t *x = list; x != NULL; x = x->next) {
         n++;
+        if (last != NULL)
+            *last = x;
+    }
     return n;
 }
 
@@ -766,7 +769,7 @@ static void *async_main(void *arg)
             async_wait(a);
         async_collect(a, &done);
         if (done != NULL) {
-            size_t n = count_list(done);
+            size_t n = ns_http_xfers_count(done, NULL);
             pthread_mutex_lock(&a->lock);
             a->in_flight -= n;
             pthread_mutex_unlock(&a->lock);
@@ -843,12 +846,8 @@ void ns_http_async_submit(ns_http_async_t *a, ns_http_xfer_t *list)
 {
     if (list == NULL)
         return;
-    size_t n = 0;
     ns_http_xfer_t *last = list;
-    for (ns_http_xfer_t *x = list; x != NULL; x = x->next) {
-        n++;
-        last = x;
-    }
+    size_t n = ns_http_xfers_count(list, &last);
     pthread_mutex_lock(&a->lock);
     bool idle = a->queued == NULL; /* else a wake-up is on its way */
     *a->queued_tail = list;

@@ -150,12 +150,8 @@ bool pool_needs_http(const ns_config_t *cfg)
 void pool_calls_back(void *arg, ns_http_xfer_t *list)
 {
     ns_worker_t *w = arg;
-    size_t n = 0;
     ns_http_xfer_t *last = list;
-    for (ns_http_xfer_t *x = list; x != NULL; x = x->next) {
-        n++;
-        last = x;
-    }
+    size_t n = ns_http_xfers_count(list, &last);
     pthread_mutex_lock(&w->lock);
     last->next = w->calls_back;
     w->calls_back = list;

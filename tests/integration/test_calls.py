@@ -64,19 +64,24 @@ class CallsTest(unittest.TestCase):
         return [r["headers"]["idempotency-key"] for r in self.api.requests()
                 if r["headers"].get("idempotency-key", "").startswith(prefix)]
 
+    def start_held(self, log):
+        """A worker and a run whose first IN_FLIGHT calls the API holds."""
+        self.api.reset()
+        self.api.control("config", {"hold": True})
+        w = self.env.start("worker", "-c", self.cfg, log=log)
+        self.env.wait_log(w, "assigned")
+        run_id = self.run_job()
+        harness.wait_for(
+            lambda: self.api.control("stats")["in_flight"] == IN_FLIGHT, 120,
+            "%d calls held at once" % IN_FLIGHT)
+        return w, run_id
+
     def test_1_calls_wait_together_and_survive_kill_9(self):
         env, api = self.env, self.api
-        api.reset()
-        api.control("config", {"hold": True})
-        w1 = env.start("worker", "-c", self.cfg, log="w1")
-        env.wait_log(w1, "assigned")
+        w1, run_id = self.start_held("w1")
         threads = int(re.search(r"worker started: (\d+) threads",
                                 env.log_tail(w1, 400)).group(1))
         self.assertLessEqual(threads, 16)
-        run_id = self.run_job()
-        harness.wait_for(
-            lambda: api.control("stats")["in_flight"] == IN_FLIGHT, 120,
-            "%d calls held at once" % IN_FLIGHT)
         # Every open call had its start recorded first, and as many items
         # again are begun behind them.
         begun = 2 * IN_FLIGHT
@@ -129,14 +134,7 @@ class CallsTest(unittest.TestCase):
     def test_3_a_claimed_run_waits_for_its_locked_row(self):
         import psycopg2
         env, api = self.env, self.api
-        api.reset()
-        api.control("config", {"hold": True})
-        w = env.start("worker", "-c", self.cfg, log="w4")
-        env.wait_log(w, "assigned")
-        run_id = self.run_job()
-        harness.wait_for(
-            lambda: api.control("stats")["in_flight"] == IN_FLIGHT, 120,
-            "%d calls held" % IN_FLIGHT)
+        w, run_id = self.start_held("w4")
         # A lock on the run's row that conflicts with FOR UPDATE, held
         # until the run has been claimed.
         locker = psycopg2.connect(env.dsn)

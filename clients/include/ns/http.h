@@ -75,6 +75,10 @@ typedef struct ns_http_xfer {
     void *priv;                /**< the loop's; do not touch */
 } ns_http_xfer_t;
 
+/** @brief How many transfers a list (linked through ->next) holds; *last
+ *  (when not NULL) its last one. */
+size_t ns_http_xfers_count(ns_http_xfer_t *list, ns_http_xfer_t **last);
+
 /** Called on the loop's thread with the transfers that finished together,
  *  linked through ->next; they are the callee's again. */
 typedef void (*ns_http_done_fn)(void *arg, ns_http_xfer_t *done);
