@@ -193,3 +193,23 @@ void ns_pg_i64str(int64_t v, char out[24])
 {
     snprintf(out, 24, "%" PRId64, v);
 }
+
+ns_err_t ns_pg_copy_field(ns_buf_t *b, const char *s, size_t len)
+{
+    size_t start = 0;
+    for (size_t i = 0; i < len; i++) {
+        const char *esc = NULL;
+        switch (s[i]) {
+        case '\\': esc = "\\\\"; break;
+        case '\t': esc = "\\t"; break;
+        case '\n': esc = "\\n"; break;
+        case '\r': esc = "\\r"; break;
+        default: continue;
+        }
+        if (ns_buf_add(b, s + start, i - start) != NS_OK ||
+            ns_buf_add(b, esc, 2) != NS_OK)
+            return NS_ERR_NOMEM;
+        start = i + 1;
+    }
+    return ns_buf_add(b, s + start, len - start);
+}

@@ -17,6 +17,7 @@
 struct ns_planner {
     const ns_config_t *cfg;
     PGconn *pg;
+    PGconn *wpg; /* records streamed items while pg reads the source */
     rd_kafka_t *rk;
 };
 
@@ -68,6 +69,7 @@ void ns_planner_destroy(ns_planner_t *p)
         rd_kafka_destroy(p->rk);
     }
     PQfinish(p->pg);
+    PQfinish(p->wpg);
     free(p);
 }
 
@@ -192,11 +194,11 @@ fail:
  * at once, as autovacuum would, for the columns the lookups use (through
  * a function of the table's owner, migration 013: ANALYZE needs the owner
  * and the producer's role only changes rows). Failing only costs speed. */
-static void refresh_stats(ns_planner_t *p, int64_t added)
+static void refresh_stats(PGconn *pg, int64_t added)
 {
     ns_error_t err;
     ns_error_clear(&err);
-    PGresult *r = ns_pg_query(p->pg,
+    PGresult *r = ns_pg_query(pg,
                               "SELECT reltuples FROM pg_class WHERE oid = "
                               "'items'::regclass",
                               0, NULL, &err);
@@ -204,14 +206,36 @@ static void refresh_stats(ns_planner_t *p, int64_t added)
     PQclear(r);
     if (before >= 0 && (double)added <= 0.1 * before + 1000)
         return;
-    if (ns_pg_exec(p->pg, "SELECT ns_analyze_items()", 0, NULL, &err) != NS_OK)
+    if (ns_pg_exec(pg, "SELECT ns_analyze_items()", 0, NULL, &err) != NS_OK)
         NS_DEBUG(NULL, "refreshing the items statistics: %s", err.msg);
 }
 
+/* Fails a run whose source failed, with the items it has recorded that
+ * are still pending (a streamed run's first chunks may have run already:
+ * those stay done). */
+static void fail_run(ns_planner_t *p, const char *id, const char *why)
+{
+    const char *params[] = {id, why};
+    if (ns_pg_exec(p->pg, "BEGIN", 0, NULL, NULL) != NS_OK ||
+        ns_pg_exec(p->pg,
+                   "UPDATE items SET status = 'failed', error = $2, "
+                   "finished_at = now() WHERE run_id = $1::bigint AND "
+                   "status = 'pending'",
+                   2, params, NULL) != NS_OK ||
+        ns_pg_exec(p->pg,
+                   "UPDATE runs SET status = 'failed', finished_at = now(), "
+                   "error = $2 WHERE run_id = $1::bigint",
+                   2, params, NULL) != NS_OK ||
+        ns_pg_exec(p->pg, "COMMIT", 0, NULL, NULL) != NS_OK)
+        ns_pg_rollback(p->pg);
+}
+
 /* Caller holds the run's advisory lock. Records the items and marks the run
- * running in one transaction. */
+ * running in one transaction. resumed: some items may be recorded already
+ * (a streamed enumeration that stopped): the source is read again, the
+ * keys already there are kept, and the total counts them all. */
 static ns_err_t enumerate(ns_planner_t *p, const ns_job_t *job, const char *id,
-                          int64_t run_id, ns_error_t *err)
+                          int64_t run_id, bool resumed, ns_error_t *err)
 {
     int64_t count = 0;
     const char *params[] = {id, NULL};
@@ -222,11 +246,7 @@ static ns_err_t enumerate(ns_planner_t *p, const ns_job_t *job, const char *id,
         if (err->code != NS_ERR_PERMANENT)
             return err->code;
         /* A broken source query will not fix itself: fail the run. */
-        const char *fail_params[] = {id, err->msg};
-        ns_pg_exec(p->pg,
-                   "UPDATE runs SET status = 'failed', finished_at = now(), "
-                   "error = $2 WHERE run_id = $1::bigint",
-                   2, fail_params, NULL);
+        fail_run(p, id, err->msg);
         NS_ERROR(&(ns_log_ctx_t){.job = job->name, .run_id = run_id},
                  "enumerating items failed: %s", err->msg);
         return err->code;
@@ -235,20 +255,27 @@ static ns_err_t enumerate(ns_planner_t *p, const ns_job_t *job, const char *id,
     ns_pg_i64str(count, n);
     params[1] = n;
     if (ns_pg_exec(p->pg,
-                   "UPDATE runs SET status = 'running', items_total = $2, "
-                   "started_at = now() WHERE run_id = $1::bigint",
-                   2, params, err) != NS_OK ||
+                   resumed ? "UPDATE runs SET status = 'running', "
+                             "items_total = (SELECT count(*) FROM items WHERE "
+                             "run_id = $1::bigint), started_at = "
+                             "coalesce(started_at, now()) WHERE run_id = "
+                             "$1::bigint"
+                           : "UPDATE runs SET status = 'running', items_total "
+                             "= $2, started_at = now() WHERE run_id = "
+                             "$1::bigint",
+                   resumed ? 1 : 2, params, err) != NS_OK ||
         ns_pg_exec(p->pg, "COMMIT", 0, NULL, err) != NS_OK) {
         ns_pg_rollback(p->pg);
         return err->code;
     }
     NS_INFO(&(ns_log_ctx_t){.job = job->name, .run_id = run_id},
-            "run started with %lld items", (long long)count);
+            "run started with %lld items%s", (long long)count,
+            resumed ? " more" : "");
     /* Before the first item goes out: with the statistics of the table
      * without the run, the workers' statements are planned as for a tiny
      * table (a scan of it per batch; measured: a 50,000-item run twice as
      * slow when the refresh came after the produce). */
-    refresh_stats(p, count);
+    refresh_stats(p->pg, count);
     return NS_OK;
 }
 
@@ -430,6 +457,228 @@ static ns_err_t produce_items(ns_planner_t *p, const ns_job_t *job,
     return rc;
 }
 
+/* ---- streamed emission ----------------------------------------------------
+ * An sql source's items are recorded and produced in chunks as the source
+ * is read: workers start on the first chunk while the rest is still being
+ * inserted, and the produce of one chunk hides behind the insert of the
+ * next. The source is read through a cursor on the planner's connection;
+ * each chunk is COPYed into items and committed on a second connection
+ * (the first also marks the run running), then produced. The run's total
+ * and emitted_at are set at the end, together: a run cannot be claimed
+ * complete before (finalize.c), and one that stops half-way (a crash, a
+ * lost connection) has no total, which is how a resuming producer knows
+ * to read the source again (enumerate, resumed) before producing what is
+ * pending. Anything but the plain case goes to the one-transaction path:
+ * a row without a key or a repeated key (the careful path names the rows
+ * or keeps one of each; when it fails the run, items of chunks already
+ * recorded that are still pending fail with it, those done stay done),
+ * and a source query that fails (it fails the same way there). */
+
+/* The first chunk is small so that the workers start at once. */
+#define STREAM_FIRST 2000
+#define STREAM_FETCH 20000
+#define STREAM_FETCH_SQL "FETCH " NS_STR(STREAM_FETCH) " FROM ns_src"
+
+/* COPYs one chunk (cursor rows: item key, Kafka key, payload) into items
+ * and commits it; the first marks the run running. NS_ERR_DEFERRED: a row
+ * has no key or a key is there already (nothing of the chunk written). */
+static ns_err_t stream_record(PGconn *w, const char *id, const PGresult *rows,
+                              bool first, ns_error_t *err)
+{
+    int n = PQntuples(rows);
+    for (int r = 0; r < n; r++)
+        if (PQgetisnull(rows, r, 0))
+            return NS_ERR_DEFERRED;
+    if (ns_pg_exec(w, "BEGIN", 0, NULL, err) != NS_OK)
+        return err->code;
+    ns_err_t rc = NS_OK;
+    PGresult *res = PQexec(w, "COPY items (run_id, item_key, payload) FROM "
+                              "STDIN");
+    if (PQresultStatus(res) != PGRES_COPY_IN)
+        rc = ns_error_set(err, NS_ERR_TRANSIENT, "postgres: %s",
+                          PQerrorMessage(w));
+    PQclear(res);
+    ns_buf_t line;
+    ns_buf_init(&line, SIZE_MAX / 2);
+    bool sent = rc == NS_OK;
+    for (int r = 0; rc == NS_OK && sent && r < n; r++) {
+        if (ns_buf_adds(&line, id) != NS_OK ||
+            ns_buf_add(&line, "\t", 1) != NS_OK ||
+            ns_pg_copy_field(&line, PQgetvalue(rows, r, 0),
+                             (size_t)PQgetlength(rows, r, 0)) != NS_OK ||
+            ns_buf_add(&line, "\t", 1) != NS_OK ||
+            ns_pg_copy_field(&line, PQgetvalue(rows, r, 2),
+                             (size_t)PQgetlength(rows, r, 2)) != NS_OK ||
+            ns_buf_add(&line, "\n", 1) != NS_OK)
+            rc = ns_error_set(err, NS_ERR_NOMEM, "out of memory");
+        if (rc == NS_OK && (line.len >= (1 << 18) || r == n - 1)) {
+            sent = PQputCopyData(w, line.data, (int)line.len) == 1;
+            ns_buf_reset(&line);
+        }
+    }
+    ns_buf_free(&line);
+    if (rc == NS_OK && !sent)
+        rc = ns_error_set(err, NS_ERR_TRANSIENT, "postgres: %s",
+                          PQerrorMessage(w));
+    if (PQputCopyEnd(w, rc == NS_OK ? NULL : "nightshift: chunk abandoned") ==
+        1) {
+        PGresult *last = PQgetResult(w);
+        const char *state =
+            last ? PQresultErrorField(last, PG_DIAG_SQLSTATE) : NULL;
+        if (rc == NS_OK && PQresultStatus(last) != PGRES_COMMAND_OK)
+            rc = state != NULL && strcmp(state, "23505") == 0
+                     ? NS_ERR_DEFERRED /* a repeated key */
+                     : ns_error_set(err, NS_ERR_TRANSIENT, "postgres: %s",
+                                    PQresultErrorMessage(last));
+        PQclear(last);
+        while ((last = PQgetResult(w)) != NULL)
+            PQclear(last);
+    }
+    const char *params[] = {id};
+    if (rc == NS_OK && first)
+        rc = ns_pg_exec(w,
+                        "UPDATE runs SET status = 'running', started_at = "
+                        "now() WHERE run_id = $1::bigint AND status = "
+                        "'pending'",
+                        1, params, err);
+    if (rc == NS_OK)
+        rc = ns_pg_exec(w, "COMMIT", 0, NULL, err);
+    if (rc != NS_OK)
+        ns_pg_rollback(w);
+    return rc;
+}
+
+/* Produces a chunk's rows (item key, Kafka key, payload). */
+static ns_err_t stream_produce(ns_planner_t *p, emit_run_t *run,
+                               const PGresult *rows, ns_error_t *err)
+{
+    int n = PQntuples(rows);
+    for (int r = 0; r < n; r++) {
+        if (ns_envelope_format(&run->envelope, run->job_json, run->run_id,
+                               PQgetvalue(rows, r, 0), 1, run->dry_run,
+                               PQgetvalue(rows, r, 2),
+                               (size_t)PQgetlength(rows, r, 2)) != NS_OK)
+            return ns_error_set(err, NS_ERR_NOMEM, "out of memory");
+        if (produce_one(p, run->topic, PQgetvalue(rows, r, 1),
+                        run->envelope.data, run->envelope.len, &run->tally,
+                        err) != NS_OK)
+            return err->code;
+        if ((r & 255) == 0)
+            rd_kafka_poll(p->rk, 0);
+    }
+    return NS_OK;
+}
+
+/* Records and produces a pending run's items in chunks. NS_OK: recorded,
+ * produced, total and emitted_at set. NS_ERR_DEFERRED: take the
+ * one-transaction path (enumerate, resumed; then produce_items). Other
+ * errors: transient, the run is resumed later. */
+static ns_err_t emit_streamed(ns_planner_t *p, const ns_job_t *job,
+                              const char *id, int64_t run_id, bool dry_run,
+                              ns_error_t *err)
+{
+    if (ns_pg_ensure(&p->wpg, p->cfg->pg_dsn, err) != NS_OK)
+        return err->code;
+    PGconn *a = p->pg, *w = p->wpg;
+    if (ns_pg_exec(a, "BEGIN", 0, NULL, err) != NS_OK)
+        return err->code;
+    if (ns_source_sql_declare(a, job, run_id, "ns_src", err) != NS_OK) {
+        ns_pg_rollback(a);
+        /* A broken query: the other path fails the run with its reason. */
+        return err->code == NS_ERR_PERMANENT ? NS_ERR_DEFERRED : err->code;
+    }
+    char topic[NS_TOPIC_MAX];
+    ns_topic_items(job->name, topic);
+    emit_run_t run = {.topic = topic,
+                      .job_json = ns_envelope_json_string(job->name),
+                      .run_id = run_id,
+                      .dry_run = dry_run};
+    ns_buf_init(&run.envelope, SIZE_MAX / 2);
+    ns_err_t rc = run.job_json != NULL
+                      ? NS_OK
+                      : ns_error_set(err, NS_ERR_NOMEM, "out of memory");
+    int64_t count = 0;
+    int want = STREAM_FIRST;
+    PGresult *res = NULL;
+    if (rc == NS_OK) {
+        res = ns_pg_query(a, "FETCH " NS_STR(STREAM_FIRST) " FROM ns_src", 0,
+                          NULL, err);
+        if (res == NULL)
+            rc = err->code == NS_ERR_PERMANENT ? NS_ERR_DEFERRED : err->code;
+    }
+    while (res != NULL) {
+        int rows = PQntuples(res);
+        /* The next rows are read while these are recorded and produced. */
+        bool more = rows == want && PQsendQuery(a, STREAM_FETCH_SQL) == 1;
+        if (rows == want && !more)
+            rc = ns_error_set(err, NS_ERR_TRANSIENT, "postgres: %s",
+                              PQerrorMessage(a));
+        want = STREAM_FETCH;
+        if (rc == NS_OK && rows > 0)
+            rc = stream_record(w, id, res, count == 0, err);
+        if (rc == NS_OK && count == 0 && rows > 0) {
+            refresh_stats(w, rows); /* before the first item goes out */
+            NS_INFO(&(ns_log_ctx_t){.job = job->name, .run_id = run_id},
+                    "run started with its first %d items (the rest recorded "
+                    "and produced as the source is read)",
+                    rows);
+        }
+        if (rc == NS_OK)
+            rc = stream_produce(p, &run, res, err);
+        PQclear(res);
+        count += rows;
+        ns_error_t ferr;
+        res = more ? fetch_result(a, &ferr) : NULL;
+        if (more && res == NULL && rc == NS_OK)
+            rc = ferr.code == NS_ERR_PERMANENT
+                     ? NS_ERR_DEFERRED
+                     : ns_error_set(err, ferr.code, "%s", ferr.msg);
+        if (rc != NS_OK) {
+            PQclear(res);
+            res = NULL;
+        }
+    }
+    free(run.job_json);
+    ns_buf_free(&run.envelope);
+    if (rc == NS_OK)
+        rc = ns_pg_exec(a, "COMMIT", 0, NULL, err);
+    else
+        ns_pg_rollback(a);
+    /* What was produced is delivered (or failed) before anything else. */
+    if (rd_kafka_flush(p->rk, 60000) != RD_KAFKA_RESP_ERR_NO_ERROR &&
+        rc == NS_OK)
+        rc = ns_error_set(err, NS_ERR_TRANSIENT,
+                          "run %s: items not delivered within 60 s", id);
+    if (rc == NS_OK && run.tally.failed > 0)
+        rc = ns_error_set(err, NS_ERR_TRANSIENT,
+                          "run %s: %ld items not delivered: %s", id,
+                          run.tally.failed, run.tally.last_error);
+    if (rc != NS_OK)
+        return rc;
+    char n[24];
+    ns_pg_i64str(count, n);
+    const char *params[] = {id, n};
+    /* (A source without rows: the run is marked running here.) */
+    if (ns_pg_exec(w,
+                   "UPDATE runs SET status = CASE WHEN status = 'pending' "
+                   "THEN 'running' ELSE status END, started_at = "
+                   "coalesce(started_at, now()), items_total = $2, "
+                   "emitted_at = now() WHERE run_id = $1::bigint",
+                   2, params, err) != NS_OK)
+        return err->code;
+    NS_INFO(&(ns_log_ctx_t){.job = job->name, .run_id = run_id},
+            "run emitted: %lld items recorded and produced", (long long)count);
+    char labels[256];
+    snprintf(labels, sizeof(labels), "job=\"%s\"", job->name);
+    ns_metrics_counter_add("nightshift_items_emitted_total",
+                           "Item messages produced to Kafka.", labels,
+                           (double)count);
+    /* For the next runs' statements (this one's were planned after the
+     * first chunk). */
+    refresh_stats(w, count);
+    return NS_OK;
+}
+
 ns_err_t ns_planner_emit(ns_planner_t *p, int64_t run_id, ns_error_t *err)
 {
     if (ns_pg_ensure(&p->pg, p->cfg->pg_dsn, err) != NS_OK)
@@ -450,8 +699,9 @@ ns_err_t ns_planner_emit(ns_planner_t *p, int64_t run_id, ns_error_t *err)
 
     ns_err_t rc = NS_OK;
     res = ns_pg_query(p->pg,
-                      "SELECT job, status, dry_run, emitted_at IS NOT NULL "
-                      "FROM runs WHERE run_id = $1::bigint",
+                      "SELECT job, status, dry_run, emitted_at IS NOT NULL, "
+                      "items_total IS NULL FROM runs WHERE run_id = "
+                      "$1::bigint",
                       1, params, err);
     if (res == NULL) {
         rc = err->code;
@@ -467,6 +717,7 @@ ns_err_t ns_planner_emit(ns_planner_t *p, int64_t run_id, ns_error_t *err)
     snprintf(status, sizeof(status), "%s", PQgetvalue(res, 0, 1));
     bool dry_run = strcmp(PQgetvalue(res, 0, 2), "t") == 0;
     bool emitted = strcmp(PQgetvalue(res, 0, 3), "t") == 0;
+    bool no_total = strcmp(PQgetvalue(res, 0, 4), "t") == 0;
     if (job == NULL) {
         rc = ns_error_set(err, NS_ERR_PERMANENT,
                           "run %s: job \"%s\" is not in the config", id,
@@ -475,8 +726,23 @@ ns_err_t ns_planner_emit(ns_planner_t *p, int64_t run_id, ns_error_t *err)
         goto unlock;
     }
     PQclear(res);
-    if (strcmp(status, "pending") == 0) {
-        rc = enumerate(p, job, id, run_id, err);
+    bool running =
+        strcmp(status, "running") == 0 || strcmp(status, "finalizing") == 0;
+    bool resumed = false;
+    if (strcmp(status, "pending") == 0 && job->source.kind == NS_SOURCE_SQL) {
+        rc = emit_streamed(p, job, id, run_id, dry_run, err);
+        if (rc == NS_OK) {
+            emitted = true;
+            snprintf(status, sizeof(status), "running");
+        }
+        resumed = rc == NS_ERR_DEFERRED; /* chunks may be recorded */
+        if (resumed)
+            rc = NS_OK;
+    }
+    if (rc == NS_OK && !emitted &&
+        (strcmp(status, "pending") == 0 || resumed || (running && no_total))) {
+        /* Not streamed, or a streamed enumeration that stopped half-way. */
+        rc = enumerate(p, job, id, run_id, resumed || running, err);
         if (rc == NS_OK)
             snprintf(status, sizeof(status), "running");
     }

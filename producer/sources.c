@@ -149,6 +149,47 @@ static ns_err_t enumerate_sql(PGconn *conn, const ns_job_t *job,
     return rc;
 }
 
+ns_err_t ns_source_sql_declare(PGconn *conn, const ns_job_t *job,
+                               int64_t run_id, const char *cursor,
+                               ns_error_t *err)
+{
+    if (job->source.kind != NS_SOURCE_SQL)
+        return ns_error_set(err, NS_ERR_INVALID, "job %s: not an sql source",
+                            job->name);
+    char id[24];
+    ns_pg_i64str(run_id, id);
+    bool reprocess = false;
+    char *since = NULL, *type = NULL;
+    if (run_args(conn, id, &reprocess, &since, &type, err) != NS_OK)
+        return err->code;
+    ns_err_t rc = NS_OK;
+    if (reprocess && job->source.reprocess_query == NULL)
+        rc = ns_error_set(err, NS_ERR_PERMANENT,
+                          "job %s: a reprocess run without "
+                          "source.reprocess_query",
+                          job->name);
+    const char *query =
+        reprocess ? job->source.reprocess_query : job->source.query;
+    int base = reprocess ? 2 : 0;
+    const char *params[] = {since, type, job->source.key_column,
+                            job->source.order_column};
+    ns_buf_t sql;
+    ns_buf_init(&sql, 1 << 20);
+    ns_buf_addf(&sql,
+                "DECLARE %s NO SCROLL CURSOR FOR SELECT payload->>$%d, "
+                "coalesce(payload->>$%d::text, payload->>$%d), "
+                "payload::text FROM (SELECT row_to_json(q)::jsonb AS "
+                "payload FROM (%s) q) s",
+                cursor, base + 1, base + 2, base + 1, query);
+    if (rc == NS_OK)
+        rc = ns_pg_exec(conn, sql.data, base + 2,
+                        reprocess ? params : params + 2, err);
+    ns_buf_free(&sql);
+    free(since);
+    free(type);
+    return rc;
+}
+
 static ns_err_t enumerate_one(PGconn *conn, const char *run_id, int64_t *count,
                               ns_error_t *err)
 {

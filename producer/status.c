@@ -17,7 +17,8 @@
 /* Columns shared by the table and the JSON form. */
 #define RUN_COLUMNS                                                            \
     "SELECT r.run_id, r.job, r.kind, r.status, r.dry_run, "                    \
-    "coalesce(r.items_total, 0), "                                             \
+    "coalesce(r.items_total, (SELECT count(*) FROM items i WHERE "             \
+    " i.run_id = r.run_id)), "                                                 \
     "(SELECT count(*) FROM items i WHERE i.run_id = r.run_id AND "             \
     " i.status = 'done'), "                                                    \
     "(SELECT count(*) FROM items i WHERE i.run_id = r.run_id AND "             \

@@ -23,8 +23,9 @@
  * that dies mid-batch costs only the uncounted attempt (the items are
  * redelivered and done by the next owner). Anything else takes the
  * one-item path (item.c), which checks, records the start and handles
- * failures: an item the statement did not take (a redelivery of a
- * finished item, an unknown key, a cancelled run), a handler that failed
+ * failures: an item the statement did not take (an unknown key, a
+ * cancelled run; a redelivery of a finished item is told apart in one query
+ * per run and only counted), a handler that failed
  * or opened its own transaction (its writes are rolled back and the item
  * runs again there), and every item when the statement itself failed. */
 
@@ -36,6 +37,8 @@ typedef struct batch_item {
     cJSON *report; /* its report, if any */
     int seen;      /* taken into its run's statement */
     int done;      /* the statement marked it done */
+    int asked;     /* not done by it, and asked whether finished before */
+    int finished;  /* so it was (a redelivery) */
 } batch_item_t;
 
 /* Runs the handlers; marks ran the items for the statement. */
@@ -141,6 +144,64 @@ static int batch_record_run(ns_item_res_t *res, batch_item_t **run, size_t n)
     return 1;
 }
 
+/* Of the items of one run (sorted by key) the statement did not take, those
+ * finished before: redeliveries (a crashed worker's, a resumed or failed
+ * emission's), told apart in one query instead of one by one. */
+static void batch_finished_run(ns_item_res_t *res, batch_item_t **run, size_t n)
+{
+    char id[24];
+    ns_pg_i64str(run[0]->env.run_id, id);
+    ns_buf_t keys;
+    ns_buf_init(&keys, NS_PG_ARRAY_MAX);
+    ns_err_t rc = NS_OK;
+    for (size_t i = 0; i < n && rc == NS_OK; i++)
+        rc = ns_pg_array_add(&keys, run[i]->env.item_key);
+    if (rc == NS_OK)
+        rc = ns_pg_array_end(&keys);
+    const char *params[] = {id, keys.data};
+    ns_error_t err;
+    ns_error_clear(&err);
+    PGresult *r = rc == NS_OK && ns_item_pg_wait(res)
+                      ? ns_pg_query_prepared(
+                            res->pg, "ns_batch_finished",
+                            "SELECT item_key FROM items WHERE run_id = "
+                            "$1::bigint AND item_key = ANY($2::text[]) AND "
+                            "status <> 'pending'",
+                            2, params, &err)
+                      : NULL;
+    ns_buf_free(&keys);
+    for (int row = 0; r != NULL && row < PQntuples(r); row++) {
+        batch_item_t probe = {.env = {.item_key = PQgetvalue(r, row, 0)}};
+        const batch_item_t *key = &probe;
+        batch_item_t **hit = bsearch(&key, run, n, sizeof(run[0]), by_key);
+        while (hit != NULL && hit > run && by_key(hit - 1, &key) == 0)
+            hit--;
+        for (; hit != NULL && hit < run + n && by_key(hit, &key) == 0; hit++)
+            (*hit)->finished = 1;
+    }
+    PQclear(r);
+}
+
+/* Per run: the items that ran but were not done, and finished before. */
+static void batch_finished(ns_item_res_t *res, batch_item_t *items, size_t n)
+{
+    batch_item_t **run = malloc(n * sizeof(*run));
+    for (size_t i = 0; run != NULL && i < n; i++) {
+        if (!items[i].ran || items[i].done || items[i].asked)
+            continue;
+        size_t m = 0;
+        for (size_t k = i; k < n; k++)
+            if (items[k].ran && !items[k].done && !items[k].asked &&
+                items[k].env.run_id == items[i].env.run_id) {
+                items[k].asked = 1;
+                run[m++] = &items[k];
+            }
+        qsort(run, m, sizeof(run[0]), by_key);
+        batch_finished_run(res, run, m);
+    }
+    free(run);
+}
+
 /* Records the ran items, one statement per run among them. */
 static void batch_record(ns_item_res_t *res, batch_item_t *items, size_t n)
 {
@@ -183,9 +244,15 @@ void ns_item_process_batch(ns_item_res_t *res, const ns_msg_t *msgs,
     size_t n_done = 0;
     for (size_t i = 0; i < n; i++)
         n_done += (size_t)items[i].done;
+    size_t n_finished = 0;
+    if (n_done < n)
+        batch_finished(res, items, n);
+    for (size_t i = 0; i < n; i++)
+        n_finished += (size_t)items[i].finished;
     NS_DEBUG(NULL,
-             "batch of %zu items: %zu done in one statement, %zu one by one", n,
-             n_done, n - n_done);
+             "batch of %zu items: %zu done in one statement, %zu finished "
+             "before, %zu one by one",
+             n, n_done, n_finished, n - n_done - n_finished);
     if (n_done > 0) {
         double per_item =
             (double)(ns_clock_mono_ms() - t0) / 1000.0 / (double)n_done;
@@ -193,9 +260,13 @@ void ns_item_process_batch(ns_item_res_t *res, const ns_msg_t *msgs,
             if (items[i].done)
                 item_count(items[i].job->name, "done", per_item);
     }
-    for (size_t i = 0; i < n; i++)
-        outcomes[i] =
-            items[i].done ? NS_ITEM_COMMITTED : ns_item_process(res, &msgs[i]);
+    for (size_t i = 0; i < n; i++) {
+        if (items[i].finished)
+            item_count(items[i].job->name, "duplicate", -1);
+        outcomes[i] = items[i].done || items[i].finished
+                          ? NS_ITEM_COMMITTED
+                          : ns_item_process(res, &msgs[i]);
+    }
     /* One completion check per run with an item done here: a read, batched
      * with other threads' (bookkeeper.h); the claim only when it may be
      * complete. (The one-item path checked its own.) */

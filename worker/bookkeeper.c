@@ -354,16 +354,26 @@ static void run_checks(bk_conn_t *c, bk_req_t **reqs, size_t n)
     const char *params[] = {runs.data, keys.data};
     /* Per run: the witness if it is still pending (a primary-key lookup),
      * else the index's first pending entry; never a join over every
-     * pending item. */
+     * pending item. A run that cannot be claimed (not running, or its
+     * items still being recorded and produced: no emitted_at) is not
+     * complete, and its index is not searched: with no pending item left
+     * that search walks the entries of every item done (until vacuum), and
+     * every redelivery of a failed run's items, or every batch while a
+     * streamed run's last chunks are read, made it again. */
     PGresult *r =
         rc == NS_OK
             ? bk_query(c, "ns_bk_check",
-                       "SELECT x.r, CASE WHEN EXISTS (SELECT 1 FROM items i "
+                       "SELECT x.r, CASE WHEN NOT coalesce(k.claimable, "
+                       "false) THEN NULL WHEN EXISTS (SELECT 1 FROM items i "
                        "WHERE i.run_id = x.r AND i.item_key = x.w AND "
                        "i.status = 'pending') THEN x.w ELSE (SELECT "
                        "i.item_key FROM items i WHERE i.run_id = x.r AND "
-                       "i.status = 'pending' LIMIT 1) END FROM "
-                       "unnest($1::bigint[], $2::text[]) AS x(r, w)",
+                       "i.status = 'pending' LIMIT 1) END, "
+                       "coalesce(k.claimable, false) FROM "
+                       "unnest($1::bigint[], $2::text[]) AS x(r, w) LEFT "
+                       "JOIN LATERAL (SELECT status = 'running' AND "
+                       "emitted_at IS NOT NULL AS claimable FROM runs WHERE "
+                       "run_id = x.r) k ON true",
                        2, params, &fail)
             : NULL;
     ns_buf_free(&runs);
@@ -376,6 +386,8 @@ static void run_checks(bk_conn_t *c, bk_req_t **reqs, size_t n)
     }
     for (int row = 0; row < PQntuples(r); row++) {
         int64_t run = ns_pg_int64(r, row, 0);
+        if (strcmp(PQgetvalue(r, row, 2), "t") != 0)
+            continue; /* not claimable: not complete, witness unchanged */
         bool pending = !PQgetisnull(r, row, 1);
         pthread_mutex_lock(&bk->lock);
         witness_set(bk, run, pending ? PQgetvalue(r, row, 1) : NULL);

@@ -163,9 +163,12 @@ void ns_calls_begin(ns_item_res_t *res, ns_http_async_t *http, int group,
             }
         } else if (bk[k].result == NS_BK_STOPPING) {
             outcomes[i] = NS_ITEM_ABANDONED;
+        } else if (bk[k].result == NS_BK_TERMINAL) {
+            /* Finished before: a redelivery, nothing to do. */
+            item_count(c->job->name, "duplicate", -1);
         } else {
-            /* Finished already, unknown, cancelled, or the statement
-             * failed: the one-item path checks again and says so. */
+            /* Unknown, cancelled, or the statement failed: the one-item
+             * path checks again and says so. */
             outcomes[i] = ns_item_process(res, &msgs[i]);
         }
         call_free(c);

@@ -133,10 +133,26 @@ class BatchTest(unittest.TestCase):
         self.assertEqual(env.scalar(
             "SELECT count(*) FROM items WHERE run_id = %s AND attempts = 1 "
             "AND started_at IS NOT NULL", (live,)), 300)
-        # The finished run's items were not run again.
+        # The finished run's items were not run again, and were told apart
+        # in the batches (one query per run), not one by one (but for a
+        # batch of one).
         self.assertEqual(env.scalar(
             "SELECT max(attempts) FROM items WHERE run_id = %s",
             (finished,)), 1)
+
+        def told_apart():
+            log = env.log_tail(worker, 1000000)
+            in_batches = sum(int(n) for n in re.findall(
+                r"(\d+) finished before", log))
+            one_by_one = len(re.findall(
+                r'"run_id":%d,[^\n]*already finished; redelivery ignored'
+                % finished, log))
+            return (in_batches, one_by_one) if \
+                in_batches + one_by_one >= 200 else None
+        in_batches, one_by_one = harness.wait_for(
+            told_apart, 60, "the finished run's 200 redeliveries seen")
+        self.assertEqual(in_batches + one_by_one, 200)
+        self.assertGreater(in_batches, one_by_one)
         # The cancelled run's items and the unknown keys are dead letters
         # with their reasons; the cancelled items are failed, not done.
         harness.wait_for(lambda: env.scalar(
@@ -160,8 +176,8 @@ class BatchTest(unittest.TestCase):
         with open(worker.log_path, errors="replace") as f:
             mixed = [tuple(map(int, m.groups())) for m in re.finditer(
                 r"batch of (\d+) items: (\d+) done in one statement, "
-                r"(\d+) one by one", f.read())]
-        self.assertTrue(any(d > 0 and o > 0 for _, d, o in mixed), mixed)
+                r"(\d+) finished before, (\d+) one by one", f.read())]
+        self.assertTrue(any(d > 0 and o > 0 for _, d, _, o in mixed), mixed)
         self.assertEqual(env.stop(worker), 0)
 
 

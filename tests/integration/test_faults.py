@@ -541,8 +541,10 @@ class FaultsTest(unittest.TestCase):
                  if "fired slot" in self.env.log_tail(p, 50)), None),
                 30, "a producer to fire the slot", 0.002)
             c.t0 = time.monotonic()
-            # Killed while it enumerates the 5,000 items (one transaction)
-            # or while it emits them (after "run started").
+            # Killed while it enumerates the 5,000 items (before the first
+            # chunk is recorded) or while it emits them (after "run started":
+            # the first chunk recorded, the rest recorded and produced as
+            # the source is read).
             phase = c.rng.choice(["enumerating", "emitting"])
             if phase == "emitting":
                 harness.wait_for(lambda: "run started with" in
@@ -565,8 +567,8 @@ class FaultsTest(unittest.TestCase):
                       "emitting" if not emitted else "after emitting")
             c.notes.append("producer killed while %s (aimed at %s), %d "
                            "items recorded" % (landed, phase, items))
+            survivor = [p for p in c.producers if p is not firer][0]
             if not emitted:
-                survivor = [p for p in c.producers if p is not firer][0]
                 self.env.wait_log(survivor, "resumed 1 run(s)", timeout=90)
             self.verify(c)
         finally:

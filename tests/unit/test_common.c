@@ -133,6 +133,25 @@ TEST(pg_array_literal_quotes_every_element)
     ns_buf_free(&b);
 }
 
+TEST(pg_copy_field_escapes_what_copy_text_reads_specially)
+{
+    ns_buf_t b;
+    ns_buf_init(&b, 1 << 10);
+    static const char in[] = "{\"k\": \"a\\\"b\"}\tx\ny\rz\\N";
+    ASSERT_EQ(ns_pg_copy_field(&b, in, sizeof(in) - 1), NS_OK);
+    ASSERT_STREQ(b.data, "{\"k\": \"a\\\\\"b\"}\\tx\\ny\\rz\\\\N");
+    /* An empty field adds nothing. */
+    ns_buf_reset(&b);
+    ASSERT_EQ(ns_pg_copy_field(&b, "plain", 5), NS_OK);
+    ASSERT_EQ(ns_pg_copy_field(&b, "", 0), NS_OK);
+    ASSERT_STREQ(b.data, "plain");
+    ns_buf_free(&b);
+    /* Past the bound: an error. */
+    ns_buf_init(&b, 4);
+    ASSERT(ns_pg_copy_field(&b, "a\\bc", 4) != NS_OK);
+    ns_buf_free(&b);
+}
+
 TEST(buf_append_within_max)
 {
     ns_buf_t b;

@@ -303,20 +303,6 @@ typedef struct copy_out {
     bool failed;
 } copy_out_t;
 
-/* Appends s to b as a COPY text field. */
-static void copy_field(ns_buf_t *b, const char *s)
-{
-    for (; *s; s++) {
-        switch (*s) {
-        case '\\': ns_buf_add(b, "\\\\", 2); break;
-        case '\t': ns_buf_add(b, "\\t", 2); break;
-        case '\n': ns_buf_add(b, "\\n", 2); break;
-        case '\r': ns_buf_add(b, "\\r", 2); break;
-        default: ns_buf_add(b, s, 1);
-        }
-    }
-}
-
 static void copy_flush(copy_out_t *c)
 {
     if (!c->failed && c->line.len > 0)
@@ -329,11 +315,11 @@ static void copy_term(const ns_term_t *t, void *arg)
     copy_out_t *c = arg;
     if (c->failed || t->df < c->min_df)
         return;
-    copy_field(&c->line, c->job);
+    ns_pg_copy_field(&c->line, c->job, strlen(c->job));
     ns_buf_add(&c->line, "\t", 1);
-    copy_field(&c->line, t->lang);
+    ns_pg_copy_field(&c->line, t->lang, strlen(t->lang));
     ns_buf_add(&c->line, "\t", 1);
-    copy_field(&c->line, t->term);
+    ns_pg_copy_field(&c->line, t->term, strlen(t->term));
     ns_buf_addf(&c->line, "\t%lld\t%lld\t%lld\n", (long long)t->df,
                 (long long)t->count, (long long)t->nlogn);
     if (c->line.len >= 1 << 16)

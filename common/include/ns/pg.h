@@ -48,6 +48,10 @@ void ns_pg_rollback(PGconn *conn);
 /** @brief Value of row r column c as int64 (0 if NULL). */
 int64_t ns_pg_int64(const PGresult *res, int r, int c);
 
+/** @brief Appends s (len bytes) to b as one field of COPY's text format
+ *  (backslash, tab, newline and carriage return escaped). */
+ns_err_t ns_pg_copy_field(ns_buf_t *b, const char *s, size_t len);
+
 /** @brief Formats an int64 for use as a text parameter. */
 void ns_pg_i64str(int64_t v, char out[24]);
 /** Bound for an array parameter built with ns_pg_array_add (keys are at
