@@ -66,6 +66,7 @@ def one(args, rep):
     proc = subprocess.Popen([args.bin, "run", job, "-c", cfg], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     _, status, usage = os.wait4(proc.pid, 0)
+    cli_cpu = usage.ru_utime + usage.ru_stime
     seconds = time.monotonic() - t0
     err = proc.stderr.read().decode(errors="replace")
     proc.stdout.close()
@@ -85,7 +86,8 @@ def one(args, rep):
                  % (rep, total, emitted, err[-2000:]))
     return {"seconds": seconds, "items_per_s": args.items / seconds,
             "rss_mb": usage.ru_maxrss / 1024.0,
-            "pg_us_per_item": pg_cpu * 1e6 / args.items}
+            "pg_us_per_item": pg_cpu * 1e6 / args.items,
+            "cli_us_per_item": cli_cpu * 1e6 / args.items}
 
 
 def main():
@@ -109,9 +111,10 @@ def main():
         r = one(args, rep)
         rows.append(r)
         print("rep %d: %d items in %.2f s = %.0f items/s, CLI max RSS %.0f MB,"
-              " PostgreSQL %.1f CPU-us per item" % (
+              " CPU-us per item: PostgreSQL %.1f, CLI %.1f" % (
                   rep, args.items, r["seconds"], r["items_per_s"],
-                  r["rss_mb"], r["pg_us_per_item"]), flush=True)
+                  r["rss_mb"], r["pg_us_per_item"], r["cli_us_per_item"]),
+              flush=True)
     s = sorted(r["seconds"] for r in rows)
     print("emission of %d items: %.2f-%.2f s (median %.2f), %.0f-%.0f items/s"
           % (args.items, s[0], s[-1], statistics.median(s),
