@@ -324,20 +324,33 @@ typedef struct emit_run {
     emit_tally_t tally;
 } emit_run_t;
 
-/* Produces the rows of one FETCH: (Kafka key, item key, attempt,
- * payload). */
+/* Where a result's rows keep what an item message needs. */
+typedef struct row_cols {
+    int kafka_key, item_key, attempt, payload; /* attempt < 0: the first */
+} row_cols_t;
+
+/* The items cursor (produce_items) and the source's (emit_streamed). */
+static const row_cols_t ITEM_ROWS = {0, 1, 2, 3};
+static const row_cols_t SOURCE_ROWS = {1, 0, -1, 2};
+
+/* Produces the rows of one FETCH. */
 static ns_err_t produce_rows(ns_planner_t *p, emit_run_t *run,
-                             const PGresult *res, ns_error_t *err)
+                             const PGresult *res, const row_cols_t *c,
+                             ns_error_t *err)
 {
     int rows = PQntuples(res);
     for (int r = 0; r < rows; r++) {
+        int attempt =
+            c->attempt < 0
+                ? 1
+                : (int)strtol(PQgetvalue(res, r, c->attempt), NULL, 10);
         if (ns_envelope_format(&run->envelope, run->job_json, run->run_id,
-                               PQgetvalue(res, r, 1),
-                               (int)strtol(PQgetvalue(res, r, 2), NULL, 10),
-                               run->dry_run, PQgetvalue(res, r, 3),
-                               (size_t)PQgetlength(res, r, 3)) != NS_OK)
+                               PQgetvalue(res, r, c->item_key), attempt,
+                               run->dry_run, PQgetvalue(res, r, c->payload),
+                               (size_t)PQgetlength(res, r, c->payload)) !=
+            NS_OK)
             return ns_error_set(err, NS_ERR_NOMEM, "out of memory");
-        if (produce_one(p, run->topic, PQgetvalue(res, r, 0),
+        if (produce_one(p, run->topic, PQgetvalue(res, r, c->kafka_key),
                         run->envelope.data, run->envelope.len, &run->tally,
                         err) != NS_OK)
             return err->code;
@@ -416,7 +429,7 @@ static ns_err_t produce_items(ns_planner_t *p, const ns_job_t *job,
             rc = ns_error_set(err, NS_ERR_TRANSIENT, "postgres: %s",
                               PQerrorMessage(p->pg));
         if (rc == NS_OK)
-            rc = produce_rows(p, &run, res, err);
+            rc = produce_rows(p, &run, res, &ITEM_ROWS, err);
         PQclear(res);
         produced += rows;
         res = more ? fetch_result(p->pg, rc == NS_OK ? err : NULL) : NULL;
@@ -548,27 +561,6 @@ static ns_err_t stream_record(PGconn *w, const char *id, const PGresult *rows,
     return rc;
 }
 
-/* Produces a chunk's rows (item key, Kafka key, payload). */
-static ns_err_t stream_produce(ns_planner_t *p, emit_run_t *run,
-                               const PGresult *rows, ns_error_t *err)
-{
-    int n = PQntuples(rows);
-    for (int r = 0; r < n; r++) {
-        if (ns_envelope_format(&run->envelope, run->job_json, run->run_id,
-                               PQgetvalue(rows, r, 0), 1, run->dry_run,
-                               PQgetvalue(rows, r, 2),
-                               (size_t)PQgetlength(rows, r, 2)) != NS_OK)
-            return ns_error_set(err, NS_ERR_NOMEM, "out of memory");
-        if (produce_one(p, run->topic, PQgetvalue(rows, r, 1),
-                        run->envelope.data, run->envelope.len, &run->tally,
-                        err) != NS_OK)
-            return err->code;
-        if ((r & 255) == 0)
-            rd_kafka_poll(p->rk, 0);
-    }
-    return NS_OK;
-}
-
 /* Records and produces a pending run's items in chunks. NS_OK: recorded,
  * produced, total and emitted_at set. NS_ERR_DEFERRED: take the
  * one-transaction path (enumerate, resumed; then produce_items). Other
@@ -624,7 +616,7 @@ static ns_err_t emit_streamed(ns_planner_t *p, const ns_job_t *job,
                     rows);
         }
         if (rc == NS_OK)
-            rc = stream_produce(p, &run, res, err);
+            rc = produce_rows(p, &run, res, &SOURCE_ROWS, err);
         PQclear(res);
         count += rows;
         ns_error_t ferr;

@@ -119,29 +119,40 @@ static ns_err_t insert_careful(PGconn *conn, const ns_job_t *job,
     return rc;
 }
 
-static ns_err_t enumerate_sql(PGconn *conn, const ns_job_t *job,
-                              const char *run_id, int64_t *count,
-                              ns_error_t *err)
+/* The run's query (the source's, or its reprocess_query with $1 since and
+ * $2 type from the run's arguments, base 2: the query's own parameters
+ * come first). *since and *type are the caller's to free. */
+static ns_err_t run_query(PGconn *conn, const ns_job_t *job, const char *run_id,
+                          const char **query, int *base, char **since,
+                          char **type, ns_error_t *err)
 {
     bool reprocess = false;
-    char *since = NULL, *type = NULL;
-    if (run_args(conn, run_id, &reprocess, &since, &type, err) != NS_OK)
+    *since = *type = NULL;
+    if (run_args(conn, run_id, &reprocess, since, type, err) != NS_OK)
         return err->code;
-    if (reprocess && job->source.reprocess_query == NULL) {
-        free(since);
-        free(type);
+    if (reprocess && job->source.reprocess_query == NULL)
         return ns_error_set(err, NS_ERR_PERMANENT,
                             "job %s: a reprocess run without "
                             "source.reprocess_query",
                             job->name);
-    }
-    const char *query =
-        reprocess ? job->source.reprocess_query : job->source.query;
-    /* The query's own parameters ($1 since, $2 type) come first. */
-    int base = reprocess ? 2 : 0;
+    *query = reprocess ? job->source.reprocess_query : job->source.query;
+    *base = reprocess ? 2 : 0;
+    return NS_OK;
+}
+
+static ns_err_t enumerate_sql(PGconn *conn, const ns_job_t *job,
+                              const char *run_id, int64_t *count,
+                              ns_error_t *err)
+{
+    const char *query = NULL;
+    int base = 0;
+    char *since = NULL, *type = NULL;
+    ns_err_t rc =
+        run_query(conn, job, run_id, &query, &base, &since, &type, err);
     const char *params[] = {since, type, run_id, job->source.key_column};
-    const char *const *p = reprocess ? params : params + 2;
-    ns_err_t rc = insert_fast(conn, query, base, p, count, err);
+    const char *const *p = base ? params : params + 2;
+    if (rc == NS_OK)
+        rc = insert_fast(conn, query, base, p, count, err);
     if (rc == NS_ERR_DEFERRED)
         rc = insert_careful(conn, job, query, base, p, since, type, count, err);
     free(since);
@@ -158,32 +169,24 @@ ns_err_t ns_source_sql_declare(PGconn *conn, const ns_job_t *job,
                             job->name);
     char id[24];
     ns_pg_i64str(run_id, id);
-    bool reprocess = false;
+    const char *query = NULL;
+    int base = 0;
     char *since = NULL, *type = NULL;
-    if (run_args(conn, id, &reprocess, &since, &type, err) != NS_OK)
-        return err->code;
-    ns_err_t rc = NS_OK;
-    if (reprocess && job->source.reprocess_query == NULL)
-        rc = ns_error_set(err, NS_ERR_PERMANENT,
-                          "job %s: a reprocess run without "
-                          "source.reprocess_query",
-                          job->name);
-    const char *query =
-        reprocess ? job->source.reprocess_query : job->source.query;
-    int base = reprocess ? 2 : 0;
+    ns_err_t rc = run_query(conn, job, id, &query, &base, &since, &type, err);
     const char *params[] = {since, type, job->source.key_column,
                             job->source.order_column};
     ns_buf_t sql;
     ns_buf_init(&sql, 1 << 20);
-    ns_buf_addf(&sql,
-                "DECLARE %s NO SCROLL CURSOR FOR SELECT payload->>$%d, "
-                "coalesce(payload->>$%d::text, payload->>$%d), "
-                "payload::text FROM (SELECT row_to_json(q)::jsonb AS "
-                "payload FROM (%s) q) s",
-                cursor, base + 1, base + 2, base + 1, query);
     if (rc == NS_OK)
-        rc = ns_pg_exec(conn, sql.data, base + 2,
-                        reprocess ? params : params + 2, err);
+        ns_buf_addf(&sql,
+                    "DECLARE %s NO SCROLL CURSOR FOR SELECT payload->>$%d, "
+                    "coalesce(payload->>$%d::text, payload->>$%d), "
+                    "payload::text FROM (SELECT row_to_json(q)::jsonb AS "
+                    "payload FROM (%s) q) s",
+                    cursor, base + 1, base + 2, base + 1, query);
+    if (rc == NS_OK)
+        rc = ns_pg_exec(conn, sql.data, base + 2, base ? params : params + 2,
+                        err);
     ns_buf_free(&sql);
     free(since);
     free(type);
