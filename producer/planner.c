@@ -316,7 +316,7 @@ static ns_err_t produce_one(ns_planner_t *p, const char *topic, const char *key,
 
 /* What every item message of one run shares. */
 typedef struct emit_run {
-    const char *topic;
+    char topic[NS_TOPIC_MAX];
     char *job_json; /* the job name as a JSON string */
     int64_t run_id;
     bool dry_run;
@@ -381,6 +381,45 @@ static PGresult *fetch_result(PGconn *pg, ns_error_t *err)
     return NULL;
 }
 
+/* What every message of the run's emission shares (job_json NULL when out
+ * of memory). The envelope buffer is unbounded: an oversized item is
+ * produced as any and dead-lettered by the worker with its reason (or
+ * refused by the broker). */
+static void emit_begin(emit_run_t *run, const ns_job_t *job, int64_t run_id,
+                       bool dry_run)
+{
+    *run = (emit_run_t){.job_json = ns_envelope_json_string(job->name),
+                        .run_id = run_id,
+                        .dry_run = dry_run};
+    ns_topic_items(job->name, run->topic);
+    ns_buf_init(&run->envelope, SIZE_MAX / 2);
+}
+
+/* Ends an emission: its cursor's transaction on pg (committed when rc is
+ * NS_OK), then the deliveries of what it produced (their reports counted
+ * into run->tally by the flush), which must all have succeeded. Frees
+ * run's buffers. */
+static ns_err_t emit_end(ns_planner_t *p, PGconn *pg, emit_run_t *run,
+                         const char *id, ns_err_t rc, ns_error_t *err)
+{
+    free(run->job_json);
+    run->job_json = NULL;
+    ns_buf_free(&run->envelope);
+    if (rc == NS_OK)
+        rc = ns_pg_exec(pg, "COMMIT", 0, NULL, err);
+    else
+        ns_pg_rollback(pg);
+    if (rd_kafka_flush(p->rk, 60000) != RD_KAFKA_RESP_ERR_NO_ERROR &&
+        rc == NS_OK)
+        rc = ns_error_set(err, NS_ERR_TRANSIENT,
+                          "run %s: items not delivered within 60 s", id);
+    if (rc == NS_OK && run->tally.failed > 0)
+        rc = ns_error_set(err, NS_ERR_TRANSIENT,
+                          "run %s: %ld items not delivered: %s", id,
+                          run->tally.failed, run->tally.last_error);
+    return rc;
+}
+
 /* Produces every pending item of the run, then waits for all deliveries.
  * The items come through a cursor, EMIT_FETCH at a time, so a run of
  * millions is never all in memory. */
@@ -388,15 +427,8 @@ static ns_err_t produce_items(ns_planner_t *p, const ns_job_t *job,
                               const char *id, int64_t run_id, bool dry_run,
                               ns_error_t *err)
 {
-    char topic[NS_TOPIC_MAX];
-    ns_topic_items(job->name, topic);
-    emit_run_t run = {.topic = topic,
-                      .job_json = ns_envelope_json_string(job->name),
-                      .run_id = run_id,
-                      .dry_run = dry_run};
-    /* Unbounded here: an oversized item is produced as before and dead-
-     * lettered by the worker with its reason (or refused by the broker). */
-    ns_buf_init(&run.envelope, SIZE_MAX / 2);
+    emit_run_t run;
+    emit_begin(&run, job, run_id, dry_run);
     const char *params[] = {id, job->source.order_column};
     if (run.job_json == NULL) {
         ns_buf_free(&run.envelope);
@@ -440,21 +472,7 @@ static ns_err_t produce_items(ns_planner_t *p, const ns_job_t *job,
             res = NULL;
         }
     }
-    free(run.job_json);
-    ns_buf_free(&run.envelope);
-    if (rc == NS_OK)
-        rc = ns_pg_exec(p->pg, "COMMIT", 0, NULL, err);
-    else
-        ns_pg_rollback(p->pg);
-    if (rd_kafka_flush(p->rk, 60000) != RD_KAFKA_RESP_ERR_NO_ERROR &&
-        rc == NS_OK)
-        rc = ns_error_set(err, NS_ERR_TRANSIENT,
-                          "run %s: items not delivered within 60 s", id);
-    /* (The delivery reports of the flush counted into run.tally.) */
-    if (rc == NS_OK && run.tally.failed > 0)
-        rc = ns_error_set(err, NS_ERR_TRANSIENT,
-                          "run %s: %ld items not delivered: %s", id,
-                          run.tally.failed, run.tally.last_error);
+    rc = emit_end(p, p->pg, &run, id, rc, err);
     if (rc == NS_OK)
         rc = ns_pg_exec(p->pg,
                         "UPDATE runs SET emitted_at = now() "
@@ -579,13 +597,8 @@ static ns_err_t emit_streamed(ns_planner_t *p, const ns_job_t *job,
         /* A broken query: the other path fails the run with its reason. */
         return err->code == NS_ERR_PERMANENT ? NS_ERR_DEFERRED : err->code;
     }
-    char topic[NS_TOPIC_MAX];
-    ns_topic_items(job->name, topic);
-    emit_run_t run = {.topic = topic,
-                      .job_json = ns_envelope_json_string(job->name),
-                      .run_id = run_id,
-                      .dry_run = dry_run};
-    ns_buf_init(&run.envelope, SIZE_MAX / 2);
+    emit_run_t run;
+    emit_begin(&run, job, run_id, dry_run);
     ns_err_t rc = run.job_json != NULL
                       ? NS_OK
                       : ns_error_set(err, NS_ERR_NOMEM, "out of memory");
@@ -630,21 +643,7 @@ static ns_err_t emit_streamed(ns_planner_t *p, const ns_job_t *job,
             res = NULL;
         }
     }
-    free(run.job_json);
-    ns_buf_free(&run.envelope);
-    if (rc == NS_OK)
-        rc = ns_pg_exec(a, "COMMIT", 0, NULL, err);
-    else
-        ns_pg_rollback(a);
-    /* What was produced is delivered (or failed) before anything else. */
-    if (rd_kafka_flush(p->rk, 60000) != RD_KAFKA_RESP_ERR_NO_ERROR &&
-        rc == NS_OK)
-        rc = ns_error_set(err, NS_ERR_TRANSIENT,
-                          "run %s: items not delivered within 60 s", id);
-    if (rc == NS_OK && run.tally.failed > 0)
-        rc = ns_error_set(err, NS_ERR_TRANSIENT,
-                          "run %s: %ld items not delivered: %s", id,
-                          run.tally.failed, run.tally.last_error);
+    rc = emit_end(p, a, &run, id, rc, err);
     if (rc != NS_OK)
         return rc;
     char n[24];
