@@ -124,6 +124,18 @@ RESPONSE_FORMAT = {"type": "json_schema",
                    "json_schema": {"name": "structured_message", "strict": True, "schema": SCHEMA}}
 
 
+def settled_stats(fake, timeout=10):
+    """The fake's stats once no call is in progress: a call counts as in
+    progress until its handler returns, just after its answer was sent,
+    so a client that has its answer can still see it for a moment."""
+    deadline = time.monotonic() + timeout
+    while True:
+        stats = fake.control("GET", "stats")
+        if stats["in_flight"] == 0 or time.monotonic() > deadline:
+            return stats
+        time.sleep(0.01)
+
+
 def parallel(fn, n, workers=None):
     """Run fn(i) for i in range(n) on `workers` threads; the results in order."""
     out = [None] * n
@@ -481,7 +493,7 @@ class FakeLlmTest(unittest.TestCase):
                 self.assertEqual(r["error"]["code"], "rate_limit_exceeded")
                 self.assertEqual(r["error"]["type"], "requests")
                 self.assertGreaterEqual(int(h["retry-after"]), 1)
-        stats = self.fake.control("GET", "stats")
+        stats = settled_stats(self.fake)
         self.assertEqual((stats["requests"], stats["rate_limited"]), (10, 5))
         self.assertGreaterEqual(stats["max_concurrent"], 5)
         self.assertEqual(stats["in_flight"], 0)
