@@ -209,7 +209,7 @@ def main(argv=None):
             % len(base_docs))
         bt = baseline(base_docs)
         rate = counted / wall
-        base_rate = len(base_docs) / bt
+        base_rate = len(base_docs) / bt if base_docs and bt > 0 else 0
         print("machine: %d CPUs (nproc)" % os.cpu_count())
         print("corpus: %d documents of ~%d bytes (%.0f MB), %d languages "
               "(gettext catalogues)" % (counted, a.doc_bytes, nbytes / 1e6,
@@ -239,11 +239,14 @@ def main(argv=None):
                                   line)
                     if m:
                         print("merge: " + m.group(1).decode())
+                    if line.startswith(b"PROF"):
+                        print(line.decode().rstrip())
         print("worker peak RSS (MB): %s" % ", ".join(
             "%.0f" % h for h in hwm if h is not None))
-        print("baseline (Python Counter over set(tokens), 1 core): %.0f "
-              "documents/s; nightshift end to end is %.1fx that"
-              % (base_rate, rate / base_rate))
+        if base_rate > 0:
+            print("baseline (Python Counter over set(tokens), 1 core): %.0f "
+                  "documents/s; nightshift end to end is %.1fx that"
+                  % (base_rate, rate / base_rate))
     finally:
         for w in workers:
             w.terminate()

@@ -87,9 +87,9 @@ PGresult *ns_pg_query(PGconn *conn, const char *sql, int n_params,
     return ns_pg_query_state(conn, sql, n_params, params, NULL, err);
 }
 
-PGresult *ns_pg_query_state(PGconn *conn, const char *sql, int n_params,
-                            const char *const *params, char state[6],
-                            ns_error_t *err)
+static PGresult *query_as(PGconn *conn, const char *sql, int n_params,
+                          const char *const *params, int result_format,
+                          char state[6], ns_error_t *err)
 {
     if (state != NULL)
         state[0] = '\0';
@@ -98,9 +98,10 @@ PGresult *ns_pg_query_state(PGconn *conn, const char *sql, int n_params,
         return NULL;
     }
     /* Without parameters, PQexec allows several statements in one call. */
-    PGresult *res = n_params == 0 ? PQexec(conn, sql)
-                                  : PQexecParams(conn, sql, n_params, NULL,
-                                                 params, NULL, NULL, 0);
+    PGresult *res = n_params == 0 && result_format == 0
+                        ? PQexec(conn, sql)
+                        : PQexecParams(conn, sql, n_params, NULL, params, NULL,
+                                       NULL, result_format);
     ExecStatusType st = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
     if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK ||
         st == PGRES_COPY_IN || st == PGRES_COPY_OUT)
@@ -109,6 +110,19 @@ PGresult *ns_pg_query_state(PGconn *conn, const char *sql, int n_params,
     if (state != NULL && code != NULL)
         snprintf(state, 6, "%.5s", code);
     return failed(conn, res, err);
+}
+
+PGresult *ns_pg_query_state(PGconn *conn, const char *sql, int n_params,
+                            const char *const *params, char state[6],
+                            ns_error_t *err)
+{
+    return query_as(conn, sql, n_params, params, 0, state, err);
+}
+
+PGresult *ns_pg_query_binary(PGconn *conn, const char *sql, int n_params,
+                             const char *const *params, ns_error_t *err)
+{
+    return query_as(conn, sql, n_params, params, 1, NULL, err);
 }
 
 static bool is_ok(const PGresult *res)

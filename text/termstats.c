@@ -70,7 +70,7 @@ void ns_termstats_destroy(ns_termstats_t *s)
     free(s);
 }
 
-static int lang_index(ns_termstats_t *s, const char *lang, bool add)
+int ns_ts_lang_index(ns_termstats_t *s, const char *lang, bool add)
 {
     char name[LANG_MAX + 1];
     snprintf(name, sizeof(name), "%s", lang ? lang : "");
@@ -91,7 +91,7 @@ static int lang_index(ns_termstats_t *s, const char *lang, bool add)
 
 static int lang_find(const ns_termstats_t *s, const char *lang)
 {
-    return lang_index((ns_termstats_t *)s, lang, false);
+    return ns_ts_lang_index((ns_termstats_t *)s, lang, false);
 }
 
 /* Copies n bytes (up to PIPE_WORD_MAX) in loads of fixed size, not a
@@ -314,7 +314,7 @@ static void doc_clear(ns_termstats_t *s)
 ns_err_t ns_termstats_doc_begin(ns_termstats_t *s, const char *lang,
                                 ns_error_t *err)
 {
-    int li = lang_index(s, lang, true);
+    int li = ns_ts_lang_index(s, lang, true);
     if (li < 0)
         return ns_error_set(err, NS_ERR_INVALID,
                             "term statistics: more than %d languages",
@@ -454,7 +454,7 @@ ns_err_t ns_termstats_merge(ns_termstats_t *s, const ns_termstats_t *o,
     int64_t k = sign < 0 ? -1 : 1;
     uint32_t map[MAX_LANGS];
     for (size_t i = 0; i < o->n_langs; i++) {
-        int li = lang_index(s, o->langs[i].name, true);
+        int li = ns_ts_lang_index(s, o->langs[i].name, true);
         if (li < 0)
             return ns_error_set(err, NS_ERR_INVALID,
                                 "term statistics: more than %d languages",

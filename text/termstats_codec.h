@@ -98,6 +98,9 @@ static inline bool ns_ts_live(const entry_t *e)
 /** @brief Sets err to "out of memory". @returns NS_ERR_NOMEM. */
 ns_err_t ns_ts_oom(ns_error_t *err);
 
+/** @brief The index of language name in s, added when absent and add is
+ *  set; -1 when absent (or s has MAX_LANGS already). */
+int ns_ts_lang_index(ns_termstats_t *s, const char *name, bool add);
 /** @brief Adds df, count and nlogn to (language index lang, term),
  *  creating it. */
 ns_err_t ns_ts_add_term(ns_termstats_t *s, uint32_t lang, const char *term,

@@ -130,6 +130,92 @@ TEST(the_ordered_walk_visits_every_term_by_language_then_bytes)
     ns_termstats_destroy(s);
 }
 
+TEST(the_ordered_walk_sorts_terms_alike_in_their_first_16_bytes)
+{
+    /* The sort compares the entries' 16-byte heads first: terms of 1 to
+     * 40 bytes over a two-letter alphabet share long prefixes, are
+     * prefixes of one another and differ after byte 16, and must come out
+     * in bytewise order all the same (and the view's walk and encoding
+     * agree with the one-shot ones). */
+    ns_termstats_t *s = ns_termstats_new();
+    uint32_t seed = 7;
+    char w[41];
+    ASSERT_EQ(ns_termstats_doc_begin(s, "en", &err), NS_OK);
+    for (int i = 0; i < 3000; i++) {
+        seed = seed * 1103515245u + 12345u;
+        size_t len = 1 + (seed >> 16) % 40;
+        for (size_t k = 0; k < len; k++) {
+            seed = seed * 1103515245u + 12345u;
+            /* mostly 'a', so that heads are often equal */
+            w[k] = (seed >> 16) % 5 == 0 ? 'b' : 'a';
+        }
+        ASSERT_EQ(ns_termstats_word(s, w, len, &err), NS_OK);
+    }
+    ASSERT_EQ(ns_termstats_doc_end(s, &err), NS_OK);
+    walk_t w1 = {.in_order = true};
+    ASSERT_EQ(ns_termstats_each_sorted(s, walk_term, &w1, &err), NS_OK);
+    ASSERT_EQ(w1.n, (int)ns_termstats_terms(s));
+    ASSERT(w1.n > 1000);
+    ASSERT(w1.in_order);
+    ns_termstats_view_t *v = ns_termstats_view_new(s, &err);
+    ASSERT(v != NULL);
+    ASSERT_EQ(ns_termstats_view_terms(v), ns_termstats_terms(s));
+    walk_t w2 = {.in_order = true};
+    ns_termstats_view_each(v, walk_term, &w2);
+    ASSERT(w2.in_order && w2.n == w1.n);
+    char *e1, *e2;
+    size_t l1, l2;
+    ASSERT_EQ(ns_termstats_view_encode(v, &e1, &l1, &err), NS_OK);
+    ASSERT_EQ(ns_termstats_encode(s, &e2, &l2, &err), NS_OK);
+    ASSERT(l1 == l2 && memcmp(e1, e2, l1) == 0);
+    free(e1);
+    free(e2);
+    ns_termstats_view_destroy(v);
+    ns_termstats_destroy(s);
+}
+
+TEST(partials_merge_straight_from_their_binary_form)
+{
+    ns_termstats_t *a = ns_termstats_new(), *b = ns_termstats_new();
+    add_doc(a, "en", "one two two");
+    add_doc(a, "fr", "un deux");
+    add_doc(b, "en", "two three");
+    add_doc(b, "de", "zwei");
+    char *ea, *eb;
+    size_t la, lb;
+    ASSERT_EQ(ns_termstats_encode(a, &ea, &la, &err), NS_OK);
+    ASSERT_EQ(ns_termstats_encode(b, &eb, &lb, &err), NS_OK);
+    /* the same as decoding and merging the tables */
+    ns_termstats_t *sum = ns_termstats_new(), *ref = ns_termstats_new();
+    ASSERT_EQ(ns_termstats_merge_encoded(sum, ea, la, 1, &err), NS_OK);
+    ASSERT_EQ(ns_termstats_merge_encoded(sum, eb, lb, 1, &err), NS_OK);
+    ASSERT_EQ(ns_termstats_merge(ref, a, 1, &err), NS_OK);
+    ASSERT_EQ(ns_termstats_merge(ref, b, 1, &err), NS_OK);
+    ASSERT(ns_termstats_equal(sum, ref));
+    ASSERT_EQ(ns_termstats_langs(sum), 3);
+    /* minus b's partial: a again, byte for byte */
+    ASSERT_EQ(ns_termstats_merge_encoded(sum, eb, lb, -1, &err), NS_OK);
+    ASSERT(ns_termstats_equal(sum, a));
+    char *e;
+    size_t l;
+    ASSERT_EQ(ns_termstats_encode(sum, &e, &l, &err), NS_OK);
+    ASSERT(l == la && memcmp(e, ea, l) == 0);
+    free(e);
+    /* a corrupt or truncated partial is refused */
+    ASSERT_EQ(ns_termstats_merge_encoded(sum, ea, la - 3, 1, &err),
+              NS_ERR_INVALID);
+    ASSERT_EQ(ns_termstats_merge_encoded(sum, "NSTS\x01garbage", 12, 1, &err),
+              NS_ERR_INVALID);
+    ASSERT_EQ(ns_termstats_merge_encoded(sum, "nope", 4, 1, &err),
+              NS_ERR_INVALID);
+    free(ea);
+    free(eb);
+    ns_termstats_destroy(a);
+    ns_termstats_destroy(b);
+    ns_termstats_destroy(sum);
+    ns_termstats_destroy(ref);
+}
+
 TEST(subtracting_a_partial_removes_its_terms)
 {
     ns_termstats_t *a = ns_termstats_new(), *b = ns_termstats_new();

@@ -12,6 +12,7 @@
  * full run would. It rewrites the per-term table and moves the job's
  * watermark. A run with failed shards merges nothing: the current totals
  * stay. */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -269,20 +270,14 @@ ns_err_t ns_stopwords_count(ns_item_ctx_t *ctx, ns_error_t *err)
 
 /* ---- the merge ---------------------------------------------------------- */
 
-/* A bytea column of a text-format result ("\\x..."). */
-static ns_termstats_t *decode_col(PGresult *r, int row, int col,
-                                  ns_error_t *err)
+/* totals += sign * the partial in a bytea column of a binary-format
+ * result. */
+static ns_err_t merge_col(ns_termstats_t *totals, PGresult *r, int row, int col,
+                          int sign, ns_error_t *err)
 {
-    size_t len = 0;
-    unsigned char *raw =
-        PQunescapeBytea((const unsigned char *)PQgetvalue(r, row, col), &len);
-    if (raw == NULL) {
-        ns_error_set(err, NS_ERR_NOMEM, "out of memory");
-        return NULL;
-    }
-    ns_termstats_t *s = ns_termstats_decode((const char *)raw, len, err);
-    PQfreemem(raw);
-    return s;
+    return ns_termstats_merge_encoded(totals, PQgetvalue(r, row, col),
+                                      (size_t)PQgetlength(r, row, col), sign,
+                                      err);
 }
 
 /* Prefixes err's message (which must not be an argument of its own
@@ -336,7 +331,7 @@ static void copy_term(const ns_term_t *t, void *arg)
  * is made and swapped in by functions owned by the schema's owner
  * (migration 013): the worker's role changes rows, never the schema. */
 static ns_err_t write_terms(PGconn *tx, const char *job, int64_t min_df,
-                            const ns_termstats_t *totals, ns_error_t *err)
+                            const ns_termstats_view_t *sorted, ns_error_t *err)
 {
     const char *params[] = {job};
     PGresult *r =
@@ -366,8 +361,7 @@ static ns_err_t write_terms(PGconn *tx, const char *job, int64_t min_df,
         ns_buf_init(&c.line, 1 << 17);
         /* In key order: the index is then built from sorted input,
          * three times faster than from hash order. */
-        if (ns_termstats_each_sorted(totals, copy_term, &c, err) != NS_OK)
-            c.failed = true;
+        ns_termstats_view_each(sorted, copy_term, &c);
         copy_flush(&c);
         ns_buf_free(&c.line);
         PQputCopyEnd(tx, c.failed ? "client failed" : NULL);
@@ -625,6 +619,75 @@ static ns_err_t drop_scratch(ns_item_ctx_t *ctx, PGconn *pg, ns_error_t *err)
                       2, params, err);
 }
 
+/* The totals' binary form, made on a thread beside the table writes. */
+typedef struct encode_job {
+    pthread_t thread;
+    const ns_termstats_view_t *sorted;
+    char *data;
+    size_t len;
+    ns_err_t rc;
+    ns_error_t err;
+} encode_job_t;
+
+static void *encode_main(void *arg)
+{
+    encode_job_t *j = arg;
+    j->rc = ns_termstats_view_encode(j->sorted, &j->data, &j->len, &j->err);
+    return NULL;
+}
+
+/* params: job, run id. */
+static ns_err_t store_totals(PGconn *pg, const char *const *params,
+                             const char *data, size_t len, ns_error_t *err)
+{
+    const char *p3[] = {params[0], params[1], data};
+    int lengths[] = {0, 0, (int)len};
+    int formats[] = {0, 0, 1};
+    PGresult *r =
+        PQexecParams(pg,
+                     "INSERT INTO stopword_totals (job, run_id, data) "
+                     "VALUES ($1, $2, $3) ON CONFLICT (job) DO UPDATE "
+                     "SET run_id = EXCLUDED.run_id, data = EXCLUDED.data, "
+                     "updated_at = now()",
+                     3, NULL, p3, lengths, formats, 0);
+    ns_err_t rc = NS_OK;
+    if (PQresultStatus(r) != PGRES_COMMAND_OK)
+        rc = ns_error_set(err, NS_ERR_TRANSIENT, "stopwords.merge: %s",
+                          PQresultErrorMessage(r));
+    PQclear(r);
+    return rc;
+}
+
+/* The shards now point at this run's partials; the replaced ones go; the
+ * watermark moves to this run's start. params: job, run id. */
+static ns_err_t advance_shards(PGconn *pg, const char *const *params,
+                               ns_error_t *err)
+{
+    if (ns_pg_exec(pg,
+                   "INSERT INTO stopword_shards (job, shard, run_id) "
+                   "SELECT job, shard, run_id FROM stopword_partials "
+                   "WHERE job = $1 AND run_id = $2::bigint ON CONFLICT "
+                   "(job, shard) DO UPDATE SET run_id = EXCLUDED.run_id",
+                   2, params, err) != NS_OK ||
+        ns_pg_exec(pg,
+                   "DELETE FROM stopword_partials p USING "
+                   "stopword_shards s WHERE p.job = $1 AND s.job = "
+                   "p.job AND s.shard = p.shard AND p.run_id <> "
+                   "s.run_id AND NOT EXISTS (SELECT 1 FROM runs r "
+                   "WHERE r.run_id = p.run_id AND r.dry_run AND "
+                   "r.finished_at IS NULL)",
+                   1, params, err) != NS_OK ||
+        ns_pg_exec(pg,
+                   "INSERT INTO shard_watermarks (job, watermark, "
+                   "run_id) SELECT job, watermark, run_id FROM runs "
+                   "WHERE run_id = $1::bigint AND watermark IS NOT NULL "
+                   "ON CONFLICT (job) DO UPDATE SET watermark = "
+                   "EXCLUDED.watermark, run_id = EXCLUDED.run_id",
+                   1, params + 1, err) != NS_OK)
+        return err->code;
+    return NS_OK;
+}
+
 ns_err_t ns_stopwords_merge(ns_item_ctx_t *ctx, ns_error_t *err)
 {
     int64_t t0 = ns_clock_mono_ms(), t_merged = 0, t_written = 0;
@@ -662,23 +725,31 @@ ns_err_t ns_stopwords_merge(ns_item_ctx_t *ctx, ns_error_t *err)
     ns_pg_i64str(ns_item_run_id(ctx), run);
     const char *params[] = {job, run};
     /* The totals row is locked: two runs of the job never merge at once. */
-    PGresult *r = ns_pg_query(pg,
-                              dry ? "SELECT data FROM stopword_totals WHERE "
-                                    "job = $1"
-                                  : "SELECT data FROM stopword_totals WHERE "
-                                    "job = $1 FOR UPDATE",
-                              1, params, err);
+    PGresult *r =
+        ns_pg_query_binary(pg,
+                           dry ? "SELECT data FROM stopword_totals WHERE "
+                                 "job = $1"
+                               : "SELECT data FROM stopword_totals WHERE "
+                                 "job = $1 FOR UPDATE",
+                           1, params, err);
     if (r == NULL)
         return err->code;
-    ns_termstats_t *totals =
-        PQntuples(r) == 1 ? decode_col(r, 0, 0, err) : ns_termstats_new();
-    PQclear(r);
-    if (totals == NULL)
+    ns_termstats_t *totals = ns_termstats_new();
+    if (totals == NULL) {
+        PQclear(r);
+        return ns_error_set(err, NS_ERR_NOMEM, "out of memory");
+    }
+    if (PQntuples(r) == 1 && merge_col(totals, r, 0, 0, 1, err) != NS_OK) {
+        PQclear(r);
+        ns_termstats_destroy(totals);
         return fail_with(err, "the stored totals");
+    }
+    PQclear(r);
     /* Each shard of this run, with the partial it replaces (if any). */
-    r = ns_pg_query(
+    r = ns_pg_query_binary(
         pg,
-        "SELECT p.shard, p.data, old.data FROM stopword_partials p LEFT JOIN "
+        "SELECT p.shard::text, p.data, old.data FROM stopword_partials p "
+        "LEFT JOIN "
         "stopword_shards s ON s.job = p.job AND s.shard = p.shard AND "
         "s.run_id <> p.run_id LEFT JOIN stopword_partials old ON old.job = "
         "s.job AND old.shard = s.shard AND old.run_id = s.run_id WHERE "
@@ -686,30 +757,25 @@ ns_err_t ns_stopwords_merge(ns_item_ctx_t *ctx, ns_error_t *err)
         2, params, err);
     ns_err_t rc = r != NULL ? NS_OK : err->code;
     int shards = r != NULL ? PQntuples(r) : 0;
+    /* Straight into the totals: the old partial out, the new one in. */
     for (int i = 0; i < shards && rc == NS_OK; i++) {
-        ns_termstats_t *fresh = decode_col(r, i, 1, err);
-        ns_termstats_t *old =
-            PQgetisnull(r, i, 2) ? NULL : decode_col(r, i, 2, err);
-        if (fresh == NULL || (!PQgetisnull(r, i, 2) && old == NULL)) {
+        bool had_old = !PQgetisnull(r, i, 2);
+        if ((had_old && merge_col(totals, r, i, 2, -1, err) != NS_OK) ||
+            merge_col(totals, r, i, 1, 1, err) != NS_OK) {
             char what[64];
             snprintf(what, sizeof(what), "shard %s", PQgetvalue(r, i, 0));
             rc = fail_with(err, what);
         }
-        if (rc == NS_OK && old != NULL)
-            rc = ns_termstats_merge(totals, old, -1, err);
-        if (rc == NS_OK)
-            rc = ns_termstats_merge(totals, fresh, 1, err);
-        ns_termstats_destroy(fresh);
-        ns_termstats_destroy(old);
     }
     PQclear(r);
     t_merged = ns_clock_mono_ms();
     if (rc == NS_OK)
         rc = run_figures(ctx, pg, job, totals, shards, err);
-    char *data = NULL;
-    size_t len = 0;
-    if (rc == NS_OK)
-        rc = ns_termstats_encode(totals, &data, &len, err);
+    /* Sorted once, for the encoded totals and the per-term table. */
+    ns_termstats_view_t *sorted =
+        rc == NS_OK ? ns_termstats_view_new(totals, err) : NULL;
+    if (sorted == NULL && rc == NS_OK)
+        rc = err->code;
     if (rc == NS_OK && dry) {
         rc = drop_scratch(ctx, pg, err);
         cJSON *d = cJSON_CreateObject();
@@ -719,50 +785,27 @@ ns_err_t ns_stopwords_merge(ns_item_ctx_t *ctx, ns_error_t *err)
         cJSON_AddNumberToObject(d, "terms", (double)ns_termstats_terms(totals));
         ns_item_report(ctx, "merge stopword statistics", d);
     } else if (rc == NS_OK) {
-        const char *p3[] = {job, run, data};
-        int lengths[] = {0, 0, (int)len};
-        int formats[] = {0, 0, 1};
-        r = PQexecParams(pg,
-                         "INSERT INTO stopword_totals (job, run_id, data) "
-                         "VALUES ($1, $2, $3) ON CONFLICT (job) DO UPDATE "
-                         "SET run_id = EXCLUDED.run_id, data = EXCLUDED.data, "
-                         "updated_at = now()",
-                         3, NULL, p3, lengths, formats, 0);
-        if (PQresultStatus(r) != PGRES_COMMAND_OK)
-            rc = ns_error_set(err, NS_ERR_TRANSIENT, "stopwords.merge: %s",
-                              PQresultErrorMessage(r));
-        PQclear(r);
-        /* The shards now point at this run's partials; the replaced ones
-         * go; the watermark moves to this run's start. */
-        if (rc == NS_OK &&
-            (ns_pg_exec(pg,
-                        "INSERT INTO stopword_shards (job, shard, run_id) "
-                        "SELECT job, shard, run_id FROM stopword_partials "
-                        "WHERE job = $1 AND run_id = $2::bigint ON CONFLICT "
-                        "(job, shard) DO UPDATE SET run_id = "
-                        "EXCLUDED.run_id",
-                        2, params, err) != NS_OK ||
-             ns_pg_exec(pg,
-                        "DELETE FROM stopword_partials p USING "
-                        "stopword_shards s WHERE p.job = $1 AND s.job = "
-                        "p.job AND s.shard = p.shard AND p.run_id <> "
-                        "s.run_id AND NOT EXISTS (SELECT 1 FROM runs r "
-                        "WHERE r.run_id = p.run_id AND r.dry_run AND "
-                        "r.finished_at IS NULL)",
-                        1, params, err) != NS_OK ||
-             ns_pg_exec(pg,
-                        "INSERT INTO shard_watermarks (job, watermark, "
-                        "run_id) SELECT job, watermark, run_id FROM runs "
-                        "WHERE run_id = $1::bigint AND watermark IS NOT NULL "
-                        "ON CONFLICT (job) DO UPDATE SET watermark = "
-                        "EXCLUDED.watermark, run_id = EXCLUDED.run_id",
-                        1, params + 1, err) != NS_OK))
-            rc = err->code;
+        /* The totals are encoded on a thread of their own while Postgres
+         * takes the per-term table (its COPY and index build keep a core
+         * of their own busy). */
+        encode_job_t enc = {.sorted = sorted};
+        bool threaded =
+            pthread_create(&enc.thread, NULL, encode_main, &enc) == 0;
+        if (!threaded)
+            encode_main(&enc);
+        rc = advance_shards(pg, params, err);
         if (rc == NS_OK)
             rc = write_terms(
                 pg, job,
                 (int64_t)param_num(ns_item_job(ctx)->params, "terms_min_df", 2),
-                totals, err);
+                sorted, err);
+        if (threaded)
+            pthread_join(enc.thread, NULL);
+        if (rc == NS_OK && enc.rc != NS_OK)
+            rc = ns_error_set(err, enc.rc, "stopwords.merge: %s", enc.err.msg);
+        if (rc == NS_OK)
+            rc = store_totals(pg, params, enc.data, enc.len, err);
+        free(enc.data);
     }
     t_written = ns_clock_mono_ms();
     /* Last: the sets change only once everything else is in place (the
@@ -777,7 +820,7 @@ ns_err_t ns_stopwords_merge(ns_item_ctx_t *ctx, ns_error_t *err)
                 shards, ns_termstats_langs(totals), ns_termstats_terms(totals),
                 (long long)(t_merged - t0), (long long)(t_written - t_merged),
                 (long long)(ns_clock_mono_ms() - t_written));
-    free(data);
+    ns_termstats_view_destroy(sorted);
     ns_termstats_destroy(totals);
     return rc;
 }

@@ -31,6 +31,12 @@ PGresult *ns_pg_query_state(PGconn *conn, const char *sql, int n_params,
                             const char *const *params, char state[6],
                             ns_error_t *err);
 
+/** @brief ns_pg_query with every column of the result in binary format:
+ *  a bytea arrives as its bytes (PQgetlength long), not as hex text of
+ *  twice the size to unescape; text columns as their bytes. */
+PGresult *ns_pg_query_binary(PGconn *conn, const char *sql, int n_params,
+                             const char *const *params, ns_error_t *err);
+
 /** @brief ns_pg_query through a named prepared statement (parsed and
  *  planned once per connection): prepared on first use, and again on a
  *  new connection. For statements run very often. */

@@ -85,6 +85,26 @@ ns_err_t ns_termstats_encode(const ns_termstats_t *s, char **out, size_t *len,
 /** @brief The reverse; rejects corrupt or truncated input. */
 ns_termstats_t *ns_termstats_decode(const char *data, size_t len,
                                     ns_error_t *err);
+/** @brief s += sign * the decoded statistics, read straight into s (no
+ *  tables of their own): what a merge of partials wants. On an error s is
+ *  left part-way and should be thrown away. */
+ns_err_t ns_termstats_merge_encoded(ns_termstats_t *s, const char *data,
+                                    size_t len, int sign, ns_error_t *err);
+
+/** A sorted view of statistics (the order of ns_termstats_each_sorted),
+ *  built once for several walks and an encoding; valid while its
+ *  statistics live unchanged. It holds a pointer per term. */
+typedef struct ns_termstats_view ns_termstats_view_t;
+ns_termstats_view_t *ns_termstats_view_new(const ns_termstats_t *s,
+                                           ns_error_t *err);
+void ns_termstats_view_destroy(ns_termstats_view_t *v);
+size_t ns_termstats_view_terms(const ns_termstats_view_t *v);
+void ns_termstats_view_each(const ns_termstats_view_t *v,
+                            void (*fn)(const ns_term_t *t, void *arg),
+                            void *arg);
+/** @brief ns_termstats_encode of the view's statistics. */
+ns_err_t ns_termstats_view_encode(const ns_termstats_view_t *v, char **out,
+                                  size_t *len, ns_error_t *err);
 
 /** @brief Whether two statistics are equal, field by field. */
 int ns_termstats_equal(const ns_termstats_t *a, const ns_termstats_t *b);
