@@ -184,6 +184,7 @@ def main(argv=None):
             time.sleep(0.1)
         log("running %s" % job)
         t0 = time.perf_counter()
+        t0_epoch = time.time()
         r = subprocess.run([a.bin, "run", job, "--wait", "--timeout", "3600",
                             "-c", cfg], env=env, capture_output=True,
                            text=True)
@@ -198,6 +199,13 @@ def main(argv=None):
                     "min(i.started_at)) FROM items i JOIN runs r USING "
                     "(run_id) WHERE r.job = %s", (job,))
         counting = float(cur.fetchone()[0] or 0)
+        # The run's phases on the database's clock (the same machine's).
+        cur.execute("SELECT extract(epoch FROM r.created_at), extract(epoch "
+                    "FROM min(i.started_at)), extract(epoch FROM "
+                    "max(i.finished_at)), extract(epoch FROM r.finished_at) "
+                    "FROM runs r JOIN items i USING (run_id) WHERE r.job = %s "
+                    "GROUP BY r.run_id", (job,))
+        created, first, last, finished = (float(x) for x in cur.fetchone())
         cur.execute("SELECT count(*), count(DISTINCT lang) FROM "
                     "stopword_terms")
         terms, langs = cur.fetchone()
@@ -226,6 +234,11 @@ def main(argv=None):
                   "vocabulary, not the documents)"
                   % (counting, counted / counting,
                      1e8 / (counted / counting) / 60))
+        print("phases: command -> run recorded %.2f s, -> first shard started "
+              "%.2f s, counting %.2f s, last shard done -> run succeeded "
+              "(the merge) %.2f s, -> command returned %.2f s"
+              % (created - t0_epoch, first - created, last - first,
+                 finished - last, t0_epoch + wall - finished))
         print("per-term table: %d (language, term) pairs, %d languages" % (terms,
                                                                    langs))
         if a.quick and (counted != a.docs or terms == 0 or langs == 0):

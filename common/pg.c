@@ -1,6 +1,8 @@
 #include "ns/pg.h"
 
+#include <errno.h>
 #include <inttypes.h>
+#include <poll.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -226,4 +228,36 @@ ns_err_t ns_pg_copy_field(ns_buf_t *b, const char *s, size_t len)
         start = i + 1;
     }
     return ns_buf_add(b, s + start, len - start);
+}
+
+int ns_pg_wait_notify(PGconn *conn, int timeout_ms)
+{
+    if (conn == NULL || PQstatus(conn) != CONNECTION_OK)
+        return -1;
+    int got = 0;
+    PGnotify *n;
+    /* Already read with an earlier result? */
+    if (PQconsumeInput(conn) == 0)
+        return -1;
+    while ((n = PQnotifies(conn)) != NULL) {
+        PQfreemem(n);
+        got++;
+    }
+    if (got > 0)
+        return got;
+    struct pollfd pfd = {.fd = PQsocket(conn), .events = POLLIN};
+    if (pfd.fd < 0)
+        return -1;
+    int rc = poll(&pfd, 1, timeout_ms);
+    if (rc < 0)
+        return errno == EINTR ? 0 : -1;
+    if (rc == 0)
+        return 0;
+    if (PQconsumeInput(conn) == 0)
+        return -1;
+    while ((n = PQnotifies(conn)) != NULL) {
+        PQfreemem(n);
+        got++;
+    }
+    return got;
 }

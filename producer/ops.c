@@ -144,8 +144,20 @@ int ns_ops_run(const ns_config_t *cfg, const ns_run_opts_t *opts, FILE *out,
     const char *params[] = {id};
     int64_t deadline = ns_clock_mono_ms() + (int64_t)opts->timeout_s * 1000;
     char status[32] = "pending";
+    /* A change of a run's status is announced on nightshift_runs
+     * (migration 015): the wait wakes at the run's end, and polls each
+     * second should a notification be missed (e.g. across a reconnect,
+     * after which it listens again). */
+    PGconn *listening = NULL;
     while (*running) {
-        PGresult *r = ns_pg_query(ns_planner_pg(p),
+        PGconn *pg = ns_planner_pg(p);
+        if (pg != NULL && pg != listening) {
+            ns_error_t lerr;
+            if (ns_pg_exec(pg, "LISTEN nightshift_runs", 0, NULL, &lerr) ==
+                NS_OK)
+                listening = pg;
+        }
+        PGresult *r = ns_pg_query(pg,
                                   "SELECT status FROM runs WHERE run_id = "
                                   "$1::bigint",
                                   1, params, &err);
@@ -160,7 +172,8 @@ int ns_ops_run(const ns_config_t *cfg, const ns_run_opts_t *opts, FILE *out,
             ns_planner_destroy(p);
             return 1;
         }
-        nap_ms(250);
+        if (pg == NULL || pg != listening || ns_pg_wait_notify(pg, 1000) < 0)
+            nap_ms(250);
     }
     ns_planner_destroy(p);
     if (!is_terminal(status))

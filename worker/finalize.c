@@ -193,15 +193,19 @@ static void finalize_run(ns_item_res_t *res, int64_t run_id, bool claimed)
     char *report = ns_ctx_report_text(&ctx);
     const char *p2[] = {
         run, status, done, failed, error_text[0] ? error_text : NULL, report};
+    /* clock_timestamp(), not now(): now() is when this transaction began,
+     * before the finalizer ran (a merge of several seconds would date the
+     * run's end to its start). */
     if (rc == NS_OK)
         rc = ns_pg_exec(pg,
                         "UPDATE runs SET status = $2, items_done = $3, "
                         "items_failed = $4, error = $5, report = $6::jsonb, "
-                        "finished_at = now(), delivered_at = CASE WHEN "
-                        "EXISTS (SELECT 1 FROM outbox o WHERE o.run_id = "
-                        "$1::bigint) AND NOT EXISTS (SELECT 1 FROM outbox o "
-                        "WHERE o.run_id = $1::bigint AND o.status = "
-                        "'pending') THEN now() END WHERE run_id = $1::bigint",
+                        "finished_at = clock_timestamp(), delivered_at = "
+                        "CASE WHEN EXISTS (SELECT 1 FROM outbox o WHERE "
+                        "o.run_id = $1::bigint) AND NOT EXISTS (SELECT 1 "
+                        "FROM outbox o WHERE o.run_id = $1::bigint AND "
+                        "o.status = 'pending') THEN clock_timestamp() END "
+                        "WHERE run_id = $1::bigint",
                         6, p2, &err);
     if (rc == NS_OK)
         rc = ns_pg_exec(pg, "COMMIT", 0, NULL, &err);

@@ -171,7 +171,8 @@ ns_err_t item_commit_done(ns_item_ctx_t *ctx, ns_error_t *err)
     const char *params[] = {run, ctx->item_key, report};
     PGresult *r = ns_pg_query(pg,
                               "UPDATE items SET status = 'done', error = "
-                              "NULL, report = $3::jsonb, finished_at = now() "
+                              "NULL, report = $3::jsonb, finished_at = "
+                              "clock_timestamp() "
                               "WHERE run_id = $1::bigint AND item_key = $2 "
                               "AND status = 'pending'",
                               3, params, err);

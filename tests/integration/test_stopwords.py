@@ -216,6 +216,42 @@ class StopwordsTest(unittest.TestCase):
             self.assertGreaterEqual(len(r), len(h), lang)
             self.assertEqual({w for w, _ in r[:len(h)]}, set(h), lang)
 
+    def test_1b_a_first_run_takes_every_range_with_rows(self):
+        # A job's first run finds its ranges over the index on id (a
+        # lookup per range) and, for a table without one, by a scan: both
+        # give the ranges of floor(id / size), negative and sparse ids
+        # included. Only the enumeration is looked at (no worker serves
+        # these jobs; the runs are cancelled after).
+        env = self.env
+        ids = [-45001, -1000, -999, -1, 0, 7, 999, 1000, 123456,
+               10 ** 15, 10 ** 15 + 1]
+        expected = sorted({i // 1000 for i in ids})
+        env.sql("CREATE TABLE docs_sparse (LIKE documents INCLUDING ALL)")
+        env.sql("CREATE TABLE docs_noidx (LIKE documents INCLUDING DEFAULTS)")
+        for t in ("docs_sparse", "docs_noidx"):
+            for i in ids:
+                env.sql("INSERT INTO %s (id, lang, body) VALUES (%%s, 'en', "
+                        "'x')" % t, (i,))
+        jobs = {t: env.job("sw" + t.replace("_", "")) for t in
+                ("docs_sparse", "docs_noidx")}
+        cfg = env.config("jobs:\n" + "".join(
+            "  - name: %s\n    source: {type: shards, table: %s, "
+            "shard_size: 1000}\n    handler: stopwords.count\n"
+            "    finalizer: stopwords.merge\n" % (j, t)
+            for t, j in jobs.items()), name="sparse.yaml")
+        for t, j in jobs.items():
+            res = env.nightshift("run", j, "-c", cfg)
+            run_id = int(re.search(r"run (\d+) of", res.stdout).group(1))
+            keys = sorted(int(k) for (k,) in env.sql(
+                "SELECT item_key FROM items WHERE run_id = %s", (run_id,)))
+            self.assertEqual(keys, expected, t)
+            self.assertEqual(env.scalar(
+                "SELECT payload FROM items WHERE run_id = %s AND item_key = "
+                "'-46'", (run_id,)),
+                {"shard": -46, "first_id": -46000, "last_id": -45001})
+            env.sql("UPDATE runs SET status = 'cancelled', finished_at = "
+                    "now() WHERE run_id = %s", (run_id,))
+
     def test_2_incremental_equals_full(self):
         env = self.env
         before = env.scalar("SELECT count(*) FROM stopword_partials "
@@ -375,6 +411,46 @@ class StopwordsTest(unittest.TestCase):
                                   check=False)
         self.assertEqual(res.returncode, 1)
         self.assertIn("nothing to roll back", res.stdout)
+
+    def test_3c_a_run_ends_when_its_merge_does(self):
+        # The run's finished_at is when its finalizer committed, not when
+        # the finalizer's transaction began (now()): the merge is held at
+        # the totals' row lock, and the run must end after its release.
+        # The end is announced on nightshift_runs (migration 015).
+        import psycopg2
+        env = self.env
+        listener = psycopg2.connect(env.dsn)
+        listener.autocommit = True
+        listener.cursor().execute("LISTEN nightshift_runs")
+        holder = psycopg2.connect(env.dsn)
+        cur = holder.cursor()
+        cur.execute("SELECT 1 FROM stopword_totals WHERE job = %s FOR UPDATE",
+                    (self.full,))
+        self.assertEqual(cur.rowcount, 1)
+        res = env.nightshift("run", self.full, "-c", self.cfg)
+        run_id = int(re.search(r"run (\d+) of", res.stdout).group(1))
+        harness.wait_for(lambda: env.scalar(
+            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = "
+            "'Lock' AND query LIKE 'SELECT data FROM stopword_totals%%'"),
+            120, "the merge waiting for the totals' row")
+        released = env.scalar("SELECT clock_timestamp()")
+        holder.commit()
+        holder.close()
+        harness.wait_for(lambda: env.scalar(
+            "SELECT status FROM runs WHERE run_id = %s AND status = "
+            "'succeeded'", (run_id,)), 120, "the run's end")
+        self.assertGreater(env.scalar(
+            "SELECT finished_at FROM runs WHERE run_id = %s", (run_id,)),
+            released)
+
+        def announced():
+            listener.poll()
+            return [n.payload for n in listener.notifies
+                    if n.payload == str(run_id)]
+        # pending -> running -> finalizing -> succeeded
+        harness.wait_for(lambda: len(announced()) >= 3, 30,
+                         "the run's changes of status announced")
+        listener.close()
 
     def test_4_a_worker_killed_mid_run_resumes(self):
         # A third job over a table of its own with many small shards, so

@@ -290,6 +290,24 @@ static ns_err_t fail_with(ns_error_t *err, const char *what)
                         why);
 }
 
+/* totals += the partials of the n rows of r (shard, new partial, the
+ * partial it replaces or NULL), straight from their binary form: the old
+ * one out, the new one in. */
+static ns_err_t merge_rows(ns_termstats_t *totals, PGresult *r, int n,
+                           ns_error_t *err)
+{
+    for (int i = 0; i < n; i++) {
+        bool had_old = !PQgetisnull(r, i, 2);
+        if ((had_old && merge_col(totals, r, i, 2, -1, err) != NS_OK) ||
+            merge_col(totals, r, i, 1, 1, err) != NS_OK) {
+            char what[64];
+            snprintf(what, sizeof(what), "shard %s", PQgetvalue(r, i, 0));
+            return fail_with(err, what);
+        }
+    }
+    return NS_OK;
+}
+
 typedef struct copy_out {
     PGconn *pg;
     const char *job;
@@ -374,6 +392,13 @@ static ns_err_t write_terms(PGconn *tx, const char *job, int64_t min_df,
         while ((r = PQgetResult(tx)) != NULL)
             PQclear(r);
     }
+    /* The index build sorts every row once: in memory, not in an
+     * external merge on disk (64 MB, Postgres' default, holds ~600,000 of
+     * them; the memory is taken only as the sort needs it, and only in
+     * this transaction). */
+    if (rc == NS_OK)
+        rc = ns_pg_exec(tx, "SET LOCAL maintenance_work_mem = '256MB'", 0, NULL,
+                        err);
     if (rc == NS_OK)
         rc = ns_pg_exec(tx, "SELECT ns_stopword_terms_publish($1)", 1, params,
                         err);
@@ -455,35 +480,60 @@ static bool in_list(const char *const *list, size_t n, const char *w)
 }
 
 /* The candidates per language (params top_n, min_score, min_docs) and the
- * ranked lists (params.min_words, default 200) go to Redis as the new
- * version, switched at once. A dry run reports, per language, what would
- * be added to and removed from the set. Documents without a language
- * count towards nothing here. */
-static ns_err_t publish_sets(ns_item_ctx_t *ctx, const ns_termstats_t *totals,
-                             bool dry, ns_error_t *err)
+ * ranked lists (params.min_words, default 200). Documents without a
+ * language count towards nothing here. */
+static ns_stop_params_t stop_params(const cJSON *jp)
 {
-    const ns_job_t *job = ns_item_job(ctx);
-    const cJSON *jp = job->params;
     int top_n = (int)param_num(jp, "top_n", 200);
     int min_words = (int)param_num(jp, "min_words", 200);
-    ns_stop_params_t sp = {.top_n = top_n < 1      ? 1
-                                    : top_n > 4096 ? 4096
-                                                   : top_n,
-                           .min_score = param_num(jp, "min_score", 0.02),
-                           .min_docs = (int64_t)param_num(jp, "min_docs", 100),
-                           .min_words = min_words < 0      ? 0
-                                        : min_words > 4096 ? 4096
-                                                           : min_words};
-    new_sets_t sets = {.per_lang = cJSON_CreateObject(),
-                       .ranked = cJSON_CreateObject()};
+    return (ns_stop_params_t){.top_n = top_n < 1      ? 1
+                                       : top_n > 4096 ? 4096
+                                                      : top_n,
+                              .min_score = param_num(jp, "min_score", 0.02),
+                              .min_docs =
+                                  (int64_t)param_num(jp, "min_docs", 100),
+                              .min_words = min_words < 0      ? 0
+                                           : min_words > 4096 ? 4096
+                                                              : min_words};
+}
+
+/* The ranked lists and sets of every language (pure computation: it may
+ * run on another thread while the tables are written). */
+static ns_err_t rank_sets(const ns_termstats_t *totals,
+                          const ns_stop_params_t *sp, new_sets_t *sets,
+                          ns_error_t *err)
+{
+    sets->per_lang = cJSON_CreateObject();
+    sets->ranked = cJSON_CreateObject();
+    if (ns_stopwords_rank_all(totals, sp, take_set, sets, err) < 0)
+        return err->code;
+    if (sets->failed || sets->per_lang == NULL || sets->ranked == NULL)
+        return ns_error_set(err, NS_ERR_NOMEM, "out of memory");
+    return NS_OK;
+}
+
+static void sets_free(new_sets_t *sets)
+{
+    for (size_t i = 0; i < sets->n; i++) {
+        free((void *)sets->sets[i].words);
+        free((void *)sets->sets[i].scores);
+    }
+    free(sets->sets);
+    cJSON_Delete(sets->per_lang);
+    cJSON_Delete(sets->ranked);
+    *sets = (new_sets_t){0};
+}
+
+/* The ranked sets go to Redis as the new version, switched at once. A dry
+ * run reports, per language, what would be added to and removed from the
+ * set. */
+static ns_err_t publish_sets(ns_item_ctx_t *ctx, new_sets_t *sets, bool dry,
+                             ns_error_t *err)
+{
+    const ns_job_t *job = ns_item_job(ctx);
     ns_err_t rc = NS_OK;
-    if (ns_stopwords_rank_all(totals, &sp, take_set, &sets, err) < 0)
-        rc = err->code;
-    else if (sets.failed)
-        rc = ns_error_set(err, NS_ERR_NOMEM, "out of memory");
-    ns_stopset_t *out = sets.sets;
-    size_t n_out = sets.n;
-    cJSON *per_lang = sets.per_lang;
+    ns_stopset_t *out = sets->sets;
+    size_t n_out = sets->n;
     const ns_config_t *cfg = ns_item_config(ctx);
     redisContext *redis = NULL;
     ns_redis_url_t url;
@@ -499,8 +549,9 @@ static ns_err_t publish_sets(ns_item_ctx_t *ctx, const ns_termstats_t *totals,
             rc = err->code;
     }
     cJSON *report = cJSON_CreateObject();
-    cJSON_AddItemToObject(report, "candidates", per_lang);
-    cJSON_AddItemToObject(report, "ranked", sets.ranked);
+    cJSON_AddItemToObject(report, "candidates", sets->per_lang);
+    cJSON_AddItemToObject(report, "ranked", sets->ranked);
+    sets->per_lang = sets->ranked = NULL; /* the report's now */
     if (rc == NS_OK && dry) {
         cJSON *changes = cJSON_AddObjectToObject(report, "changes");
         for (size_t i = 0; i < n_out && rc == NS_OK; i++) {
@@ -537,11 +588,6 @@ static ns_err_t publish_sets(ns_item_ctx_t *ctx, const ns_termstats_t *totals,
     if (rc == NS_OK)
         NS_INFO(ns_item_log(ctx), "stopword sets %s for %zu language(s)",
                 dry ? "computed (dry run)" : "published", n_out);
-    for (size_t i = 0; i < n_out; i++) {
-        free((void *)out[i].words);
-        free((void *)out[i].scores);
-    }
-    free(out);
     return rc;
 }
 
@@ -619,12 +665,17 @@ static ns_err_t drop_scratch(ns_item_ctx_t *ctx, PGconn *pg, ns_error_t *err)
                       2, params, err);
 }
 
-/* The totals' binary form, made on a thread beside the table writes. */
+/* The totals' binary form and the ranked sets, made on a thread beside
+ * the table writes (pure computation on the totals, which nobody changes
+ * meanwhile). */
 typedef struct encode_job {
     pthread_t thread;
+    const ns_termstats_t *totals;
     const ns_termstats_view_t *sorted;
+    ns_stop_params_t sp;
     char *data;
     size_t len;
+    new_sets_t sets;
     ns_err_t rc;
     ns_error_t err;
 } encode_job_t;
@@ -633,6 +684,8 @@ static void *encode_main(void *arg)
 {
     encode_job_t *j = arg;
     j->rc = ns_termstats_view_encode(j->sorted, &j->data, &j->len, &j->err);
+    if (j->rc == NS_OK)
+        j->rc = rank_sets(j->totals, &j->sp, &j->sets, &j->err);
     return NULL;
 }
 
@@ -757,16 +810,8 @@ ns_err_t ns_stopwords_merge(ns_item_ctx_t *ctx, ns_error_t *err)
         2, params, err);
     ns_err_t rc = r != NULL ? NS_OK : err->code;
     int shards = r != NULL ? PQntuples(r) : 0;
-    /* Straight into the totals: the old partial out, the new one in. */
-    for (int i = 0; i < shards && rc == NS_OK; i++) {
-        bool had_old = !PQgetisnull(r, i, 2);
-        if ((had_old && merge_col(totals, r, i, 2, -1, err) != NS_OK) ||
-            merge_col(totals, r, i, 1, 1, err) != NS_OK) {
-            char what[64];
-            snprintf(what, sizeof(what), "shard %s", PQgetvalue(r, i, 0));
-            rc = fail_with(err, what);
-        }
-    }
+    if (rc == NS_OK)
+        rc = merge_rows(totals, r, shards, err);
     PQclear(r);
     t_merged = ns_clock_mono_ms();
     if (rc == NS_OK)
@@ -776,6 +821,9 @@ ns_err_t ns_stopwords_merge(ns_item_ctx_t *ctx, ns_error_t *err)
         rc == NS_OK ? ns_termstats_view_new(totals, err) : NULL;
     if (sorted == NULL && rc == NS_OK)
         rc = err->code;
+    encode_job_t enc = {.totals = totals,
+                        .sorted = sorted,
+                        .sp = stop_params(ns_item_job(ctx)->params)};
     if (rc == NS_OK && dry) {
         rc = drop_scratch(ctx, pg, err);
         cJSON *d = cJSON_CreateObject();
@@ -784,11 +832,12 @@ ns_err_t ns_stopwords_merge(ns_item_ctx_t *ctx, ns_error_t *err)
                                 (double)ns_termstats_langs(totals));
         cJSON_AddNumberToObject(d, "terms", (double)ns_termstats_terms(totals));
         ns_item_report(ctx, "merge stopword statistics", d);
+        if (rc == NS_OK)
+            rc = rank_sets(totals, &enc.sp, &enc.sets, err);
     } else if (rc == NS_OK) {
-        /* The totals are encoded on a thread of their own while Postgres
-         * takes the per-term table (its COPY and index build keep a core
-         * of their own busy). */
-        encode_job_t enc = {.sorted = sorted};
+        /* The totals are encoded and the sets ranked on a thread of their
+         * own while Postgres takes the per-term table (its COPY and index
+         * build keep a core of their own busy). */
         bool threaded =
             pthread_create(&enc.thread, NULL, encode_main, &enc) == 0;
         if (!threaded)
@@ -812,7 +861,8 @@ ns_err_t ns_stopwords_merge(ns_item_ctx_t *ctx, ns_error_t *err)
      * transaction commits right after; should that fail, the finalizer
      * runs again and publishes the same sets). */
     if (rc == NS_OK)
-        rc = publish_sets(ctx, totals, dry, err);
+        rc = publish_sets(ctx, &enc.sets, dry, err);
+    sets_free(&enc.sets);
     if (rc == NS_OK)
         NS_INFO(ns_item_log(ctx),
                 "stopword statistics merged: %d shard(s), %zu languages, "

@@ -48,6 +48,11 @@ PGresult *ns_pg_query_prepared(PGconn *conn, const char *name, const char *sql,
 ns_err_t ns_pg_exec(PGconn *conn, const char *sql, int n_params,
                     const char *const *params, ns_error_t *err);
 
+/** @brief Waits up to timeout_ms for notifications of the channels conn
+ *  LISTENs to (outside a transaction). @returns how many arrived (0 on
+ *  the timeout or a signal), -1 when the connection is unusable. */
+int ns_pg_wait_notify(PGconn *conn, int timeout_ms);
+
 /** @brief Rolls back if a transaction is open or failed; never fails. */
 void ns_pg_rollback(PGconn *conn);
 
