@@ -15,9 +15,8 @@
 #ifndef NS_VERSION
 #define NS_VERSION "0.1.0"
 #endif
-#ifndef NS_GIT_COMMIT
-#define NS_GIT_COMMIT "unknown"
-#endif
+/* git_commit.c, written at every build (cmake/git_commit.cmake) */
+extern const char ns_git_commit[];
 #ifndef NS_BUILD_TYPE
 #define NS_BUILD_TYPE "unknown"
 #endif
@@ -359,7 +358,9 @@ int ns_cli_completion(const char *shell, FILE *out)
 
 const char *ns_cli_version_string(void)
 {
-    return NS_VERSION " (" NS_GIT_COMMIT ")";
+    static char v[96];
+    snprintf(v, sizeof(v), "%s (%s)", NS_VERSION, ns_git_commit);
+    return v;
 }
 
 void ns_cli_version(FILE *out, bool json)
@@ -371,7 +372,7 @@ void ns_cli_version(FILE *out, bool json)
     curl_version_info_data *curl = curl_version_info(CURLVERSION_NOW);
     if (!json) {
         fprintf(out, "nightshift %s (commit %s, %s build)\n", NS_VERSION,
-                NS_GIT_COMMIT, NS_BUILD_TYPE);
+                ns_git_commit, NS_BUILD_TYPE);
         fprintf(out,
                 "librdkafka %s, libcurl %s, libpq %s, hiredis %s, cJSON %s, "
                 "zstd %s, utf8proc %s\n",
@@ -381,7 +382,7 @@ void ns_cli_version(FILE *out, bool json)
     }
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "version", NS_VERSION);
-    cJSON_AddStringToObject(o, "commit", NS_GIT_COMMIT);
+    cJSON_AddStringToObject(o, "commit", ns_git_commit);
     cJSON_AddStringToObject(o, "build", NS_BUILD_TYPE);
     cJSON *libs = cJSON_AddObjectToObject(o, "libraries");
     cJSON_AddStringToObject(libs, "librdkafka", rd_kafka_version_str());
