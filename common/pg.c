@@ -230,20 +230,28 @@ ns_err_t ns_pg_copy_field(ns_buf_t *b, const char *s, size_t len)
     return ns_buf_add(b, s + start, len - start);
 }
 
-int ns_pg_wait_notify(PGconn *conn, int timeout_ms)
+/* Reads what the server sent and frees the notifications received:
+ * how many, -1 when the connection is unusable. */
+static int drain_notifies(PGconn *conn)
 {
-    if (conn == NULL || PQstatus(conn) != CONNECTION_OK)
+    if (PQconsumeInput(conn) == 0)
         return -1;
     int got = 0;
     PGnotify *n;
-    /* Already read with an earlier result? */
-    if (PQconsumeInput(conn) == 0)
-        return -1;
     while ((n = PQnotifies(conn)) != NULL) {
         PQfreemem(n);
         got++;
     }
-    if (got > 0)
+    return got;
+}
+
+int ns_pg_wait_notify(PGconn *conn, int timeout_ms)
+{
+    if (conn == NULL || PQstatus(conn) != CONNECTION_OK)
+        return -1;
+    /* Some may have come in with an earlier result. */
+    int got = drain_notifies(conn);
+    if (got != 0)
         return got;
     struct pollfd pfd = {.fd = PQsocket(conn), .events = POLLIN};
     if (pfd.fd < 0)
@@ -251,13 +259,5 @@ int ns_pg_wait_notify(PGconn *conn, int timeout_ms)
     int rc = poll(&pfd, 1, timeout_ms);
     if (rc < 0)
         return errno == EINTR ? 0 : -1;
-    if (rc == 0)
-        return 0;
-    if (PQconsumeInput(conn) == 0)
-        return -1;
-    while ((n = PQnotifies(conn)) != NULL) {
-        PQfreemem(n);
-        got++;
-    }
-    return got;
+    return rc == 0 ? 0 : drain_notifies(conn);
 }
